@@ -1,0 +1,58 @@
+"""edge: durable workflows on one SQLite file, replicated to object storage by Litestream.
+
+    import edge
+    app = edge.App("shop")
+
+    @app.step(retries=3)
+    def charge(order_id: str) -> dict: ...
+
+    @app.workflow()
+    def fulfil(order_id: str) -> dict:
+        return charge(order_id)
+
+    with edge.Node(app, data_dir="edge-data") as node:
+        app.start(fulfil, "o-1", id="o-1").result(timeout=10)
+"""
+
+from edge.clock import Clock, FakeClock, SystemClock
+from edge.config import Settings
+from edge.engine import (
+    App,
+    Context,
+    Handle,
+    context,
+    now,
+    patched,
+    random,
+    sleep,
+    uuid4,
+    wait_event,
+    wait_replicated,
+)
+from edge.errors import (
+    Cancelled,
+    EdgeError,
+    NonDeterminismError,
+    NotInWorkflow,
+    SerializationError,
+    StepFailed,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from edge.node import Node
+
+__all__ = [
+    "App", "Cancelled", "Client", "Clock", "Context", "EdgeError", "FakeClock", "Handle", "Node",
+    "NonDeterminismError", "NotInWorkflow", "SerializationError", "Settings", "StepFailed",
+    "SystemClock", "WorkflowCancelled", "WorkflowFailed", "context", "now", "patched", "random",
+    "sleep", "uuid4", "wait_event", "wait_replicated",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The HTTP client is imported lazily: a node does not need it.
+    if name == "Client":
+        from edge.client import Client
+
+        return Client
+    raise AttributeError(name)

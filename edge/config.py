@@ -1,0 +1,84 @@
+"""One frozen Settings object for a node, validated with field-named errors.
+
+Invariant: nothing reads the environment except the CLI's option declarations
+(``EDGE_*`` fallbacks); library users pass Settings (or Node keyword
+arguments) explicitly, so many nodes can run in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ConfigError
+from edge.serialization import DEFAULT_MAX_BYTES
+
+DB_NAME = "edge.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("edge-data")
+    replica: str | None = None
+    listen: str | None = "127.0.0.1:8080"
+    workers: int = 8
+    durability: str = "full"  # "full": a step survives power loss; "normal": the documented trade
+    grace_period: float = 8.0  # fits Docker's default 10 s stop timeout
+    log_format: str = "human"
+    max_value_bytes: int = DEFAULT_MAX_BYTES
+    sync_interval: float = 1.0
+    lease_ttl: float = 10.0
+    lease_renew: float = 3.0
+    allow_empty: bool = False
+    no_wait: bool = False
+    replication: str = "embedded"  # "embedded": the node runs litestream; "external": a sidecar
+    sidecar_socket: str | None = None  # external mode: the sidecar's control socket
+    epoch_retention: float = 7 * 86400.0
+    api_token: str | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> Settings:
+        def bad(field: str, msg: str, hint: str) -> ConfigError:
+            return ConfigError(f"{field}: {msg}", hint)
+
+        if self.workers < 1 or self.workers > 1024:
+            raise bad("--workers", f"{self.workers} is out of range", "use 1..1024")
+        if self.durability not in ("full", "normal"):
+            raise bad("--durability", f"{self.durability!r} is not full or normal",
+                      "full survives power loss; normal survives process crashes only")
+        if self.log_format not in ("human", "json"):
+            raise bad("--log-format", f"{self.log_format!r} is not human or json", "")
+        if self.grace_period < 0:
+            raise bad("--grace-period", "must be >= 0", "seconds to let running steps finish")
+        if self.max_value_bytes < 1024:
+            raise bad("max_value_bytes", "must be at least 1024", "")
+        if self.sync_interval <= 0 or self.lease_ttl <= 0 or self.lease_renew <= 0:
+            raise bad("--sync-interval/--lease-ttl", "must be > 0", "")
+        if self.lease_renew >= self.lease_ttl:
+            raise bad("--lease-renew", "must be shorter than --lease-ttl", "e.g. ttl 10, renew 3")
+        if self.replication not in ("embedded", "external"):
+            raise bad("--replication", f"{self.replication!r} is not embedded or external", "")
+        if self.replication == "external" and not self.sidecar_socket:
+            raise bad("--sidecar-socket", "required with --replication external",
+                      "the path of the sidecar's control socket (shared volume)")
+        if self.listen is not None:
+            parse_listen(self.listen)
+        if self.replica is not None:
+            from edge.replication import parse_replica_url
+
+            parse_replica_url(self.replica)
+        return self
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen: {listen!r} is not HOST:PORT", "e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,473 @@
+"""The programming model: App, decorators, per-run context and replay.
+
+Invariants (DESIGN.md section 3):
+- every durable operation takes the next ``seq`` (1, 2, ...) of its run, in
+  call order, and is recorded with its kind and name;
+- an operation whose outcome is recorded returns (or raises) it without
+  running; if the recorded kind or name differs, the run fails with
+  ``NonDeterminismError`` and no later operation can hide it (the error is
+  kept on the run context and re-raised at the next operation and at the end);
+- a step's outcome is committed before the workflow's next line runs;
+- values are JSON round-tripped on the first run too (serialization.py);
+- a workflow that must wait (sleep, event, child) raises ``Suspend``: its
+  thread is released, the state is parked in the database, and a later run
+  replays from the top.
+
+Execution of a whole run (claim, finish) lives in worker.py; this module
+holds what user code calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random as _random
+import threading
+import uuid as _uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from edge.errors import (
+    Cancelled,
+    ConfigError,
+    EdgeError,
+    NonDeterminismError,
+    NotInWorkflow,
+    NotReady,
+    StepFailed,
+    UsageError,
+)
+from edge.serialization import decode, encode
+from edge.store import OpRow, WorkflowRow
+
+if TYPE_CHECKING:
+    from edge.node import Node
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RESERVED_PARAMS = ("id", "queue", "timeout")
+
+
+class Suspend(BaseException):
+    """Unwinds a workflow that parked itself; the worker releases the thread."""
+
+
+class Drain(BaseException):
+    """Unwinds a workflow because the node is stopping; it resumes at the next boot."""
+
+
+class DeadlineExceeded(Cancelled):
+    """A workflow ran past its deadline; it ends CANCELLED with a TimeoutError."""
+
+
+@dataclass(frozen=True)
+class StepDef:
+    fn: Callable[..., Any]
+    name: str
+    retries: int = 0
+    backoff: float = 2.0
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: bool = True
+    non_retryable: tuple[type[BaseException], ...] = ()
+    replicated: bool = False
+
+    def delay(self, attempt: int, rng: _random.Random) -> float:
+        """Exponential backoff with full jitter in [50%, 100%] of the capped delay."""
+        base = min(self.max_delay, self.initial_delay * (self.backoff ** (attempt - 1)))
+        return base * (0.5 + rng.random() / 2) if self.jitter else base
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    fn: Callable[..., Any]
+    name: str
+    queue: str | None
+    timeout: float | None
+    signature: inspect.Signature
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``edge.context()`` returns inside a workflow or step."""
+
+    workflow_id: str
+    seq: int
+    attempt: int
+    idempotency_key: str
+    workflow: str
+
+
+@dataclass
+class RunContext:
+    """One run of one workflow on one worker thread."""
+
+    node: Node
+    wf: WorkflowRow
+    token: str
+    ops: dict[int, OpRow]
+    seq: int = 0
+    step_seq: int = 0
+    attempt: int = 1
+    in_step: bool = False
+    fatal: BaseException | None = None
+    rng: _random.Random = field(default_factory=_random.Random)
+
+    def guard(self) -> None:
+        """Checks before every durable operation: a divergence stays fatal, a cancel
+        or deadline takes effect, a stopping node drains."""
+        if self.fatal is not None:
+            raise self.fatal
+        node = self.node
+        if self.wf.id in node.cancel_requests:
+            raise Cancelled()
+        if self.wf.deadline is not None and node.clock.time() > self.wf.deadline:
+            raise DeadlineExceeded()
+        if node.draining.is_set():
+            raise Drain()
+
+    def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
+        self.guard()
+        self.seq += 1
+        seq = self.seq
+        rec = self.ops.get(seq)
+        if rec is not None and (rec.kind != kind or rec.name != name):
+            self.fatal = NonDeterminismError(
+                self.wf.id, seq, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}"
+            )
+            raise self.fatal
+        return seq, rec
+
+    def new_op(self, seq: int, kind: str, name: str, status: str, *, output: str | None = None,
+               error: str | None = None, attempts: int = 1, started: float | None = None) -> OpRow:
+        now = self.node.clock.time()
+        final = now if status != "RUNNING" else None
+        return OpRow(self.wf.id, seq, kind, name, status, attempts, output, error,
+                     started if started is not None else now, final)
+
+    def record(self, op: OpRow) -> None:
+        self.node.store.record_op(op, self.token, self.node.clock.time())
+        self.ops[op.seq] = op
+
+
+_local = threading.local()
+
+
+def current_run() -> RunContext | None:
+    return getattr(_local, "run", None)
+
+
+def set_current_run(run: RunContext | None) -> None:
+    _local.run = run
+
+
+def _require_run(what: str) -> RunContext:
+    run = current_run()
+    if run is None:
+        raise NotInWorkflow(what)
+    if run.in_step:
+        raise UsageError(f"{what} cannot be called inside a step",
+                         "call durable operations from the workflow function itself")
+    return run
+
+
+def context() -> Context:
+    """The current workflow's id, seq, attempt and idempotency key."""
+    run = current_run()
+    if run is None:
+        raise NotInWorkflow()
+    seq = run.step_seq if run.in_step else run.seq
+    return Context(run.wf.id, seq, run.attempt if run.in_step else 1,
+                   f"{run.wf.id}:{seq}", run.wf.workflow)
+
+
+def _error_dict(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+# ---- steps -------------------------------------------------------------------
+
+
+def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None or run.in_step:
+        return sd.fn(*args, **kwargs)  # outside a workflow, or nested: a plain call
+    node = run.node
+    seq, rec = run.next_op("step", sd.name)
+    attempt = 1
+    if rec is not None:
+        if rec.status == "SUCCEEDED":
+            node.metrics.step_outcome(sd.name, "replayed")
+            return decode(rec.output) if rec.output is not None else None
+        if rec.status == "FAILED":
+            node.metrics.step_outcome(sd.name, "replayed")
+            err = decode(rec.error or "{}")
+            raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
+        attempt = rec.attempts + 1  # earlier attempts failed and were recorded
+    started = node.clock.time()
+    while True:
+        run.in_step, run.step_seq, run.attempt = True, seq, attempt
+        t0 = node.clock.monotonic()
+        try:
+            result = sd.fn(*args, **kwargs)
+        except Exception as exc:
+            node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+            error = encode(_error_dict(exc), f"error of step {sd.name}")
+            retry = attempt <= sd.retries and not isinstance(exc, sd.non_retryable)
+            if retry:
+                run.record(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
+                                      attempts=attempt, started=started))
+                node.metrics.step_outcome(sd.name, "retried")
+                if node.clock.sleep(sd.delay(attempt, run.rng), node.draining):
+                    raise Drain() from None
+                attempt += 1
+                continue
+            run.record(run.new_op(seq, "step", sd.name, "FAILED", error=error,
+                                  attempts=attempt, started=started))
+            node.metrics.step_outcome(sd.name, "failed")
+            raise StepFailed(type(exc).__name__, str(exc), sd.name, seq) from exc
+        finally:
+            run.in_step = False
+        node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+        try:
+            output = encode(result, f"output of step {sd.name}", node.settings.max_value_bytes)
+        except EdgeError as exc:
+            run.fatal = exc  # a programming error: fail the workflow, do not record
+            raise
+        run.record(run.new_op(seq, "step", sd.name, "SUCCEEDED", output=output,
+                              attempts=attempt, started=started))
+        node.metrics.step_outcome(sd.name, "succeeded")
+        if sd.replicated:
+            node.wait_replicated(run)
+        return decode(output)
+
+
+# ---- recorded values and patches ---------------------------------------------
+
+
+def _recorded_value(kind: str, produce: Callable[[], Any]) -> Any:
+    run = _require_run(f"edge.{kind}()")
+    seq, rec = run.next_op(kind, kind)
+    if rec is not None:
+        return decode(rec.output or "null")
+    output = encode(produce(), f"edge.{kind}()")
+    run.record(run.new_op(seq, kind, kind, "SUCCEEDED", output=output))
+    return decode(output)
+
+
+def now() -> float:
+    """Wall-clock time (epoch seconds), recorded: a replay sees the first run's value."""
+    return float(_recorded_value("now", lambda: current_run().node.clock.time()))  # type: ignore[union-attr]
+
+
+def uuid4() -> str:
+    """A random UUID, recorded."""
+    return str(_recorded_value("uuid4", lambda: str(_uuid.uuid4())))
+
+
+def random() -> float:
+    """A random float in [0, 1), recorded."""
+    return float(_recorded_value("random", _random.random))
+
+
+def patched(name: str) -> bool:
+    """True for runs that reached this point with the new code, False for older runs.
+
+    An old run's history has a different operation at this seq; then the patch
+    takes no seq at all, so the old history keeps lining up.
+    """
+    run = _require_run("edge.patched()")
+    run.guard()
+    rec = run.ops.get(run.seq + 1)
+    if rec is not None and not (rec.kind == "patch" and rec.name == name):
+        return False
+    seq, rec = run.next_op("patch", name)
+    if rec is None:
+        run.record(run.new_op(seq, "patch", name, "SUCCEEDED", output="true"))
+    return True
+
+
+def wait_replicated() -> None:
+    """Block until the replica holds every checkpoint committed so far."""
+    run = _require_run("edge.wait_replicated()")
+    run.guard()
+    run.node.wait_replicated(run)
+
+
+# ---- parking: sleep, events, children -----------------------------------------
+
+
+def sleep(seconds: float) -> None:
+    """Durable sleep: the workflow parks (no thread held) and wakes after ``seconds``."""
+    if not isinstance(seconds, (int, float)) or seconds < 0 or seconds != seconds:
+        raise UsageError(f"edge.sleep({seconds!r}): seconds must be a number >= 0",
+                         "pass a duration in seconds")
+    run = _require_run("edge.sleep()")
+    seq, rec = run.next_op("sleep", "sleep")
+    node = run.node
+    if rec is None:
+        wake_at = node.clock.time() + float(seconds)
+        op = run.new_op(seq, "sleep", "sleep", "RUNNING", output=encode(wake_at, "wake time"))
+        node.store.suspend(run.wf.id, run.token, "SLEEPING", node.clock.time(),
+                           wake_at=wake_at, waiting_for=None, op=op)
+        node.timers.add(wake_at, run.wf.id)
+        raise Suspend()
+    if rec.status == "SUCCEEDED":
+        return
+    wake_at = float(decode(rec.output or "0"))
+    if node.clock.time() >= wake_at:
+        run.record(run.new_op(seq, "sleep", "sleep", "SUCCEEDED", output=rec.output,
+                              started=rec.started_at))
+        return
+    node.store.suspend(run.wf.id, run.token, "SLEEPING", node.clock.time(),
+                       wake_at=wake_at, waiting_for=None, op=None)
+    node.timers.add(wake_at, run.wf.id)
+    raise Suspend()
+
+
+def wait_event(name: str, timeout: float | None = None) -> Any:
+    """Park until event ``name`` arrives (returns its value) or ``timeout`` passes
+    (raises TimeoutError). An event sent before the wait is kept for it."""
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise UsageError(f"edge.wait_event timeout {timeout!r} must be >= 0 or None", "")
+    run = _require_run("edge.wait_event()")
+    seq, rec = run.next_op("wait_event", name)
+    node = run.node
+    if rec is not None and rec.status == "SUCCEEDED":
+        out = decode(rec.output or "{}")
+        if out.get("timeout"):
+            raise TimeoutError(f"no event {name!r} within {timeout} s")
+        return out.get("value")
+    now_ = node.clock.time()
+    if rec is None:
+        deadline = None if timeout is None else now_ + float(timeout)
+        rec = run.new_op(seq, "wait_event", name, "RUNNING",
+                         output=encode({"deadline": deadline}, "event deadline"))
+    else:
+        deadline = decode(rec.output or "{}").get("deadline")
+    got = node.store.wait_event_or_park(rec, run.token, now_, deadline)
+    if got is not None:
+        run.ops[seq] = got
+        return decode(got.output or "{}").get("value")
+    if deadline is not None and now_ >= deadline:
+        run.record(run.new_op(seq, "wait_event", name, "SUCCEEDED",
+                              output='{"timeout":true}', started=rec.started_at))
+        raise TimeoutError(f"no event {name!r} within {timeout} s")
+    if deadline is not None:
+        node.timers.add(deadline, run.wf.id)
+    raise Suspend()
+
+
+# ---- handles and the App -------------------------------------------------------
+
+
+class Handle:
+    """A started workflow. ``result()`` waits for it (durably, inside a workflow)."""
+
+    def __init__(self, node: Node, workflow_id: str, workflow: str = "") -> None:
+        self._node = node
+        self.id = workflow_id
+        self.workflow = workflow
+
+    def __repr__(self) -> str:
+        return f"Handle({self.id!r})"
+
+    def status(self) -> str:
+        row = self._node.store.get_workflow(self.id)
+        return row.status if row else "UNKNOWN"
+
+    def result(self, timeout: float | None = None) -> Any:
+        run = current_run()
+        if run is not None and not run.in_step:
+            from edge.children import child_result
+
+            return child_result(run, self)
+        return self._node.result(self.id, timeout)
+
+
+class App:
+    """A registry of workflows and steps; a Node runs it."""
+
+    def __init__(self, name: str = "edge") -> None:
+        self.name = name
+        self.workflows: dict[str, WorkflowDef] = {}
+        self.steps: dict[str, StepDef] = {}
+        self._node: Node | None = None
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r})"
+
+    def workflow(self, name: str | None = None, queue: str | None = None,
+                 timeout: float | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            wname = name or fn.__qualname__
+            sig = inspect.signature(fn)
+            bad = [p for p in RESERVED_PARAMS if p in sig.parameters]
+            if bad:
+                raise ConfigError(
+                    f"workflow {wname}: parameter {bad[0]!r} is reserved by app.start()",
+                    f"rename it (reserved: {', '.join(RESERVED_PARAMS)})",
+                )
+            if wname in self.workflows and self.workflows[wname].fn is not fn:
+                raise ConfigError(f"workflow name {wname!r} is registered twice",
+                                  "pass name= to one of them")
+            self.workflows[wname] = WorkflowDef(fn, wname, queue, timeout, sig)
+            fn.__edge_workflow__ = wname  # type: ignore[attr-defined]
+            return fn
+
+        return decorate
+
+    def step(self, name: str | None = None, *, retries: int = 0, backoff: float = 2.0,
+             initial_delay: float = 1.0, max_delay: float = 60.0, jitter: bool = True,
+             non_retryable: tuple[type[BaseException], ...] = (),
+             replicated: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        if retries < 0 or backoff < 1.0 or initial_delay < 0 or max_delay < 0:
+            raise ConfigError("step retry settings must be non-negative (backoff >= 1)",
+                              "e.g. @app.step(retries=5, backoff=2.0, max_delay=60.0)")
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            sd = StepDef(fn, name or fn.__qualname__, retries, backoff, initial_delay,
+                         max_delay, jitter, tuple(non_retryable), replicated)
+            self.steps[sd.name] = sd
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                return run_step(sd, args, kwargs)  # type: ignore[no-any-return]
+
+            wrapper.__edge_step__ = sd  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    def resolve(self, fn: Callable[..., Any] | str) -> WorkflowDef:
+        wname = fn if isinstance(fn, str) else getattr(fn, "__edge_workflow__", None)
+        if wname is None or wname not in self.workflows:
+            from edge.errors import NotFound
+
+            known = ", ".join(sorted(self.workflows)) or "none"
+            raise NotFound(f"unknown workflow {wname or fn!r}", f"known workflows: {known}")
+        return self.workflows[wname]
+
+    def node(self) -> Node:
+        if self._node is None:
+            raise NotReady(f"app {self.name!r} is not running in a node",
+                           "use `with edge.Node(app, data_dir=...):` or `edge run`")
+        return self._node
+
+    def start(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
+              queue: str | None = None, timeout: float | None = None, **kwargs: Any) -> Handle:
+        """Start a workflow (a child when called inside one); an existing id is returned as is."""
+        run = current_run()
+        if run is not None and not run.in_step:
+            from edge.children import start_child
+
+            return start_child(run, self.resolve(fn), args, kwargs, id, queue, timeout)
+        node = self.node()
+        wid, _ = node.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
+                                     queue=queue, timeout=timeout)
+        return Handle(node, wid, self.resolve(fn).name)
+
+    def handle(self, workflow_id: str) -> Handle:
+        return Handle(self.node(), workflow_id)

@@ -1,0 +1,92 @@
+"""Every Prometheus metric edge exports, on an injected CollectorRegistry.
+
+Invariants: names are contract (DESIGN.md section 5); labels are
+low-cardinality (workflow and step names, statuses, outcomes; never a
+workflow id). Gauges that describe the database (counts by status, file
+sizes) are computed at scrape time by a collector, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edge.store import WORKFLOW_STATUSES
+
+
+class _DbCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]], db_path: Callable[[], Path | None]):
+        self._counts = counts
+        self._db_path = db_path
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        fam = GaugeMetricFamily("edge_workflows", "Current number of workflows by status",
+                                labels=["status"])
+        try:
+            counts = self._counts()
+        except Exception:  # a scrape during boot or shutdown must not fail
+            counts = {}
+        for status in WORKFLOW_STATUSES:
+            fam.add_metric([status], counts.get(status, 0))
+        yield fam
+        path = self._db_path()
+        for name, suffix, doc in (("edge_db_bytes", "", "Size of the database file"),
+                                  ("edge_wal_bytes", "-wal", "Size of the WAL file")):
+            size = 0
+            if path is not None:
+                try:
+                    size = os.stat(str(path) + suffix).st_size
+                except OSError:
+                    size = 0
+            yield GaugeMetricFamily(name, doc, value=size)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.started = Counter("edge_workflows_started", "Workflows started", ["workflow"],
+                               registry=r)
+        self.finished = Counter("edge_workflows_finished", "Workflows that reached a final status",
+                                ["workflow", "status"], registry=r)
+        self.steps = Counter("edge_steps", "Step outcomes", ["step", "outcome"], registry=r)
+        self.step_seconds = Histogram(
+            "edge_step_duration_seconds", "Step body duration", ["step"], registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+        )
+        self.recovered = Counter("edge_recovered_workflows", "Workflows resumed at boot",
+                                 registry=r)
+        self.replication_lag = Gauge(
+            "edge_replication_lag_seconds",
+            "Age of the oldest commit not yet in the replica (0 when caught up)", registry=r)
+        self.replication_up = Gauge("edge_replication_up",
+                                    "1 while the sidecar runs and syncs", registry=r)
+        self.leader = Gauge("edge_leader", "1 while this process holds the lock (and lease)",
+                            registry=r)
+        self.ready = Gauge("edge_ready", "1 while the node accepts work", registry=r)
+        self.sidecar_restarts = Counter("edge_sidecar_restarts", "Litestream restarts",
+                                        registry=r)
+        self.last_sync = Gauge("edge_replication_last_sync_timestamp_seconds",
+                               "Wall time of the last successful replica sync", registry=r)
+        self.lease_epoch = Gauge("edge_lease_epoch", "Replica lease epoch held", registry=r)
+        self.blocked = Gauge("edge_blocked_on_replication",
+                             "Workflows waiting for the replica to catch up", registry=r)
+        self.recovery_seconds = Gauge("edge_recovery_duration_seconds",
+                                      "Time to queue every in-flight workflow at boot", registry=r)
+        self.commit_batches = Counter("edge_commit_batches", "Write transactions committed",
+                                      registry=r)
+
+    def attach_db(self, counts: Callable[[], dict[str, int]],
+                  db_path: Callable[[], Path | None]) -> None:
+        self.registry.register(_DbCollector(counts, db_path))
+
+    def step_outcome(self, step: str, outcome: str) -> None:
+        self.steps.labels(step, outcome).inc()
+
+    def step_duration(self, step: str, seconds: float) -> None:
+        self.step_seconds.labels(step).observe(seconds)

@@ -1,0 +1,391 @@
+"""A node: the boot sequence, the running engine, and the verbs the API serves.
+
+Boot order (DESIGN.md section 4; the order is contract):
+1. settings validated, HTTP up (/healthz 200, /readyz 503, API 503 not_ready);
+2. local single-writer flock; replica lease when a replica is configured;
+3. trust decision and restore (replicator.py);
+4. SQLite opened and migrated;
+5. Litestream sidecar started;
+6. recovery: every non-final workflow queued, expired timers fired;
+7. workers and timers started; ready.
+Shutdown: stop taking work, let running steps finish within the grace
+period, flush the replica, stop the sidecar, release lease and lock.
+
+Invariants: no global state: a Node owns its store, clock, metrics registry
+and threads, so tests run many nodes in one process (one per App at a time).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from edge.clock import Clock, SystemClock
+from edge.config import Settings, parse_listen
+from edge.engine import App, Handle, RunContext, WorkflowDef
+from edge.errors import (
+    Conflict,
+    EdgeError,
+    NotFound,
+    NotReady,
+    UsageError,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from edge.leader import LocalLock, node_id
+from edge.metrics import Metrics
+from edge.serialization import decode, encode
+from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow
+from edge.views import workflow_detail, workflow_summary
+from edge.worker import Timers, Workers
+
+if TYPE_CHECKING:
+    from edge.api.server import ApiServer
+    from edge.replicator import Replicator
+
+log = logging.getLogger("edge.node")
+
+
+class Node:
+    def __init__(
+        self,
+        app: App,
+        data_dir: str | Path = "edge-data",
+        replica: str | None = None,
+        workers: int = 8,
+        *,
+        listen: str | None = None,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        registry: CollectorRegistry | None = None,
+        **overrides: Any,
+    ) -> None:
+        base = settings or Settings(data_dir=Path(data_dir), replica=replica, workers=workers,
+                                    listen=listen)
+        self.settings = base.replace(**overrides).validate() if overrides else base.validate()
+        self.app = app
+        self.clock: Clock = clock or SystemClock()
+        self.metrics = Metrics(registry)
+        self.state = "created"
+        self.ready = False
+        self.draining = threading.Event()
+        self.cancel_requests: set[str] = set()
+        self.node_id = ""
+        self.started_at = self.clock.time()
+        self._store: Store | None = None
+        self._lock = LocalLock(self.settings.data_dir)
+        self._finished = threading.Condition()
+        self._stopped = threading.Event()
+        self.replication: Replicator | None = None
+        self.http: ApiServer | None = None
+        self.workers = Workers(self, self.settings.workers)
+        self.timers = Timers(self.clock.time, self._timer_due)
+        self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics)
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise NotReady("the node is not ready", "wait for /readyz to return 200")
+        return self._store
+
+    def __enter__(self) -> Node:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Node:
+        s = self.settings
+        if self.app._node is not None and self.app._node is not self:
+            raise Conflict(f"app {self.app.name!r} already runs in another node",
+                           "one node per App object at a time")
+        self.state = "booting"
+        if s.listen is not None:
+            from edge.api.server import ApiServer
+
+            host, port = parse_listen(s.listen)
+            self.http = ApiServer(self, host, port, token=s.api_token)
+            self.http.start()
+        try:
+            self._boot()
+        except BaseException:
+            self._teardown(flush=False)
+            raise
+        return self
+
+    def _boot(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock.acquire()
+        self.node_id = node_id(s.data_dir)
+        if s.replica is None:
+            log.warning("no --replica configured: losing this disk loses every workflow")
+            self.metrics.leader.set(1)
+        else:
+            from edge.replicator import Replicator
+
+            self.replication = Replicator(self)
+            self.replication.before_open()  # lease, trust decision, restore
+        self._store = Store.open(s.db_path, s.durability, self.clock.time())
+        os.chmod(s.db_path, 0o600)
+        if self.replication is not None:
+            self.replication.after_open()  # record epoch/owner, start the sidecar
+        t0 = self.clock.monotonic()
+        rec = self._store.recover(self.clock.time())
+        for wid in rec.pending:
+            self.workers.submit(wid)
+        for at, wid in rec.timers:
+            self.timers.add(at, wid)
+        self.metrics.recovered.inc(len(rec.pending) + len(rec.timers))
+        self.metrics.recovery_seconds.set(self.clock.monotonic() - t0)
+        self.app._node = self
+        self.workers.start()
+        self.timers.start()
+        self.state = "ready"
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info("node %s ready: %d workflows resumed, %d timers, data in %s",
+                 self.node_id, len(rec.pending), len(rec.timers), s.data_dir)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Planned stop: drain, flush the replica, release everything. Idempotent."""
+        if self._stopped.is_set():
+            return
+        grace = self.settings.grace_period if grace is None else grace
+        self.state = "stopping"
+        self.ready = False
+        self.metrics.ready.set(0)
+        self.draining.set()
+        self.timers.stop()
+        if not self.workers.stop(grace):
+            log.warning("grace period of %.1f s ran out with steps still running; "
+                        "they resume at the next boot", grace)
+        self._teardown(flush=True)
+        log.info("node %s stopped", self.node_id)
+
+    def _teardown(self, flush: bool) -> None:
+        self._stopped.set()
+        self.ready = False
+        if self.replication is not None:
+            try:
+                self.replication.shutdown(flush=flush)
+            except EdgeError as exc:
+                log.error("replication shutdown: %s", exc.message)
+        if self.http is not None:
+            self.http.stop()
+        if self._store is not None:
+            self._store.close()
+        if self.app._node is self:
+            self.app._node = None
+        self._lock.release()
+        self.metrics.leader.set(0)
+        self.state = "stopped"
+        with self._finished:
+            self._finished.notify_all()
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            hint = "wait for /readyz to return 200"
+            if self.replication is not None and self.state == "standby":
+                hint = self.replication.standby_hint()
+            raise NotReady(f"the node is {self.state}", hint)
+
+    # ---- engine callbacks --------------------------------------------------
+
+    def _timer_due(self, wid: str, now: float) -> None:
+        if self._store is not None and self._store.wake(wid, now):
+            self.workers.submit(wid)
+
+    def on_started(self, workflow: str, wid: str) -> None:
+        self.metrics.started.labels(workflow).inc()
+        self.workers.submit(wid)
+
+    def on_finished(self, workflow: str, wid: str, status: str, parent_id: str | None) -> None:
+        self.metrics.finished.labels(workflow, status).inc()
+        self.cancel_requests.discard(wid)
+        if parent_id is not None:
+            self.workers.submit(parent_id)  # the store woke it if it was waiting on us
+        with self._finished:
+            self._finished.notify_all()
+        log.info("workflow %s (%s) %s", wid, workflow, status)
+
+    def block_unknown(self, wf: WorkflowRow) -> None:
+        known = ", ".join(sorted(self.app.workflows)) or "none"
+        reason = f"unknown workflow {wf.workflow!r} in this code version"
+        log.error("workflow %s stays PENDING: %s (known: %s); deploy code that defines it",
+                  wf.id, reason, known)
+        self.store.set_blocked(wf.id, reason)
+
+    def wait_replicated(self, run: RunContext | None) -> None:
+        if self.replication is None:
+            return
+        self.replication.wait_replicated(run)
+
+    def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any]) -> str:
+        try:
+            wd.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            params = ", ".join(str(p) for p in wd.signature.parameters.values())
+            raise UsageError(f"wrong arguments for workflow {wd.name}: {exc}",
+                             f"it takes ({params})", code="bad_arguments") from exc
+        return encode({"args": args, "kwargs": kwargs}, f"input of workflow {wd.name}",
+                      self.settings.max_value_bytes)
+
+    # ---- verbs (Python API, HTTP API) ----------------------------------------
+
+    def start_workflow(self, name: str, args: list[Any] | None = None,
+                       kwargs: dict[str, Any] | None = None, *, id: str | None = None,
+                       queue: str | None = None, timeout: float | None = None
+                       ) -> tuple[str, bool]:
+        """Start ``name``; returns (id, created). An existing id is returned, never re-run."""
+        self.require_ready()
+        wd = self.app.resolve(name)
+        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
+            raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise UsageError(f"invalid timeout {timeout!r}", "a number of seconds > 0")
+        input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}))
+        wid = id or os.urandom(12).hex()
+        now = self.clock.time()
+        t = timeout if timeout is not None else wd.timeout
+        row, created = self.store.insert_workflow(
+            wid, wd.name, input_text, now, queue=queue or wd.queue,
+            deadline=None if t is None else now + t)
+        if created:
+            self.on_started(wd.name, wid)
+        elif row.workflow != wd.name:
+            raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
+                           "pick another id")
+        return wid, created
+
+    def handle(self, wid: str) -> Handle:
+        return Handle(self, wid)
+
+    def result(self, wid: str, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else self.clock.monotonic() + timeout
+        while True:
+            row = self.store.get_workflow(wid)
+            if row is None:
+                raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
+            if row.status == "SUCCEEDED":
+                return None if row.output is None else decode(row.output)
+            if row.status == "FAILED":
+                raise WorkflowFailed(wid, decode(row.error or "{}"))
+            if row.status == "CANCELLED":
+                raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
+            if self._stopped.is_set():
+                raise NotReady(f"the node stopped before workflow {wid} finished",
+                               "it resumes when the node starts again")
+            wait = 0.5
+            if deadline is not None:
+                left = deadline - self.clock.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"workflow {wid} is still {row.status}")
+                wait = min(wait, left)
+            with self._finished:
+                self._finished.wait(wait)
+
+    def describe(self, wid: str) -> dict[str, Any]:
+        self.require_ready()
+        row = self.store.get_workflow(wid)
+        if row is None:
+            raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
+        return workflow_detail(row, self.store.load_ops(wid))
+
+    def list_workflows(self, status: str | None = None, workflow: str | None = None,
+                       limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        self.require_ready()
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise UsageError(f"unknown status {status!r}",
+                             f"one of {', '.join(WORKFLOW_STATUSES)}")
+        if not 1 <= limit <= 1000:
+            raise UsageError(f"limit {limit} is out of range", "use 1..1000")
+        rows, nxt = self.store.list_workflows(status=status, workflow=workflow, limit=limit,
+                                              cursor=cursor)
+        return {"workflows": [workflow_summary(r) for r in rows], "next_cursor": nxt}
+
+    def send_event(self, wid: str, name: str, value: Any = None,
+                   dedup: str | None = None) -> dict[str, Any]:
+        self.require_ready()
+        if not name or len(name) > 200:
+            raise UsageError(f"invalid event name {name!r}", "1..200 characters")
+        text = encode(value, f"value of event {name}", self.settings.max_value_bytes)
+        stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
+        if woke:
+            self.workers.submit(wid)
+        return {"delivered": stored, "duplicate": not stored}
+
+    def cancel(self, wid: str) -> dict[str, Any]:
+        self.require_ready()
+        outcome, cancelled = self.store.request_cancel(wid, self.clock.time())
+        if outcome == "requested":
+            self.cancel_requests.add(wid)
+        for cid in cancelled:
+            self.cancel_requests.discard(cid)
+        # Running descendants get the in-memory flag too (the store set the durable one).
+        todo = [wid]
+        while todo:
+            rows, _ = self.store.list_workflows(parent_id=todo.pop(), limit=1000)
+            for r in rows:
+                if r.status == "RUNNING":
+                    self.cancel_requests.add(r.id)
+                todo.append(r.id)
+        with self._finished:
+            self._finished.notify_all()
+        row = self.store.get_workflow(wid)
+        return {"id": wid, "status": row.status if row else "UNKNOWN",
+                "cancel": "done" if outcome == "cancelled" else "requested"}
+
+    def resume(self, wid: str) -> dict[str, Any]:
+        self.require_ready()
+        self.store.resume(wid, self.clock.time())
+        self.workers.submit(wid)
+        return {"id": wid, "status": "PENDING"}
+
+    def status(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        if self._store is not None:
+            counts = self._store.counts()
+        out: dict[str, Any] = {
+            "node_id": self.node_id,
+            "app": self.app.name,
+            "state": self.state,
+            "ready": self.ready,
+            "leader": self._lock.held,
+            "pid": os.getpid(),
+            "data_dir": str(self.settings.data_dir),
+            "durability": self.settings.durability,
+            "workflows": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES},
+            "workers": {"size": self.settings.workers, "busy": self.workers.busy,
+                        "queued": self.workers.depth()},
+            "replication": None,
+        }
+        if self.replication is not None:
+            out["replication"] = self.replication.status()
+            out["leader"] = self._lock.held and self.replication.holding
+        return out
+
+    def workflow_names(self) -> list[dict[str, Any]]:
+        return [{"name": wd.name, "queue": wd.queue,
+                 "params": [p for p in wd.signature.parameters
+                            if wd.signature.parameters[p].kind
+                            not in (inspect.Parameter.VAR_POSITIONAL,
+                                    inspect.Parameter.VAR_KEYWORD)]}
+                for wd in self.app.workflows.values()]
+
+    # ---- metrics hooks -------------------------------------------------------
+
+    def _counts_for_metrics(self) -> dict[str, int]:
+        return self._store.counts() if self._store is not None else {}
+
+    def _db_path_for_metrics(self) -> Path | None:
+        return self.settings.db_path if self._store is not None else None

@@ -1,0 +1,79 @@
+"""JSON, and only JSON, for every value edge stores.
+
+Invariants:
+- never pickle: a replica in a bucket is untrusted input at restore time;
+- a value is encoded once, size-checked (default 1 MiB), and the workflow is
+  handed ``json.loads`` of the stored text on the first run too, so the first
+  run and a replay see the same thing (a tuple comes back as a list both times);
+- dataclasses and pydantic models are encoded through ``to_json_default``
+  (``dataclasses.asdict`` / ``model_dump(mode="json")``); anything else that
+  JSON cannot express is a clear SerializationError naming what was encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from edge.errors import SerializationError
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+def to_json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic v2
+        return dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        raise TypeError("sets are not JSON; pass a sorted list")
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def encode(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Encode ``value`` for storage; ``what`` names it in errors ("output of step charge")."""
+    try:
+        text = json.dumps(value, default=to_json_default, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(
+            f"{what} is not JSON: {exc}",
+            "return and pass only JSON values (dict, list, str, int, float, bool, None), "
+            "dataclasses or pydantic models",
+        ) from exc
+    if len(text) > max_bytes and len(text.encode("utf-8")) > max_bytes:
+        raise SerializationError(
+            f"{what} is {len(text.encode('utf-8'))} bytes, over the {max_bytes}-byte limit",
+            "store large payloads elsewhere (a file or object store) and pass a reference",
+        )
+    return text
+
+
+def decode(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def roundtrip(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, Any]:
+    text = encode(value, what, max_bytes)
+    return text, json.loads(text)
+
+
+def parse_json_arg(text: str, what: str) -> Any:
+    """Parse user-supplied JSON (CLI flags, HTTP bodies) with a clear error."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise SerializationError(
+            f"{what} is not valid JSON: {exc}",
+            'quote it for the shell, e.g. --input \'{"order_id": "o-1"}\'',
+            code="bad_json",
+        ) from exc
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SerializationError(f"{what} is not valid JSON", "use finite numbers")
+    return value

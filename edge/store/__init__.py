@@ -1,0 +1,10 @@
+"""edge's storage: the only package that speaks SQL (see store.py for the verbs)."""
+
+from edge.store.migrations import LATEST, MIGRATIONS
+from edge.store.rows import FINAL_STATUSES, WORKFLOW_STATUSES, EventRow, OpRow, WorkflowRow
+from edge.store.store import Recovery, StaleRun, Store
+
+__all__ = [
+    "FINAL_STATUSES", "LATEST", "MIGRATIONS", "WORKFLOW_STATUSES", "EventRow", "OpRow",
+    "Recovery", "StaleRun", "Store", "WorkflowRow",
+]

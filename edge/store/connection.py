@@ -1,0 +1,73 @@
+"""Open SQLite connections the way edge needs them.
+
+Invariants:
+- every connection runs in autocommit mode (``isolation_level=None``): the
+  store issues ``BEGIN IMMEDIATE`` itself for every write, because a deferred
+  transaction that later writes fails with SQLITE_BUSY_SNAPSHOT instead of
+  waiting for the lock;
+- WAL journal, ``busy_timeout`` >= 5 s, ``synchronous=FULL`` unless the
+  operator chose ``normal`` (a committed step may then be lost on power loss,
+  never on a process crash);
+- the engine never checkpoints the WAL and never VACUUMs: Litestream owns
+  checkpoints (``wal_autocheckpoint=0`` would stop SQLite's own; we leave
+  SQLite's automatic PASSIVE checkpoints on, which Litestream tolerates, and
+  never issue TRUNCATE/RESTART ones);
+- read-only inspection opens with ``mode=ro`` (``immutable=1`` when there is
+  no WAL file to read), so it cannot change a byte of a stopped node's file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edge.errors import DataError
+
+BUSY_TIMEOUT_MS = 5000
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+
+
+def connect(path: Path, durability: str = "full") -> sqlite3.Connection:
+    """A read-write connection with edge's pragmas; the file is created if missing."""
+    try:
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise DataError(
+            f"{path} is not a usable SQLite database: {exc}",
+            "move the file aside (or restore it from the replica) and start again",
+            code="corrupt_database",
+        ) from exc
+    if str(mode).lower() != "wal":
+        raise DataError(f"{path}: could not switch to WAL mode (got {mode})", "check the filesystem")
+    conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write the file (inspection of a stopped node or a restored copy)."""
+    if not path.exists():
+        raise DataError(
+            f"no database at {path}", "check --data-dir (the database is edge.db inside it)",
+            code="no_database",
+        )
+    wal = Path(str(path) + "-wal")
+    # Without a WAL file there is nothing beyond the main file to read; immutable
+    # stops SQLite from trying to create -shm/-wal next to a file we must not touch.
+    flag = "mode=ro" if wal.exists() else "immutable=1"
+    uri = f"file:{path.resolve()}?{flag}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise DataError(
+            f"{path} is not a readable SQLite database: {exc}",
+            "point --data-dir at an edge data directory or a restored copy",
+            code="corrupt_database",
+        ) from exc
+    return conn

@@ -1,0 +1,159 @@
+"""Numbered, append-only schema migrations, recorded in ``edge_schema``.
+
+Invariants:
+- a migration, once released, is never edited: changes are new entries;
+- each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with
+  its ``edge_schema`` row, so a crash leaves the schema at a recorded version;
+- ``verify`` reads only: it reports what is pending without writing a byte;
+- a database recording a version newer than ``LATEST`` is refused (the code
+  would misread it), and a database holding other tables but no edge schema
+  is refused as foreign. Litestream's own tables are ignored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from edge.errors import DataError
+
+APPLICATION_ID = 0x65646765  # "edge": marks the file as ours in the SQLite header
+IGNORED_TABLE_PREFIXES = ("sqlite_", "_litestream_")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial",
+        (
+            """CREATE TABLE edge_meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE workflows (
+                id TEXT PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('PENDING','RUNNING','SLEEPING',
+                    'WAITING','SUCCEEDED','FAILED','CANCELLED')),
+                input TEXT NOT NULL,
+                output TEXT,
+                error TEXT,
+                queue TEXT,
+                parent_id TEXT,
+                deadline REAL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                wake_at REAL,
+                waiting_for TEXT,
+                blocked_on TEXT,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                run_token TEXT,
+                checksum INTEGER NOT NULL
+            )""",
+            "CREATE INDEX workflows_by_status ON workflows(status, created_at)",
+            "CREATE INDEX workflows_by_name ON workflows(workflow, created_at)",
+            "CREATE INDEX workflows_by_parent ON workflows(parent_id) WHERE parent_id IS NOT NULL",
+            """CREATE TABLE operations (
+                workflow_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('RUNNING','SUCCEEDED','FAILED')),
+                attempts INTEGER NOT NULL,
+                output TEXT,
+                error TEXT,
+                started_at REAL,
+                finished_at REAL,
+                checksum INTEGER NOT NULL,
+                PRIMARY KEY (workflow_id, seq)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE events (
+                id INTEGER PRIMARY KEY,
+                workflow_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                value TEXT NOT NULL,
+                dedup TEXT,
+                created_at REAL NOT NULL,
+                consumed_seq INTEGER,
+                checksum INTEGER NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX events_by_dedup ON events(workflow_id, dedup) "
+            "WHERE dedup IS NOT NULL",
+            "CREATE INDEX events_unconsumed ON events(workflow_id, name, id) "
+            "WHERE consumed_seq IS NULL",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def _user_tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    return {r[0] for r in rows if not r[0].startswith(IGNORED_TABLE_PREFIXES)}
+
+
+def current_version(conn: sqlite3.Connection, where: str = "database") -> int:
+    """The recorded schema version (0 for an empty file); refuses foreign files."""
+    tables = _user_tables(conn)
+    if "edge_schema" not in tables:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if tables or app_id not in (0, APPLICATION_ID):
+            raise DataError(
+                f"{where} is not an edge database (it holds other tables: "
+                f"{', '.join(sorted(tables)[:5]) or 'none'})",
+                "point --data-dir at an edge data directory; edge never writes into a foreign file",
+                code="foreign_database",
+            )
+        return 0
+    row = conn.execute("SELECT max(version) FROM edge_schema").fetchone()
+    version = int(row[0] or 0)
+    if version > LATEST:
+        raise DataError(
+            f"{where} has schema version {version}, newer than this edge knows ({LATEST})",
+            "run the newer edge release that wrote it (downgrades are not supported)",
+            code="newer_schema",
+        )
+    return version
+
+
+def pending(conn: sqlite3.Connection, where: str = "database") -> list[Migration]:
+    """Verify mode: the migrations that would run. Never writes."""
+    version = current_version(conn, where)
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+def migrate(conn: sqlite3.Connection, now: float | None = None, where: str = "database") -> int:
+    """Apply pending migrations, each atomically with its record; returns the new version."""
+    for m in pending(conn, where):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            if current_version(conn, where) >= m.version:
+                conn.execute("ROLLBACK")
+                continue
+            if m.version == 1:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS edge_schema (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at REAL NOT NULL)"
+                )
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for stmt in m.statements:
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO edge_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                (m.version, m.name, time.time() if now is None else now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return current_version(conn, where)

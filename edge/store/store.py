@@ -1,0 +1,627 @@
+"""The store: every verb the engine, API and CLI need, as SQL in one place.
+
+Invariants:
+- every write goes through the group-commit writer inside ``BEGIN IMMEDIATE``;
+- every state change is a compare-and-set UPDATE whose WHERE clause names the
+  state it expects, followed by a rowcount check; a failed check is reported,
+  never ignored (the reason is written beside each one);
+- a final checkpoint (SUCCEEDED/FAILED operation) is never overwritten;
+- a workflow's steps are written only while it is RUNNING under the run token
+  that claimed it: a stale thread (drained, cancelled and resumed) cannot
+  write into a newer run;
+- reads verify row checksums (rows.py) before returning.
+"""
+
+from __future__ import annotations
+
+import base64
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound
+from edge.store import migrations
+from edge.store.connection import connect, connect_readonly
+from edge.store.rows import (
+    OP_COLUMNS,
+    WORKFLOW_COLUMNS,
+    EventRow,
+    OpRow,
+    WorkflowRow,
+    checksum,
+)
+from edge.store.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+
+class StaleRun(Conflict):
+    """The workflow is no longer RUNNING under this run token (cancelled, drained, resumed)."""
+
+    code = "stale_run"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    pending: list[str]
+    timers: list[tuple[float, str]]
+    reset_running: int
+
+
+class Store:
+    """All SQL. Construct with ``Store.open(path)`` (read-write) or ``Store.inspect(path)``."""
+
+    def __init__(self, path: Path, writer_conn: sqlite3.Connection | None, readonly: bool) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._writer = GroupCommitWriter(writer_conn) if writer_conn is not None else None
+        self._writer_conn = writer_conn
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # ---- lifecycle -------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, durability: str = "full", now: float | None = None) -> Store:
+        conn = connect(path, durability)
+        try:
+            migrations.migrate(conn, now, where=str(path))
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn, readonly=False)
+
+    @classmethod
+    def inspect(cls, path: Path) -> Store:
+        """Read-only: verify the schema without migrating; never writes a byte."""
+        conn = connect_readonly(path)
+        try:
+            if migrations.current_version(conn, str(path)) == 0:
+                raise DataError(
+                    f"{path} holds no edge data yet", "point --data-dir at a node's data directory"
+                )
+        finally:
+            conn.close()
+        store = cls(path, None, readonly=True)
+        return store
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+
+    @property
+    def commit_stats(self) -> tuple[int, int]:
+        """(transactions, writes) committed so far: writes/transactions is the batching factor."""
+        if self._writer is None:
+            return (0, 0)
+        return (self._writer.batches, self._writer.writes)
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise Conflict("this store is open read-only", "inspection never writes")
+        return self._writer.run(fn)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = connect_readonly(self.path) if self.readonly else connect(self.path)
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._readers.put(conn)
+
+    # ---- meta ------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM edge_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO edge_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+        self.write(fn)
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return migrations.current_version(conn, str(self.path))
+
+    # ---- workflows: writes -----------------------------------------------
+
+    def insert_workflow(
+        self,
+        id: str,
+        workflow: str,
+        input: str,
+        now: float,
+        *,
+        queue: str | None = None,
+        parent_id: str | None = None,
+        deadline: float | None = None,
+    ) -> tuple[WorkflowRow, bool]:
+        """Create a PENDING workflow; an existing id is returned unchanged (ids are idempotency keys)."""
+        digest = WorkflowRow.digest_of(id, workflow, input, None, None)
+
+        def fn(conn: sqlite3.Connection) -> tuple[WorkflowRow, bool]:
+            cur = conn.execute(
+                "INSERT INTO workflows (id, workflow, status, input, queue, parent_id, deadline, "
+                "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING",
+                (id, workflow, input, queue, parent_id, deadline, now, now, digest),
+            )
+            row = _one_workflow(conn, id)
+            assert row is not None
+            return row, cur.rowcount == 1
+
+        return self.write(fn)
+
+    def claim(self, id: str, token: str, now: float) -> bool:
+        """PENDING -> RUNNING under a fresh run token."""
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            # CAS on PENDING: a workflow is run by at most one worker at a time.
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'RUNNING', run_token = ?, updated_at = ?, "
+                "wake_at = NULL, waiting_for = NULL, blocked_on = NULL "
+                "WHERE id = ? AND status = 'PENDING'",
+                (token, now, id),
+            )
+            return cur.rowcount == 1
+
+        return self.write(fn)
+
+    def record_op(self, op: OpRow, token: str, now: float) -> None:
+        """Write a step's progress or outcome; the outcome is the checkpoint."""
+        digest = op.digest()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            _fence(conn, op.workflow_id, token, now)
+            _upsert_op(conn, op, digest)
+
+        self.write(fn)
+
+    def finish(
+        self, wf: WorkflowRow, token: str, status: str, output: str | None,
+        error: str | None, now: float,
+    ) -> None:
+        digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, output, error)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            # CAS on our run: a cancelled or resumed workflow is not finished by a stale thread.
+            cur = conn.execute(
+                "UPDATE workflows SET status = ?, output = ?, error = ?, updated_at = ?, "
+                "run_token = NULL, wake_at = NULL, waiting_for = NULL, blocked_on = NULL, "
+                "cancel_requested = 0, checksum = ? "
+                "WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+                (status, output, error, now, digest, wf.id, token),
+            )
+            if cur.rowcount != 1:
+                raise StaleRun(f"workflow {wf.id} is no longer running under this run", "")
+            if wf.parent_id is not None:
+                _wake_parent(conn, wf.parent_id, wf.id, now)
+
+        self.write(fn)
+
+    def suspend(
+        self, id: str, token: str, status: str, now: float, *, wake_at: float | None,
+        waiting_for: str | None, op: OpRow | None,
+    ) -> None:
+        """RUNNING -> SLEEPING/WAITING, atomically with the op that parks it."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            if op is not None:
+                _upsert_op(conn, op, op.digest())
+            _park(conn, id, token, status, now, wake_at, waiting_for)
+
+        self.write(fn)
+
+    def set_blocked(self, id: str, blocked_on: str | None) -> None:
+        """Say why a workflow is not moving (replication, unknown code, corruption)."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            # Informational column only: no state change, so no CAS is needed.
+            conn.execute("UPDATE workflows SET blocked_on = ? WHERE id = ?", (blocked_on, id))
+
+        self.write(fn)
+
+    def release(self, id: str, token: str, now: float) -> bool:
+        """RUNNING -> PENDING: a draining node gives the workflow back for the next boot."""
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            # CAS on our run: if it was cancelled meanwhile, leave that outcome alone.
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', run_token = NULL, updated_at = ? "
+                "WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+                (now, id, token),
+            )
+            return cur.rowcount == 1
+
+        return self.write(fn)
+
+    def wake(self, id: str, now: float) -> bool:
+        """SLEEPING/WAITING -> PENDING once its wake-up time has passed."""
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            # CAS on the parked state and the time: a timer never fires early, and a
+            # workflow already woken by an event is not woken twice.
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', updated_at = ? "
+                "WHERE id = ? AND status IN ('SLEEPING', 'WAITING') AND wake_at <= ?",
+                (now, id, now),
+            )
+            return cur.rowcount == 1
+
+        return self.write(fn)
+
+    def recover(self, now: float) -> Recovery:
+        """At boot (we hold the single-writer lock): every non-final workflow is resumable."""
+
+        def fn(conn: sqlite3.Connection) -> Recovery:
+            # Safe without a token check: the flock guarantees no other process runs them.
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', run_token = NULL, updated_at = ? "
+                "WHERE status = 'RUNNING'",
+                (now,),
+            )
+            pending = [r[0] for r in conn.execute(
+                "SELECT id FROM workflows WHERE status = 'PENDING' ORDER BY created_at, id"
+            )]
+            timers = [(float(r[0]), str(r[1])) for r in conn.execute(
+                "SELECT wake_at, id FROM workflows WHERE status IN ('SLEEPING', 'WAITING') "
+                "AND wake_at IS NOT NULL"
+            )]
+            return Recovery(pending, timers, cur.rowcount)
+
+        return self.write(fn)
+
+    def request_cancel(self, id: str, now: float) -> tuple[str, list[str]]:
+        """Cancel a workflow and its non-final descendants.
+
+        Returns (what happened to the root: "cancelled" or "requested", ids cancelled at
+        once). A RUNNING workflow gets a durable request honoured at its next operation.
+        """
+        error = '{"type": "Cancelled", "message": "cancelled by request"}'
+
+        def fn(conn: sqlite3.Connection) -> tuple[str, list[str]]:
+            root = _one_workflow(conn, id)
+            if root is None:
+                raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+            if root.final:
+                raise Conflict(
+                    f"workflow {id} is already {root.status}", "only non-final workflows cancel"
+                )
+            cancelled: list[str] = []
+            outcome = "requested"
+            todo = [id]
+            while todo:
+                wid = todo.pop()
+                todo.extend(r[0] for r in conn.execute(
+                    "SELECT id FROM workflows WHERE parent_id = ? AND status NOT IN "
+                    "('SUCCEEDED', 'FAILED', 'CANCELLED')", (wid,)))
+                wf = _one_workflow(conn, wid)
+                assert wf is not None
+                if wf.status == "RUNNING":
+                    # The worker thread owns it: leave a durable request for its next operation.
+                    conn.execute(
+                        "UPDATE workflows SET cancel_requested = 1, updated_at = ? "
+                        "WHERE id = ? AND status = 'RUNNING'", (now, wid))
+                    continue
+                digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, error)
+                # CAS on the status we read: parked or pending workflows end at once.
+                cur = conn.execute(
+                    "UPDATE workflows SET status = 'CANCELLED', error = ?, output = NULL, "
+                    "updated_at = ?, wake_at = NULL, waiting_for = NULL, blocked_on = NULL, "
+                    "cancel_requested = 0, checksum = ? WHERE id = ? AND status = ?",
+                    (error, now, digest, wid, wf.status))
+                if cur.rowcount == 1:
+                    cancelled.append(wid)
+                    if wf.parent_id is not None:
+                        _wake_parent(conn, wf.parent_id, wid, now)
+                    if wid == id:
+                        outcome = "cancelled"
+            return outcome, cancelled
+
+        return self.write(fn)
+
+    def resume(self, id: str, now: float) -> None:
+        """FAILED/CANCELLED -> PENDING, discarding the recorded final failure."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            wf = _one_workflow(conn, id)
+            if wf is None:
+                raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+            if wf.status not in ("FAILED", "CANCELLED"):
+                raise Conflict(
+                    f"workflow {id} is {wf.status}; only FAILED or CANCELLED workflows resume",
+                    "wait for it to finish, or cancel it first",
+                )
+            # Successful checkpoints stay; the final error of the failing step goes.
+            conn.execute("DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
+            digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', output = NULL, error = NULL, "
+                "cancel_requested = 0, updated_at = ?, checksum = ? WHERE id = ? AND status = ?",
+                (now, digest, id, wf.status),
+            )
+            if cur.rowcount != 1:
+                raise Conflict(f"workflow {id} changed while resuming", "try again")
+
+        self.write(fn)
+
+    # ---- events ----------------------------------------------------------
+
+    def send_event(
+        self, id: str, name: str, value: str, dedup: str | None, now: float
+    ) -> tuple[bool, bool]:
+        """Store an event. Returns (stored, woke): stored is False for a duplicate dedup key."""
+
+        def fn(conn: sqlite3.Connection) -> tuple[bool, bool]:
+            wf = _one_workflow(conn, id)
+            if wf is None:
+                raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+            if wf.final:
+                raise Conflict(
+                    f"workflow {id} is already {wf.status}; the event would never be read",
+                    "send events to running, sleeping or waiting workflows",
+                )
+            cur = conn.execute(
+                "INSERT INTO events (workflow_id, name, value, dedup, created_at, checksum) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (id, name, value, dedup, now, checksum(id, name, value)),
+            )
+            if cur.rowcount != 1:
+                return False, False
+            # CAS: wake it only if it is parked on exactly this event.
+            woke = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', updated_at = ? "
+                "WHERE id = ? AND status = 'WAITING' AND waiting_for = ?",
+                (now, id, name),
+            ).rowcount == 1
+            return True, woke
+
+        return self.write(fn)
+
+    def wait_event_or_park(
+        self, op: OpRow, token: str, now: float, deadline: float | None
+    ) -> OpRow | None:
+        """Deliver the oldest unconsumed event ``op.name`` to ``op.seq`` atomically with
+        its checkpoint and return it; with none there, park the workflow WAITING (unless
+        its deadline passed) in the same transaction, so a send cannot slip between
+        the look and the park."""
+
+        def fn(conn: sqlite3.Connection) -> OpRow | None:
+            _fence(conn, op.workflow_id, token, now)
+            row = conn.execute(
+                "SELECT id, value, checksum FROM events WHERE workflow_id = ? AND name = ? "
+                "AND consumed_seq IS NULL ORDER BY id LIMIT 1",
+                (op.workflow_id, op.name),
+            ).fetchone()
+            if row is None:
+                _upsert_op(conn, op, op.digest())
+                if deadline is None or now < deadline:
+                    _park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
+                return None
+            if checksum(op.workflow_id, op.name, row[1]) != row[2]:
+                raise ChecksumMismatch(
+                    f"event {op.name!r} for workflow {op.workflow_id!r} fails its checksum",
+                    "the database file is damaged: restore it from the replica",
+                )
+            # CAS on unconsumed: each send is delivered exactly once.
+            cur = conn.execute(
+                "UPDATE events SET consumed_seq = ? WHERE id = ? AND consumed_seq IS NULL",
+                (op.seq, row[0]),
+            )
+            if cur.rowcount != 1:
+                raise Conflict(f"event {row[0]} was consumed twice", "")
+            done = OpRow(op.workflow_id, op.seq, op.kind, op.name, "SUCCEEDED", op.attempts,
+                         '{"value":' + row[1] + "}", None, op.started_at, now)
+            _upsert_op(conn, done, done.digest())
+            return done
+
+        return self.write(fn)
+
+    def start_child(
+        self, op: OpRow, token: str, child_id: str, workflow: str, input: str, now: float,
+        queue: str | None, deadline: float | None,
+    ) -> bool:
+        """Record the child-start operation and create the child in one transaction.
+        Returns whether the child row is new."""
+        digest = WorkflowRow.digest_of(child_id, workflow, input, None, None)
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            _fence(conn, op.workflow_id, token, now)
+            cur = conn.execute(
+                "INSERT INTO workflows (id, workflow, status, input, queue, parent_id, deadline, "
+                "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING",
+                (child_id, workflow, input, queue, op.workflow_id, deadline, now, now, digest),
+            )
+            _upsert_op(conn, op, op.digest())
+            return cur.rowcount == 1
+
+        return self.write(fn)
+
+    def child_outcome_or_park(
+        self, op: OpRow, token: str, child_id: str, now: float
+    ) -> WorkflowRow | None:
+        """The child's final row, or park the parent WAITING on it in the same
+        transaction (a child finishing between the look and the park wakes it)."""
+
+        def fn(conn: sqlite3.Connection) -> WorkflowRow | None:
+            _fence(conn, op.workflow_id, token, now)
+            child = _one_workflow(conn, child_id)
+            if child is None:
+                raise NotFound(f"child workflow {child_id!r} does not exist", "")
+            if child.final:
+                return child
+            _upsert_op(conn, op, op.digest())
+            _park(conn, op.workflow_id, token, "WAITING", now, None, "child:" + child_id)
+            return None
+
+        return self.write(fn)
+
+    # ---- reads -----------------------------------------------------------
+
+    def get_workflow(self, id: str) -> WorkflowRow | None:
+        with self._read() as conn:
+            return _one_workflow(conn, id)
+
+    def load_ops(self, id: str) -> list[OpRow]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id = ? ORDER BY seq", (id,)
+            ).fetchall()
+        return [OpRow.from_db(r) for r in rows]
+
+    def list_workflows(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
+        cursor: str | None = None, parent_id: str | None = None,
+    ) -> tuple[list[WorkflowRow], str | None]:
+        """Newest first; ``cursor`` continues after the last row of the previous page."""
+        clauses, params = [], []  # type: ignore[var-annotated]
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if workflow:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        if parent_id:
+            clauses.append("parent_id = ?")
+            params.append(parent_id)
+        if cursor:
+            created, after_id = _decode_cursor(cursor)
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend([created, created, after_id])
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        result = [WorkflowRow.from_db(r) for r in rows[:limit]]
+        nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
+        return result, nxt
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT status, count(*) FROM workflows GROUP BY status").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def pending_events(self, id: str) -> list[EventRow]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, workflow_id, name, value, dedup, created_at, consumed_seq FROM events "
+                "WHERE workflow_id = ? ORDER BY id", (id,)).fetchall()
+        return [EventRow(*r) for r in rows]
+
+    def verify_checksums(self) -> int:
+        """Read every row and check its checksum; returns the number of rows checked."""
+        n = 0
+        with self._read() as conn:
+            for r in conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows"):
+                WorkflowRow.from_db(r)
+                n += 1
+            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations"):
+                OpRow.from_db(r)
+                n += 1
+        return n
+
+    def integrity_check(self) -> str:
+        with self._read() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+# ---- helpers shared by the verbs --------------------------------------------
+
+
+def _one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
+    row = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (id,)).fetchone()
+    return None if row is None else WorkflowRow.from_db(row)
+
+
+def _fence(conn: sqlite3.Connection, id: str, token: str, now: float) -> None:
+    # CAS on our run token: a thread whose run was cancelled, drained or resumed
+    # under a newer token must not write checkpoints into the new run.
+    cur = conn.execute(
+        "UPDATE workflows SET updated_at = ? WHERE id = ? AND run_token = ? AND status = 'RUNNING'",
+        (now, id, token),
+    )
+    if cur.rowcount != 1:
+        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+
+
+def _park(conn: sqlite3.Connection, id: str, token: str, status: str, now: float,
+          wake_at: float | None, waiting_for: str | None) -> None:
+    # CAS on our run: only the thread that claimed the workflow parks it.
+    cur = conn.execute(
+        "UPDATE workflows SET status = ?, wake_at = ?, waiting_for = ?, updated_at = ?, "
+        "run_token = NULL WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+        (status, wake_at, waiting_for, now, id, token),
+    )
+    if cur.rowcount != 1:
+        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+
+
+def _wake_parent(conn: sqlite3.Connection, parent_id: str, child_id: str, now: float) -> None:
+    # CAS: wake the parent only if it is parked on exactly this child.
+    conn.execute(
+        "UPDATE workflows SET status = 'PENDING', updated_at = ? "
+        "WHERE id = ? AND status = 'WAITING' AND waiting_for = ?",
+        (now, parent_id, "child:" + child_id),
+    )
+
+
+def _upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int) -> None:
+    # CAS on a non-final row: a checkpoint (SUCCEEDED/FAILED) is never overwritten.
+    cur = conn.execute(
+        f"INSERT INTO operations ({OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
+        "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
+        "finished_at = excluded.finished_at, checksum = excluded.checksum "
+        "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
+        "AND operations.name = excluded.name",
+        (op.workflow_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output, op.error,
+         op.started_at, op.finished_at, digest),
+    )
+    if cur.rowcount != 1:
+        raise Conflict(
+            f"workflow {op.workflow_id} seq {op.seq} already has a final checkpoint",
+            "a checkpoint is never overwritten",
+        )
+
+
+def _encode_cursor(row: WorkflowRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at!r}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    from edge.errors import UsageError
+
+    try:
+        created, _, after = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), after
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"invalid cursor {cursor!r}", "pass next_cursor from a previous page") from exc

@@ -1,0 +1,112 @@
+"""Group commit: concurrent writes share one transaction and one fsync.
+
+Invariants:
+- a caller's ``run(fn)`` returns only after the transaction holding its
+  write has COMMITTED (so a step never proceeds before its checkpoint is
+  durable), or raises the error its own ``fn`` raised (its savepoint was
+  rolled back, the rest of the batch is unaffected), or the commit's error;
+- exactly one thread (the leader) uses the write connection at a time; the
+  leader is whichever caller found no commit in progress, so a lone
+  sequential caller commits on its own thread with no hand-off cost;
+- after a batch the leader hands over: it never commits others' work forever
+  while its own workflow waits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class _Request:
+    __slots__ = ("fn", "done", "result", "error")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommitWriter:
+    def __init__(self, conn: sqlite3.Connection, max_batch: int = 256) -> None:
+        self._conn = conn
+        self._max_batch = max_batch
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[_Request] = []
+        self._committing = False
+        self.batches = 0
+        self.writes = 0
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        req = _Request(fn)
+        with self._cond:
+            self._pending.append(req)
+        while True:
+            with self._cond:
+                while self._committing and not req.done:
+                    self._cond.wait()
+                if req.done:
+                    return self._outcome(req)  # type: ignore[no-any-return]
+                # No commit in progress: lead one batch (which holds our request
+                # unless the batch filled up before it), then hand over.
+                self._committing = True
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            try:
+                self._commit(batch)
+            finally:
+                with self._cond:
+                    self._committing = False
+                    self._cond.notify_all()
+
+    @staticmethod
+    def _outcome(req: _Request) -> Any:
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _commit(self, batch: list[_Request]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            single = len(batch) == 1
+            for req in batch:
+                if single:
+                    try:
+                        req.result = req.fn(conn)
+                    except Exception as exc:
+                        req.error = exc
+                    continue
+                conn.execute("SAVEPOINT w")
+                try:
+                    req.result = req.fn(conn)
+                    conn.execute("RELEASE w")
+                except Exception as exc:
+                    # Only this request's changes are undone; the batch commits the rest.
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    req.error = exc
+            if single and batch[0].error is not None:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            for req in batch:
+                if req.error is None:
+                    req.error = exc
+                    req.result = None
+        finally:
+            self.batches += 1
+            self.writes += len(batch)
+            for req in batch:
+                req.done = True

@@ -1,0 +1,63 @@
+"""The JSON shapes users see (``edge show --json``, the HTTP API), built from store rows.
+
+Invariant: one function per shape, shared by the HTTP API and the CLI's
+read-only inspection, so a node and a restored copy print the same thing.
+Times are ISO 8601 UTC; absent values are null.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.serialization import decode
+from edge.store import OpRow, WorkflowRow
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else decode(text)
+
+
+def workflow_summary(wf: WorkflowRow) -> dict[str, Any]:
+    inp = decode(wf.input)
+    return {
+        "id": wf.id,
+        "workflow": wf.workflow,
+        "status": wf.status,
+        "input": {"args": inp.get("args", []), "kwargs": inp.get("kwargs", {})},
+        "output": _json_or_none(wf.output),
+        "error": _json_or_none(wf.error),
+        "created_at": iso(wf.created_at),
+        "updated_at": iso(wf.updated_at),
+        "wake_at": iso(wf.wake_at) if wf.status in ("SLEEPING", "WAITING") else None,
+        "waiting_for": wf.waiting_for if wf.status == "WAITING" else None,
+        "blocked_on": wf.blocked_on,
+        "queue": wf.queue,
+        "parent_id": wf.parent_id,
+    }
+
+
+def op_view(op: OpRow) -> dict[str, Any]:
+    return {
+        "seq": op.seq,
+        "kind": op.kind,
+        "name": op.name,
+        "status": op.status,
+        "attempts": op.attempts,
+        "output": _json_or_none(op.output),
+        "error": _json_or_none(op.error),
+        "started_at": iso(op.started_at),
+        "finished_at": iso(op.finished_at),
+    }
+
+
+def workflow_detail(wf: WorkflowRow, ops: list[OpRow]) -> dict[str, Any]:
+    view = workflow_summary(wf)
+    view["steps"] = [op_view(op) for op in ops]
+    return view

@@ -1,0 +1,222 @@
+"""Running workflows: claim -> run -> checkpoint, a worker pool, and the timer loop.
+
+Invariants:
+- a run starts only after a compare-and-set claim (PENDING -> RUNNING under a
+  fresh run token); every later write of the run is fenced by that token;
+- a workflow whose code is not registered in this process is never failed:
+  it stays PENDING with ``blocked_on`` saying why, and resumes when a node
+  with the code boots (DBOS strands such runs; we keep them);
+- one timer loop serves every sleeper and event timeout; ``Timers.tick(now)``
+  is one iteration with time injected, so tests drive it without sleeping;
+- workers hold no thread for a parked workflow.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from edge.engine import (
+    DeadlineExceeded,
+    Drain,
+    RunContext,
+    Suspend,
+    _error_dict,
+    set_current_run,
+)
+from edge.errors import Cancelled, DataError, EdgeError
+from edge.serialization import decode, encode
+from edge.store import StaleRun
+
+if TYPE_CHECKING:
+    from edge.node import Node
+
+log = logging.getLogger("edge.worker")
+
+CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
+
+
+def execute(node: Node, wid: str) -> None:
+    """Run workflow ``wid`` from the top (replaying what is recorded) until it
+    finishes, parks, drains or is cancelled."""
+    store, clock = node.store, node.clock
+    wf = store.get_workflow(wid)
+    if wf is None or wf.status != "PENDING":
+        return
+    wd = node.app.workflows.get(wf.workflow)
+    if wd is None:
+        node.block_unknown(wf)
+        return
+    token = os.urandom(8).hex()
+    if not store.claim(wid, token, clock.time()):
+        return  # someone else (a cancel, another worker) changed it first
+    try:
+        ops = {op.seq: op for op in store.load_ops(wid)}
+    except DataError as exc:
+        log.error("workflow %s cannot run: %s", wid, exc.message)
+        store.release(wid, token, clock.time())
+        store.set_blocked(wid, f"corrupt: {exc.message}")
+        return
+    run = RunContext(node, wf, token, ops)
+    status, output, error = "FAILED", None, None
+    set_current_run(run)
+    try:
+        if wf.cancel_requested:
+            raise Cancelled()
+        args = decode(wf.input)
+        result = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
+        if run.fatal is not None:
+            raise run.fatal
+        output = encode(result, f"output of workflow {wd.name}", node.settings.max_value_bytes)
+        status = "SUCCEEDED"
+    except Suspend:
+        return
+    except Drain:
+        store.release(wid, token, clock.time())
+        return
+    except StaleRun:
+        return  # cancelled or resumed under us: the newer state wins
+    except DeadlineExceeded:
+        status, error = "CANCELLED", {"type": "TimeoutError",
+                                      "message": f"workflow {wid} ran past its deadline"}
+    except Cancelled:
+        status, error = "CANCELLED", CANCELLED_ERROR
+    except Exception as exc:
+        fatal = run.fatal if run.fatal is not None else exc
+        status, error = "FAILED", _error_dict(fatal)
+        if isinstance(fatal, EdgeError):
+            log.error("workflow %s failed: %s", wid, fatal.message)
+    finally:
+        set_current_run(None)
+    error_text = None if error is None else encode(error, "workflow error")
+    try:
+        store.finish(run.wf, token, status, output, error_text, clock.time())
+    except StaleRun:
+        return
+    node.on_finished(wd.name, wid, status, run.wf.parent_id)
+
+
+class Workers:
+    """A fixed pool of threads taking workflow ids from one ready queue."""
+
+    def __init__(self, node: Node, count: int) -> None:
+        self._node = node
+        self._count = count
+        self._ready: deque[str] = deque()
+        self._queued: set[str] = set()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self.busy = 0
+
+    def start(self) -> None:
+        for i in range(self._count):
+            t = threading.Thread(target=self._loop, name=f"edge-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def submit(self, wid: str) -> None:
+        with self._cond:
+            if wid in self._queued:
+                return
+            self._queued.add(wid)
+            self._ready.append(wid)
+            self._cond.notify()
+
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._ready)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                wid = self._ready.popleft()
+                self._queued.discard(wid)
+                self.busy += 1
+            try:
+                execute(self._node, wid)
+            except Exception:
+                log.exception("worker crashed running %s", wid)
+            finally:
+                with self._cond:
+                    self.busy -= 1
+                    self._cond.notify_all()
+
+    def stop(self, grace: float) -> bool:
+        """Stop taking work and wait up to ``grace`` s for running steps; True if all ended."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        deadline = self._node.clock.monotonic() + grace
+        for t in self._threads:
+            t.join(max(0.0, deadline - self._node.clock.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+
+class Timers:
+    """Durable wake-ups: one heap, one loop. The database is the truth; the heap is a cache
+    rebuilt at boot from every parked workflow's ``wake_at``."""
+
+    def __init__(self, now: Callable[[], float], on_due: Callable[[str, float], None]) -> None:
+        self._now = now
+        self._on_due = on_due
+        self._heap: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, at: float, wid: str) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (at, wid))
+            self._cond.notify()
+
+    def next_due(self) -> float | None:
+        with self._cond:
+            return self._heap[0][0] if self._heap else None
+
+    def tick(self, now: float) -> list[str]:
+        """Fire every timer due at ``now``; returns the ids fired."""
+        due: list[str] = []
+        with self._cond:
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[1])
+        for wid in due:
+            self._on_due(wid, now)
+        return due
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="edge-timers", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                wait = 1.0
+                if self._heap:
+                    wait = min(wait, max(0.0, self._heap[0][0] - self._now()))
+                if wait > 0:
+                    self._cond.wait(wait)
+                if self._stopping:
+                    return
+            try:
+                self.tick(self._now())
+            except Exception:
+                log.exception("timer loop error")
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(2.0)

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import DataError
@@ -27,24 +28,38 @@ BUSY_TIMEOUT_MS = 5000
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 
-def connect(path: Path, durability: str = "full") -> sqlite3.Connection:
-    """A read-write connection with edge's pragmas; the file is created if missing."""
+def connect(path: Path, durability: str = "full",
+            check: Callable[[sqlite3.Connection], object] | None = None) -> sqlite3.Connection:
+    """A read-write connection with edge's pragmas; the file is created if missing.
+
+    ``check`` runs before any pragma that writes (journal_mode=WAL rewrites the
+    header), so a foreign or newer file is refused without a byte changed.
+    """
+    conn = None
     try:
         conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if check is not None:
+            check(conn)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
         raise DataError(
             f"{path} is not a usable SQLite database: {exc}",
             "move the file aside (or restore it from the replica) and start again",
             code="corrupt_database",
         ) from exc
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
     if str(mode).lower() != "wal":
+        conn.close()
         raise DataError(f"{path}: could not switch to WAL mode (got {mode})", "check the filesystem")
     conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
-    conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
 

@@ -69,7 +69,8 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, durability: str = "full", now: float | None = None) -> Store:
-        conn = connect(path, durability)
+        conn = connect(path, durability,
+                       check=lambda c: migrations.current_version(c, str(path)))
         try:
             migrations.migrate(conn, now, where=str(path))
         except BaseException:

@@ -1,0 +1,46 @@
+"""Shared fixtures: nodes on temporary data directories, deadline polling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import edge
+
+
+def wait_until(pred: Callable[[], object], timeout: float = 10.0, interval: float = 0.01,
+               what: str = "condition") -> object:
+    """Poll ``pred`` until it returns something truthy, or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_node(data_dir: Path) -> Iterator[Callable[..., edge.Node]]:
+    nodes: list[edge.Node] = []
+
+    def make(app: edge.App, **kw: object) -> edge.Node:
+        kw.setdefault("data_dir", data_dir)
+        kw.setdefault("workers", 4)
+        node = edge.Node(app, **kw)  # type: ignore[arg-type]
+        node.start()
+        nodes.append(node)
+        return node
+
+    yield make
+    for n in nodes:
+        n.stop(grace=2.0)

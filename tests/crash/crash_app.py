@@ -1,0 +1,95 @@
+"""A node that kills itself (SIGKILL) at chosen points; run as a subprocess by test_crash.py.
+
+usage: python -m tests.crash.crash_app DATA_DIR EFFECTS_FILE N_WORKFLOWS [FIRST]
+
+EDGE_CRASH_POINTS="kind:workflow_id:step_no,..." where kind is
+  before_body       at the start of the step body (nothing happened yet)
+  after_effect      after the side effect, before the checkpoint
+  after_checkpoint  after the step returned (checkpoint committed), before the next line
+Each point fires once (a marker file next to the data dir remembers it).
+Every side effect is appended to EFFECTS_FILE as "<idempotency key> <pid>".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import edge
+
+STEPS = 5
+app = edge.App("crash")
+POINTS = {p for p in os.environ.get("EDGE_CRASH_POINTS", "").split(",") if p}
+MARKERS = Path(sys.argv[1]).parent / "markers" if len(sys.argv) > 1 else Path(".")
+EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
+WORK_SECONDS = float(os.environ.get("EDGE_CRASH_WORK", "0.01"))
+
+
+def maybe_die(kind: str, wid: str, step: int) -> None:
+    point = f"{kind}:{wid}:{step}"
+    if point not in POINTS:
+        return
+    marker = MARKERS / point.replace(":", "_")
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.fsync(fd)
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def effect(key: str) -> None:
+    # O_APPEND + fsync: the line survives our own SIGKILL a microsecond later.
+    fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{key} {os.getpid()}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@app.step(name="work")
+def work(n: int, step: int) -> dict:
+    ctx = edge.context()
+    maybe_die("before_body", ctx.workflow_id, step)
+    time.sleep(WORK_SECONDS)  # simulated I/O, so random kills land inside bodies too
+    effect(ctx.idempotency_key)
+    maybe_die("after_effect", ctx.workflow_id, step)
+    return {"value": n * 10 + step, "pid": os.getpid()}
+
+
+@app.workflow(name="order")
+def order(n: int) -> dict:
+    total = 0
+    wid = ""
+    for step in range(1, STEPS + 1):
+        out = work(n, step)
+        total += out["value"]
+        wid = edge.context().workflow_id
+        maybe_die("after_checkpoint", wid, step)
+    return {"n": n, "total": total}
+
+
+def expected_total(n: int) -> int:
+    return sum(n * 10 + s for s in range(1, STEPS + 1))
+
+
+def main() -> None:
+    data_dir, count = Path(sys.argv[1]), int(sys.argv[3])
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    MARKERS.mkdir(exist_ok=True)
+    workers = int(os.environ.get("EDGE_CRASH_WORKERS", "4"))
+    with edge.Node(app, data_dir=data_dir, workers=workers) as node:
+        handles = [app.start(order, n, id=f"wf-{n}") for n in range(first, first + count)]
+        results = [h.result(timeout=120) for h in handles]
+        stats = node.store.commit_stats
+    print(json.dumps({"results": results, "batches": stats[0], "writes": stats[1]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -58,7 +58,8 @@ def connect(path: Path, durability: str = "full",
         raise
     if str(mode).lower() != "wal":
         conn.close()
-        raise DataError(f"{path}: could not switch to WAL mode (got {mode})", "check the filesystem")
+        raise DataError(f"{path}: could not switch to WAL mode (got {mode})",
+                        "check the filesystem")
     conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
     return conn
 

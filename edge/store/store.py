@@ -162,7 +162,8 @@ class Store:
         parent_id: str | None = None,
         deadline: float | None = None,
     ) -> tuple[WorkflowRow, bool]:
-        """Create a PENDING workflow; an existing id is returned unchanged (ids are idempotency keys)."""
+        """Create a PENDING workflow; an existing id is returned unchanged
+        (workflow ids are idempotency keys)."""
         digest = WorkflowRow.digest_of(id, workflow, input, None, None)
 
         def fn(conn: sqlite3.Connection) -> tuple[WorkflowRow, bool]:
@@ -359,7 +360,8 @@ class Store:
                     "wait for it to finish, or cancel it first",
                 )
             # Successful checkpoints stay; the final error of the failing step goes.
-            conn.execute("DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
+            conn.execute(
+                "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
             digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
             cur = conn.execute(
                 "UPDATE workflows SET status = 'PENDING', output = NULL, error = NULL, "
@@ -625,4 +627,5 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         created, _, after = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return float(created), after
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"invalid cursor {cursor!r}", "pass next_cursor from a previous page") from exc
+        raise UsageError(f"invalid cursor {cursor!r}",
+                         "pass next_cursor from a previous page") from exc

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import edge
-from edge.errors import NonDeterminismError
 from tests.conftest import wait_until
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ChecksumMismatch, Conflict, DataError
-from edge.store import LATEST, OpRow, StaleRun, Store
-from edge.store import migrations
+from edge.store import LATEST, OpRow, StaleRun, Store, migrations
 
 
 def sha(p: Path) -> str:

@@ -1,0 +1,44 @@
+"""A fake payment provider that deduplicates by idempotency key, like Stripe does.
+
+It keeps its ledger in its own SQLite file (``EDGE_DEMO_PAYMENTS``, default
+``demo-payments.db``), apart from edge's database, so a kill -9 of the node
+cannot roll it back: that is the situation idempotency keys exist for.
+
+    python -m examples.payments        # print the ledger: requests vs charges
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+
+def _db() -> sqlite3.Connection:
+    conn = sqlite3.connect(os.environ.get("EDGE_DEMO_PAYMENTS", "demo-payments.db"), timeout=10)
+    conn.execute("CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, order_id TEXT, "
+                 "cents INTEGER, requests INTEGER, charged_at REAL)")
+    return conn
+
+
+def charge(key: str, order_id: str, cents: int) -> dict[str, object]:
+    """Charge once per key; a retried request with the same key returns the first charge."""
+    time.sleep(float(os.environ.get("EDGE_DEMO_LATENCY", "0.5")))  # a slow third-party API
+    with _db() as conn:
+        conn.execute("INSERT INTO charges VALUES (?, ?, ?, 1, ?) ON CONFLICT(key) DO UPDATE "
+                     "SET requests = requests + 1", (key, order_id, cents, time.time()))
+        row = conn.execute("SELECT key, cents, requests FROM charges WHERE key = ?",
+                           (key,)).fetchone()
+    return {"charge_id": f"ch_{row[0]}", "cents": row[1], "requests_seen": row[2]}
+
+
+def main() -> None:
+    with _db() as conn:
+        rows = conn.execute("SELECT key, order_id, cents, requests FROM charges ORDER BY charged_at")
+        print(f"{'IDEMPOTENCY KEY':<24} {'ORDER':<10} {'CENTS':>6} {'REQUESTS':>8}")
+        for key, order_id, cents, requests in rows:
+            print(f"{key:<24} {order_id:<10} {cents:>6} {requests:>8}")
+
+
+if __name__ == "__main__":
+    main()

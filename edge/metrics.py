@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -80,13 +81,23 @@ class Metrics:
                                       "Time to queue every in-flight workflow at boot", registry=r)
         self.commit_batches = Counter("edge_commit_batches", "Write transactions committed",
                                       registry=r)
+        self._step_children: dict[tuple[str, str], Any] = {}
+        self._duration_children: dict[str, Any] = {}
 
     def attach_db(self, counts: Callable[[], dict[str, int]],
                   db_path: Callable[[], Path | None]) -> None:
         self.registry.register(_DbCollector(counts, db_path))
 
     def step_outcome(self, step: str, outcome: str) -> None:
-        self.steps.labels(step, outcome).inc()
+        # Labelled children are cached: labels() costs more than the increment.
+        key = (step, outcome)
+        child = self._step_children.get(key)
+        if child is None:
+            child = self._step_children[key] = self.steps.labels(step, outcome)
+        child.inc()
 
     def step_duration(self, step: str, seconds: float) -> None:
-        self.step_seconds.labels(step).observe(seconds)
+        child = self._duration_children.get(step)
+        if child is None:
+            child = self._duration_children[step] = self.step_seconds.labels(step)
+        child.observe(seconds)

@@ -199,8 +199,7 @@ class Store:
         digest = op.digest()
 
         def fn(conn: sqlite3.Connection) -> None:
-            _fence(conn, op.workflow_id, token, now)
-            _upsert_op(conn, op, digest)
+            _upsert_op(conn, op, digest, token)
 
         self.write(fn)
 
@@ -503,7 +502,8 @@ class Store:
         cursor: str | None = None, parent_id: str | None = None,
     ) -> tuple[list[WorkflowRow], str | None]:
         """Newest first; ``cursor`` continues after the last row of the previous page."""
-        clauses, params = [], []  # type: ignore[var-annotated]
+        clauses: list[str] = []
+        params: list[object] = []
         if status:
             clauses.append("status = ?")
             params.append(status)
@@ -597,23 +597,47 @@ def _wake_parent(conn: sqlite3.Connection, parent_id: str, child_id: str, now: f
     )
 
 
-def _upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int) -> None:
+def _upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int, token: str | None = None) -> None:
     # CAS on a non-final row: a checkpoint (SUCCEEDED/FAILED) is never overwritten.
-    cur = conn.execute(
-        f"INSERT INTO operations ({OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
-        "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
-        "finished_at = excluded.finished_at, checksum = excluded.checksum "
-        "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
-        "AND operations.name = excluded.name",
-        (op.workflow_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output, op.error,
-         op.started_at, op.finished_at, digest),
+    # With a token, the insert is also fenced on our run in the same statement
+    # (one write per step instead of a separate UPDATE of the workflow row).
+    values = (op.workflow_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output,
+              op.error, op.started_at, op.finished_at, digest)
+    if token is None:
+        cur = conn.execute(_UPSERT_OP, values)
+    else:
+        cur = conn.execute(_FENCED_UPSERT_OP, (*values, op.workflow_id, token))
+    if cur.rowcount == 1:
+        return
+    if token is not None:
+        row = conn.execute("SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
+                           "AND status = 'RUNNING'", (op.workflow_id, token)).fetchone()
+        if row is None:
+            raise StaleRun(f"workflow {op.workflow_id} is no longer running under this run", "")
+    raise Conflict(
+        f"workflow {op.workflow_id} seq {op.seq} already has a final checkpoint",
+        "a checkpoint is never overwritten",
     )
-    if cur.rowcount != 1:
-        raise Conflict(
-            f"workflow {op.workflow_id} seq {op.seq} already has a final checkpoint",
-            "a checkpoint is never overwritten",
-        )
+
+
+_ON_CONFLICT = (
+    " ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
+    "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
+    "finished_at = excluded.finished_at, checksum = excluded.checksum "
+    "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
+    "AND operations.name = excluded.name"
+)
+_UPSERT_OP = (
+    f"INSERT INTO operations ({OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    + _ON_CONFLICT
+)
+# "WHERE EXISTS" makes the INSERT ... SELECT conditional on our run token; SQLite
+# needs a WHERE on the SELECT of an upsert anyway, to parse ON CONFLICT unambiguously.
+_FENCED_UPSERT_OP = (
+    f"INSERT INTO operations ({OP_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
+    "AND status = 'RUNNING')" + _ON_CONFLICT
+)
 
 
 def _encode_cursor(row: WorkflowRow) -> str:

@@ -23,46 +23,58 @@ T = TypeVar("T")
 
 
 class _Request:
-    __slots__ = ("fn", "done", "result", "error")
+    __slots__ = ("fn", "done", "result", "error", "wake")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        # Held until the request is done or its thread is made leader: each waiter
+        # is woken exactly once, by name, instead of a notify_all stampede.
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class GroupCommitWriter:
     def __init__(self, conn: sqlite3.Connection, max_batch: int = 256) -> None:
         self._conn = conn
         self._max_batch = max_batch
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._pending: list[_Request] = []
         self._committing = False
         self.batches = 0
         self.writes = 0
+        self.on_commit: Callable[[], None] | None = None
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         req = _Request(fn)
-        with self._cond:
+        with self._mutex:
             self._pending.append(req)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            req.wake.acquire()
+            if req.done:
+                return self._outcome(req)  # type: ignore[no-any-return]
+            # Not done, but woken: the previous leader handed leadership to us.
         while True:
-            with self._cond:
-                while self._committing and not req.done:
-                    self._cond.wait()
-                if req.done:
-                    return self._outcome(req)  # type: ignore[no-any-return]
-                # No commit in progress: lead one batch (which holds our request
-                # unless the batch filled up before it), then hand over.
-                self._committing = True
+            with self._mutex:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-            try:
-                self._commit(batch)
-            finally:
-                with self._cond:
+            self._commit(batch)
+            for other in batch:
+                if other is not req:
+                    other.wake.release()
+            with self._mutex:
+                if not self._pending:
                     self._committing = False
-                    self._cond.notify_all()
+                    break
+                if req.done:
+                    # Hand over: the oldest waiter leads the next batch.
+                    self._pending[0].wake.release()
+                    break
+        return self._outcome(req)  # type: ignore[no-any-return]
 
     @staticmethod
     def _outcome(req: _Request) -> Any:
@@ -95,6 +107,8 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK")
             else:
                 conn.execute("COMMIT")
+                if self.on_commit is not None:
+                    self.on_commit()
         except BaseException as exc:
             if conn.in_transaction:
                 try:

@@ -82,6 +82,7 @@ class Node:
         self._lock = LocalLock(self.settings.data_dir)
         self._finished = threading.Condition()
         self._stopped = threading.Event()
+        self.fatal: EdgeError | None = None
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
@@ -158,7 +159,7 @@ class Node:
 
     def stop(self, grace: float | None = None) -> None:
         """Planned stop: drain, flush the replica, release everything. Idempotent."""
-        if self._stopped.is_set():
+        if self._stopped.is_set() or self.state == "stopping":
             return
         grace = self.settings.grace_period if grace is None else grace
         self.state = "stopping"
@@ -172,8 +173,26 @@ class Node:
         self._teardown(flush=True)
         log.info("node %s stopped", self.node_id)
 
-    def _teardown(self, flush: bool) -> None:
-        self._stopped.set()
+    def fail(self, err: EdgeError, quarantine_db: bool = False) -> None:
+        """Stop because continuing would be unsafe (the lease moved to another node).
+        ``edge run`` exits with ``err``'s code; the database is moved aside for review."""
+        if self._stopped.is_set():
+            return
+        self.fatal = err
+        log.error("%s (%s)", err.message, err.hint)
+        self.state = "failed"
+        self.ready = False
+        self.metrics.ready.set(0)
+        self.draining.set()
+        self.timers.stop()
+        self.workers.stop(self.settings.grace_period)
+        self._teardown(flush=False, quarantine_db=quarantine_db)
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until the node stopped (planned or failed); True if it did."""
+        return self._stopped.wait(timeout)
+
+    def _teardown(self, flush: bool, quarantine_db: bool = False) -> None:
         self.ready = False
         if self.replication is not None:
             try:
@@ -184,11 +203,18 @@ class Node:
             self.http.stop()
         if self._store is not None:
             self._store.close()
+        if quarantine_db and self.settings.db_path.exists():
+            from edge.replication import quarantine
+
+            where = quarantine(self.settings.db_path, self.settings.data_dir, "lease-lost")
+            log.error("database moved to %s for review", where)
         if self.app._node is self:
             self.app._node = None
         self._lock.release()
         self.metrics.leader.set(0)
-        self.state = "stopped"
+        if self.state != "failed":
+            self.state = "stopped"
+        self._stopped.set()
         with self._finished:
             self._finished.notify_all()
 

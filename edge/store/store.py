@@ -108,6 +108,11 @@ class Store:
             return (0, 0)
         return (self._writer.batches, self._writer.writes)
 
+    def on_commit(self, fn: Callable[[], None] | None) -> None:
+        """Call ``fn`` after every committed transaction (replication lag tracking)."""
+        if self._writer is not None:
+            self._writer.on_commit = fn
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
             raise Conflict("this store is open read-only", "inspection never writes")

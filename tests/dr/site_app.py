@@ -1,0 +1,55 @@
+"""The app the disaster-recovery tests run under `edge run --app tests.dr.site_app:app`.
+
+Every step appends "<idempotency key> <pid>" to $EDGE_TEST_EFFECTS (O_APPEND +
+fsync), so a test can count side effects per key across kills and restores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import edge
+
+app = edge.App("site")
+STEPS = 5
+
+
+def effect() -> str:
+    key = edge.context().idempotency_key
+    path = os.environ.get("EDGE_TEST_EFFECTS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{key} {os.getpid()}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return key
+
+
+@app.step(name="work")
+def work(n: int, step: int) -> dict:
+    time.sleep(float(os.environ.get("EDGE_TEST_WORK", "0.05")))  # simulated I/O
+    return {"key": effect(), "value": n * 10 + step, "pid": os.getpid()}
+
+
+@app.step(name="irreversible", replicated=True)
+def irreversible(n: int) -> dict:
+    return {"key": effect(), "n": n}
+
+
+@app.workflow(name="job")
+def job(n: int) -> int:
+    return sum(work(n, s)["value"] for s in range(1, STEPS + 1))
+
+
+@app.workflow(name="guarded")
+def guarded(n: int) -> dict:
+    first = irreversible(n)       # replicated before the next line runs
+    edge.wait_replicated()
+    return {"first": first["key"], "then": work(n, 1)["value"]}
+
+
+def expected(n: int) -> int:
+    return sum(n * 10 + s for s in range(1, STEPS + 1))

@@ -83,6 +83,8 @@ class Node:
         self._finished = threading.Condition()
         self._stopped = threading.Event()
         self.fatal: EdgeError | None = None
+        self._teardown_lock = threading.Lock()
+        self._torn_down = False
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
@@ -136,10 +138,12 @@ class Node:
 
             self.replication = Replicator(self)
             self.replication.before_open()  # lease, trust decision, restore
+        self._check_not_stopping()
         self._store = Store.open(s.db_path, s.durability, self.clock.time())
         os.chmod(s.db_path, 0o600)
         if self.replication is not None:
             self.replication.after_open()  # record epoch/owner, start the sidecar
+        self._check_not_stopping()
         t0 = self.clock.monotonic()
         rec = self._store.recover(self.clock.time())
         for wid in rec.pending:
@@ -156,6 +160,10 @@ class Node:
         self.metrics.ready.set(1)
         log.info("node %s ready: %d workflows resumed, %d timers, data in %s",
                  self.node_id, len(rec.pending), len(rec.timers), s.data_dir)
+
+    def _check_not_stopping(self) -> None:
+        if self.draining.is_set():
+            raise NotReady("the node was stopped while booting", "")
 
     def stop(self, grace: float | None = None) -> None:
         """Planned stop: drain, flush the replica, release everything. Idempotent."""
@@ -193,6 +201,11 @@ class Node:
         return self._stopped.wait(timeout)
 
     def _teardown(self, flush: bool, quarantine_db: bool = False) -> None:
+        # Exactly once: a stop during boot and the boot's own failure path both land here.
+        with self._teardown_lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
         self.ready = False
         if self.replication is not None:
             try:

@@ -1,0 +1,10 @@
+"""The HTTP API a node serves: JSON verbs under /v1, /metrics, /healthz, /readyz, /openapi.json.
+
+``server.py`` owns the transport (stdlib ThreadingHTTPServer, request limits,
+auth, the error object); ``routes.py`` owns the verbs and their validation;
+``openapi.py`` describes exactly those routes.
+"""
+
+from edge.api.server import ApiServer
+
+__all__ = ["ApiServer"]

@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 description of the node's HTTP API, written by hand.
+
+Invariant: it describes exactly the routes in routes.py (a test compares the
+two), with the JSON shapes of DESIGN.md section 5 and edge/views.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_ERRORS = {
+    "400": _err("malformed request: bad JSON, unknown field, wrong type, bad arguments"),
+    "401": _err("missing or wrong bearer token (when the node has one)"),
+    "404": _err("unknown workflow name or id"),
+    "503": _err("the node is booting, standing by or stopping (code not_ready)"),
+}
+_BODY_ERRORS = {
+    **_ERRORS,
+    "411": _err("a chunked body without Content-Length"),
+    "413": _err("the body is over the size limit (2 MiB)"),
+    "415": _err("the body is not application/json"),
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+       "description": "the workflow id (URL-encoded)"}
+
+_WORKFLOW_PROPS: dict[str, Any] = {
+    "id": {"type": "string"},
+    "workflow": {"type": "string"},
+    "status": {"enum": ["PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED",
+                        "CANCELLED"]},
+    "input": {"type": "object", "properties": {"args": {"type": "array"},
+                                               "kwargs": {"type": "object"}}},
+    "output": {"description": "any JSON value, null until SUCCEEDED"},
+    "error": {"oneOf": [{"type": "null"}, _ref("WorkflowError")]},
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "wake_at": _TIME,
+    "waiting_for": {"type": ["string", "null"]},
+    "blocked_on": {"type": ["string", "null"]},
+    "queue": {"type": ["string", "null"]},
+    "parent_id": {"type": ["string", "null"]},
+}
+_CONTRACT_KEYS = ["id", "workflow", "status", "input", "output", "error", "created_at",
+                  "updated_at", "wake_at", "waiting_for", "blocked_on"]
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "edge node API", "version": "1",
+             "description": "Durable workflows on one SQLite file. Errors are "
+                            "{\"error\": {\"code\", \"message\", \"hint\"}}."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message", "hint"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "hint": {"type": "string"}}}}},
+            "WorkflowError": {"type": "object", "required": ["type", "message"],
+                              "properties": {"type": {"type": "string"},
+                                             "message": {"type": "string"}}},
+            "Workflow": {"type": "object", "required": _CONTRACT_KEYS,
+                         "properties": _WORKFLOW_PROPS},
+            "Step": {"type": "object", "required": [
+                "seq", "kind", "name", "status", "attempts", "output", "error", "started_at",
+                "finished_at"], "properties": {
+                "seq": {"type": "integer"}, "kind": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"enum": ["RUNNING", "SUCCEEDED", "FAILED"]},
+                "attempts": {"type": "integer"}, "output": {},
+                "error": {"oneOf": [{"type": "null"}, _ref("WorkflowError")]},
+                "started_at": _TIME, "finished_at": _TIME}},
+            "WorkflowDetail": {"allOf": [_ref("Workflow"), {
+                "type": "object", "required": ["steps"],
+                "properties": {"steps": {"type": "array", "items": _ref("Step")}}}]},
+            "StartRequest": {"type": "object", "required": ["workflow"],
+                             "additionalProperties": False, "properties": {
+                "workflow": {"type": "string", "minLength": 1},
+                "input": {"description": "object = keyword arguments, array = positional "
+                                         "arguments, absent or null = none",
+                          "type": ["object", "array", "null"]},
+                "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+                       "description": "idempotency key: an existing id is returned, "
+                                      "never run twice"}}},
+            "StartResponse": {"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"}, "created": {"type": "boolean"}}},
+            "EventRequest": {"type": "object", "additionalProperties": False, "properties": {
+                "value": {"description": "any JSON value (default null)"},
+                "dedup": {"type": ["string", "null"],
+                          "description": "a retried send with the same key is delivered once"}}},
+        },
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": {
+        "/v1/workflows": {
+            "post": {
+                "summary": "Start a workflow (idempotent on id)",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("StartRequest")}}},
+                "responses": {"201": _json(_ref("StartResponse"), "started"),
+                              "200": _json(_ref("StartResponse"), "the id existed"),
+                              "409": _err("the id belongs to another workflow"),
+                              **_BODY_ERRORS},
+            },
+            "get": {
+                "summary": "List workflows, newest first",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"type": "string"}},
+                    {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                "default": 50}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                     "description": "next_cursor of the previous page"},
+                ],
+                "responses": {"200": _json({"type": "object", "required": [
+                    "workflows", "next_cursor"], "properties": {
+                    "workflows": {"type": "array", "items": _ref("Workflow")},
+                    "next_cursor": {"type": ["string", "null"]}}}, "a page"), **_ERRORS},
+            },
+        },
+        "/v1/workflows/{id}": {"get": {
+            "summary": "One workflow with its step timeline (edge show --json)",
+            "parameters": [_ID],
+            "responses": {"200": _json(_ref("WorkflowDetail"), "the workflow"), **_ERRORS}}},
+        "/v1/workflows/{id}/events/{name}": {"post": {
+            "summary": "Send an event (kept until a wait_event takes it)",
+            "parameters": [_ID, {"name": "name", "in": "path", "required": True,
+                                 "schema": {"type": "string"}}],
+            "requestBody": {"required": False, "content": {
+                "application/json": {"schema": _ref("EventRequest")}}},
+            "responses": {"200": _json({"type": "object", "properties": {
+                "delivered": {"type": "boolean"}, "duplicate": {"type": "boolean"}}},
+                "stored (or a duplicate of a dedup key)"), "409": _err("the workflow is final"),
+                **_BODY_ERRORS}}},
+        "/v1/workflows/{id}/cancel": {"post": {
+            "summary": "Cancel a workflow and its children (durable)",
+            "parameters": [_ID],
+            "responses": {"200": _json({"type": "object"}, "cancelled or requested"),
+                          **_BODY_ERRORS}}},
+        "/v1/workflows/{id}/resume": {"post": {
+            "summary": "Run a FAILED or CANCELLED workflow again from its checkpoints",
+            "parameters": [_ID],
+            "responses": {"200": _json({"type": "object"}, "queued"),
+                          "409": _err("the workflow is not FAILED or CANCELLED"),
+                          **_BODY_ERRORS}}},
+        "/v1/status": {"get": {"summary": "Node, leader, state, counts by status, replication",
+                               "responses": {"200": _json({"type": "object"}, "status")}}},
+        "/v1/app": {"get": {"summary": "The workflows this node's code defines",
+                            "responses": {"200": _json({"type": "object"}, "workflows")}}},
+        "/healthz": {"get": {"summary": "200 while the process is alive (no token needed)",
+                             "security": [{}],
+                             "responses": {"200": _json({"type": "object"}, "alive")}}},
+        "/readyz": {"get": {"summary": "200 when the node accepts work, else 503",
+                            "responses": {"200": _json({"type": "object"}, "ready"),
+                                          "503": _json({"type": "object"}, "not ready")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text exposition format"}}}},
+        "/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": _json({"type": "object"}, "OpenAPI")}}},
+        "/": {"get": {"summary": "The dashboard (HTML)",
+                      "responses": {"200": {"description": "text/html"}}}},
+    },
+}

@@ -1,0 +1,279 @@
+"""The node's HTTP server: stdlib ThreadingHTTPServer, JSON errors, limits, optional token.
+
+Invariants:
+- a malformed request is a 4xx with ``{"error": {"code", "message", "hint"}}``,
+  never a 500: the request target, query and body are decoded here with
+  strict checks (invalid percent-encoding or UTF-8, duplicate or unknown query
+  parameters, a missing/invalid/oversized Content-Length, chunked bodies, a
+  non-JSON content type), and the route validates the fields (routes.py);
+- a body over ``max_body`` bytes is refused (413) from its Content-Length,
+  before a byte of it is read;
+- an unexpected exception is a 500 ``internal`` with the traceback in the log
+  (the client gets no traceback);
+- with a token, every request except /healthz needs ``Authorization: Bearer``
+  (compared in constant time);
+- the server runs before the node is ready (boot step 1), so routes cope with
+  a node that has no database yet;
+- per-request lines go to the ``edge.http`` logger at debug, never to stderr.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from edge.api.routes import ApiError, Request, Response, error_response, find_route, json_response
+from edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from edge.node import Node
+
+log = logging.getLogger("edge.http")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+SOCKET_TIMEOUT = 30.0  # a client that stalls mid-request is dropped after this many seconds
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_JSON_TYPES = ("application/json",)
+
+
+class _Disconnected(Exception):
+    """The client went away (or stalled past the socket timeout) mid-request."""
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    api: ApiServer
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn): skip it, it can hang.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+class _HttpServer6(_HttpServer):
+    address_family = socket.AF_INET6
+
+
+def _decode_segment(seg: str) -> str:
+    try:
+        return unquote(seg, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_request", f"path segment {seg[:80]!r} is not valid UTF-8 "
+                       "after percent-decoding", "percent-encode ids as UTF-8") from None
+
+
+def _parse_query(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not text:
+        return out
+    for part in text.split("&"):
+        if not part:
+            continue
+        raw_key, _, raw_value = part.partition("=")
+        key = _decode_segment(raw_key.replace("+", " "))
+        value = _decode_segment(raw_value.replace("+", " "))
+        if key in out:
+            raise ApiError(400, "bad_query", f"query parameter {key!r} is given twice",
+                           "give each parameter once")
+        out[key] = value
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    server_version = "edge"
+    sys_version = ""
+    timeout = SOCKET_TIMEOUT
+
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up do_<METHOD>: every method goes through one
+        # dispatcher, so an unknown method is a JSON 405/404 instead of an HTML 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    def version_string(self) -> str:
+        return "edge"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        # Called by the base class for malformed request lines and headers: answer in
+        # JSON, and as a 4xx (the client sent something we cannot parse).
+        status = code if 400 <= code < 500 else 400
+        self.close_connection = True
+        self._write(json_response(status, {"error": {
+            "code": "bad_request", "message": message or "malformed HTTP request",
+            "hint": explain or "send a well-formed HTTP/1.1 request"}}))
+
+    # ---- one request ---------------------------------------------------------
+
+    def _handle(self) -> None:
+        try:
+            resp = self._respond()
+        except _Disconnected:
+            self.close_connection = True
+            return
+        except EdgeError as exc:
+            resp = error_response(exc)
+        except Exception:
+            node = self.server.api.node
+            if not node.ready and node.state in ("stopping", "stopped"):
+                # A request racing the shutdown (its database just closed): not a bug.
+                log.debug("request during shutdown failed", exc_info=True)
+                resp = json_response(503, {"error": {
+                    "code": "not_ready", "message": f"the node is {node.state}",
+                    "hint": "retry when the node is back"}})
+            else:
+                log.exception("internal error serving %s %s", self.command, self.path[:200])
+                resp = json_response(500, {"error": {
+                    "code": "internal", "message": "internal error",
+                    "hint": "see the node's log for the traceback"}})
+        self._write(resp)
+
+    def _respond(self) -> Response:
+        api = self.server.api
+        parts = urlsplit(self.path)
+        raw = parts.path.split("/")[1:] if parts.path.startswith("/") else [parts.path]
+        if len(raw) > 1 and raw[-1] == "":
+            raw.pop()  # tolerate one trailing slash
+        segments = [] if raw == [""] else [_decode_segment(s) for s in raw]
+        if api.token is not None and segments != ["healthz"]:
+            self._check_token(api.token)
+        route, params = find_route(self.command, segments)
+        query = _parse_query(parts.query) if route.query is not None else {}
+        if route.query is not None:
+            unknown = sorted(set(query) - route.query)
+            if unknown:
+                raise ApiError(400, "bad_query", f"unknown query parameter {unknown[0]!r}",
+                               f"accepted: {', '.join(sorted(route.query))}")
+        body = self._read_body(api.max_body) if route.body else None
+        return route.handler(api.node, Request(self.command, params, query, body))
+
+    def _check_token(self, token: str) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode("utf-8", "replace"), token.encode("utf-8")):
+            raise ApiError(401, "unauthorized", "missing or wrong API token",
+                           "send Authorization: Bearer <token> (the CLI: --api-token or "
+                           "EDGE_API_TOKEN)")
+
+    def _read_body(self, limit: int) -> bytes | None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise ApiError(411, "length_required", "chunked request bodies are not accepted",
+                           "send the body with a Content-Length header")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return None
+        text = lengths[0].strip()
+        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(text):
+            self.close_connection = True
+            raise ApiError(400, "bad_request", f"invalid Content-Length {lengths[0][:40]!r}",
+                           "send the body's length in bytes")
+        n = int(text)
+        if n > limit:
+            self.close_connection = True
+            raise ApiError(413, "too_large", f"the request body is {n} bytes, over the "
+                           f"{limit}-byte limit", "send large payloads by reference")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if n and ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+            self.close_connection = True
+            raise ApiError(415, "unsupported_media_type",
+                           f"the request body is {ctype}, not application/json",
+                           "send Content-Type: application/json")
+        try:
+            data = self.rfile.read(n)
+        except OSError as exc:
+            raise _Disconnected() from exc
+        if len(data) < n:
+            raise _Disconnected()
+        return data
+
+    def _write(self, resp: Response) -> None:
+        if getattr(self, "request_version", "") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # answer with a status line all the same
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for key, value in resp.headers.items():
+                self.send_header(key, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(resp.body)
+        except OSError:  # the client went away; nothing to tell it
+            self.close_connection = True
+
+
+class ApiServer:
+    """Serves ``node`` over HTTP on ``host:port`` (port 0 picks a free one: see ``.port``)."""
+
+    def __init__(self, node: Node, host: str, port: int, token: str | None = None,
+                 max_body: int = MAX_BODY_BYTES) -> None:
+        self.node = node
+        self.host = host
+        self.requested_port = port
+        self.token = token or None
+        self.max_body = max_body
+        self._bound_port: int | None = None
+        self._server: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.requested_port if self._bound_port is None else self._bound_port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ApiServer:
+        if self._server is not None:
+            return self
+        cls = _HttpServer6 if ":" in self.host else _HttpServer
+        try:
+            server = cls((self.host, self.requested_port), _Handler)
+        except OSError as exc:
+            raise EdgeError(
+                f"cannot listen on {self.host}:{self.requested_port}: "
+                f"{exc.strerror or exc}",
+                "another process may use that port; choose another with --listen HOST:PORT",
+                code="listen_failed") from None
+        server.api = self
+        self._server = server
+        self._bound_port = int(server.server_address[1])
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="edge-http", daemon=True)
+        self._thread.start()
+        log.info("HTTP API on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting requests and close the socket. Idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

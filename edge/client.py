@@ -1,0 +1,276 @@
+"""edge.Client: reach a running node over HTTP (what the CLI and other processes use).
+
+    client = edge.Client("http://127.0.0.1:8080")
+    handle = client.start("fulfil", {"order_id": "o-2"}, id="o-2")
+    handle.result(timeout=10)
+
+Invariants:
+- stdlib only (urllib), so importing the client costs nothing;
+- the server's error object comes back as the matching EdgeError subclass
+  (404 NotFound, 400 UsageError, 409 Conflict, 503 NotReady, ...) carrying the
+  server's code, message and hint; a node that cannot be reached is
+  ``Unreachable`` with a hint on how to start or point at one;
+- ``RemoteHandle.result`` has the semantics of ``edge.Handle.result``:
+  SUCCEEDED -> the output, FAILED -> WorkflowFailed, CANCELLED ->
+  WorkflowCancelled, not final in time -> TimeoutError;
+- proxies from the environment are honoured, except for loopback nodes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from edge.errors import (
+    Conflict,
+    DataError,
+    EdgeError,
+    NotFound,
+    NotReady,
+    Unreachable,
+    UsageError,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+_DATA_CODES = {"data_error", "checksum_mismatch", "corrupt_database", "foreign_database",
+               "newer_schema", "no_database"}
+_UNREACHABLE_HINT = "start it with `edge run --app MODULE:ATTR` or set --url / EDGE_URL"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def error_from_response(status: int, payload: Any, url: str) -> EdgeError:
+    """The EdgeError a server's error response stands for."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return EdgeError(f"unexpected HTTP {status} from {url}",
+                         "is --url pointing at an edge node?", code="bad_response")
+    code = str(err.get("code") or "error")
+    message = str(err.get("message") or f"HTTP {status}")
+    hint = str(err.get("hint") or "")
+    cls: type[EdgeError]
+    if status == 404:
+        cls = NotFound
+    elif status == 409:
+        cls = Conflict
+    elif status == 503:
+        cls = NotReady
+    elif code in _DATA_CODES:
+        cls = DataError
+    elif status in (401, 403):
+        cls = EdgeError
+    elif 400 <= status < 500:
+        cls = UsageError
+    else:
+        cls = EdgeError
+    exc = cls(message, hint, code=code)
+    exc.http_status = status
+    return exc
+
+
+class RemoteHandle:
+    """A workflow started through a Client: ``.id``, ``.created``, ``.result()``."""
+
+    def __init__(self, client: Client, id: str, created: bool = True) -> None:
+        self.client = client
+        self.id = id
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"RemoteHandle({self.id!r})"
+
+    def get(self) -> dict[str, Any]:
+        return self.client.get(self.id)
+
+    def status(self) -> str:
+        return str(self.get()["status"])
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The output once SUCCEEDED; polls with backoff (50 ms .. 1 s). None waits forever."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                view: dict[str, Any] | None = self.client.get(self.id)
+            except NotReady:
+                view = None  # booting or standing by: keep polling within the deadline
+            if view is not None:
+                st = view.get("status")
+                if st == "SUCCEEDED":
+                    return view.get("output")
+                if st == "FAILED":
+                    raise WorkflowFailed(self.id, view.get("error") or {})
+                if st == "CANCELLED":
+                    raise WorkflowCancelled(self.id, view.get("error"))
+            wait = delay
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    state = view.get("status") if view else "not readable (node not ready)"
+                    raise TimeoutError(f"workflow {self.id} is still {state}")
+                wait = min(wait, left)
+            time.sleep(wait)
+            delay = min(delay * 2, 1.0)
+
+
+class Client:
+    """A node's HTTP API as Python calls."""
+
+    def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
+                 timeout: float = 10.0) -> None:
+        url = (url or DEFAULT_URL).strip().rstrip("/")
+        parts = urlsplit(url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            raise UsageError(f"--url {url!r} is not an http(s)://HOST:PORT address",
+                             f"e.g. {DEFAULT_URL}")
+        self.url = url
+        self.token = token or None
+        self.timeout = timeout
+        handlers: list[urllib.request.BaseHandler] = []
+        if _is_loopback(parts.hostname):
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # ---- transport -------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None, *,
+                query: dict[str, Any] | None = None,
+                accept: tuple[int, ...] = (200, 201)) -> tuple[int, Any]:
+        """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
+        q = {k: v for k, v in (query or {}).items() if v is not None}
+        full = self.url + path + (("?" + urlencode(q)) if q else "")
+        data = None
+        headers = {"Accept": "application/json", "User-Agent": "edge-client"}
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        # The scheme is checked in __init__ (http or https only).
+        req = urllib.request.Request(full, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                status, raw = int(resp.status), resp.read()
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+            try:
+                raw = exc.read()
+            except (OSError, http.client.HTTPException):
+                raw = b""
+            finally:
+                exc.close()
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise Unreachable(f"cannot reach the edge node at {self.url}: {reason}",
+                              _UNREACHABLE_HINT) from None
+        try:
+            payload = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except (UnicodeDecodeError, ValueError):
+            payload = None
+        if status in accept:
+            if payload is None and raw.strip():
+                raise EdgeError(f"the node at {self.url} answered {method} {path} with "
+                                "something that is not JSON", "is --url pointing at an edge node?",
+                                code="bad_response")
+            return status, payload
+        raise error_from_response(status, payload, self.url)
+
+    def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request(method, path, body, **kw)[1]
+
+    @staticmethod
+    def _id(id: str) -> str:
+        if not isinstance(id, str) or not id:
+            raise UsageError(f"invalid workflow id {id!r}", "ids are non-empty strings")
+        return quote(id, safe="")
+
+    # ---- verbs -------------------------------------------------------------------
+
+    def start(self, workflow: str, input: dict[str, Any] | list[Any] | None = None,
+              id: str | None = None) -> RemoteHandle:
+        """Start ``workflow``; ``input`` is a dict of keyword arguments or a list of
+        positional ones. An existing ``id`` returns the existing workflow (``.created`` False)."""
+        if input is not None and not isinstance(input, (dict, list, tuple)):
+            raise UsageError(
+                f"input must be a dict (keyword arguments) or a list (positional arguments), "
+                f"not {type(input).__name__}", "a single dict argument is [{...}]")
+        body: dict[str, Any] = {"workflow": workflow}
+        if input is not None:
+            body["input"] = list(input) if isinstance(input, tuple) else input
+        if id is not None:
+            body["id"] = id
+        status, out = self.request("POST", "/v1/workflows", body)
+        return RemoteHandle(self, str(out["id"]), created=status == 201)
+
+    def handle(self, id: str) -> RemoteHandle:
+        return RemoteHandle(self, id, created=False)
+
+    def get(self, id: str) -> dict[str, Any]:
+        """The `edge show --json` object of one workflow."""
+        out: dict[str, Any] = self._call("GET", "/v1/workflows/" + self._id(id))
+        return out
+
+    def list(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
+             cursor: str | None = None) -> dict[str, Any]:
+        """``{"workflows": [...], "next_cursor"}``, newest first."""
+        out: dict[str, Any] = self._call("GET", "/v1/workflows", query={
+            "status": status, "workflow": workflow, "limit": limit, "cursor": cursor})
+        return out
+
+    def send(self, id: str, event: str, value: Any = None,
+             dedup: str | None = None) -> dict[str, Any]:
+        if not isinstance(event, str) or not event:
+            raise UsageError(f"invalid event name {event!r}", "1..200 characters")
+        body: dict[str, Any] = {"value": value}
+        if dedup is not None:
+            body["dedup"] = dedup
+        out: dict[str, Any] = self._call(
+            "POST", f"/v1/workflows/{self._id(id)}/events/{quote(event, safe='')}", body)
+        return out
+
+    def cancel(self, id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/cancel", {})
+        return out
+
+    def resume(self, id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/resume", {})
+        return out
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/v1/status")
+        return out
+
+    def app(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/v1/app")
+        return out
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/healthz")
+        return out
+
+    def ready(self) -> dict[str, Any]:
+        """The /readyz body (``{"ready": bool, "state", ...}``); does not raise when not ready."""
+        out: dict[str, Any] = self._call("GET", "/readyz", accept=(200, 503))
+        return out

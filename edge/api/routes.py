@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,28 +190,6 @@ def app_info(node: Node, req: Request) -> Response:
     return json_response(200, {"app": node.app.name, "workflows": node.workflow_names()})
 
 
-def home(node: Node, req: Request) -> Response:
-    st = node.status()
-    e = html.escape
-    rows = "".join(
-        f'<tr><td><a href="/v1/workflows?status={e(s)}">{e(s)}</a></td><td>{n}</td></tr>'
-        for s, n in st["workflows"].items()
-    )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edge: {e(str(st["app"]))}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
-</head><body>
-<h1>edge node {e(str(st["node_id"]) or "(booting)")}</h1>
-<p>app <b>{e(str(st["app"]))}</b>, state <b>{e(str(st["state"]))}</b>,
-leader <b>{"yes" if st["leader"] else "no"}</b></p>
-<table><tr><th>status</th><th>workflows</th></tr>{rows}</table>
-<p><a href="/v1/workflows">/v1/workflows</a> &middot; <a href="/v1/status">/v1/status</a>
-&middot; <a href="/metrics">/metrics</a> &middot; <a href="/openapi.json">/openapi.json</a></p>
-</body></html>
-"""
-    return Response(200, page.encode("utf-8"), "text/html; charset=utf-8")
-
-
 # ---- workflow verbs -------------------------------------------------------------
 
 
@@ -265,8 +242,7 @@ def resume(node: Node, req: Request) -> Response:
     return json_response(200, node.resume(req.params["id"]))
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("GET", (), home),
+CORE_ROUTES: tuple[Route, ...] = (
     Route("GET", ("healthz",), healthz),
     Route("GET", ("readyz",), readyz),
     Route("GET", ("metrics",), metrics),
@@ -281,6 +257,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ("v1", "workflows", "{id}", "cancel"), cancel, body=True),
     Route("POST", ("v1", "workflows", "{id}", "resume"), resume, body=True),
 )
+
+
 
 
 def find_route(method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
@@ -301,3 +279,10 @@ def find_route(method: str, segments: list[str]) -> tuple[Route, dict[str, str]]
                        f"allowed: {', '.join(methods)}", allow=", ".join(methods))
     raise ApiError(404, "not_found", f"no such endpoint: {path}",
                    "see GET /openapi.json for the endpoints")
+
+
+# Feature modules own their routes (the dashboard, workflow management). They
+# import Route and friends from this module, so they are imported last.
+from edge.api import dashboard, manage  # noqa: E402
+
+ROUTES: tuple[Route, ...] = CORE_ROUTES + dashboard.ROUTES + manage.ROUTES

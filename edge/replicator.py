@@ -33,6 +33,7 @@ from edge.engine import Drain, RunContext
 from edge.errors import DataError, EdgeError, LockHeld, NotReady, ReplicationError, Unreachable
 from edge.replication import (
     AcquireResult,
+    ExternalSidecar,
     Lease,
     LeaseLost,
     Sidecar,
@@ -180,17 +181,25 @@ class Replicator:
             self._start_sidecar()
         self._spawn(self._keep_lease, "edge-lease")
         self._spawn(self._monitor, "edge-lag")
+        if self.holding:
+            self._spawn(self._prune_once, "edge-prune")
         node.metrics.leader.set(1 if self.holding else 0)
 
     def _start_sidecar(self) -> None:
         s = self.node.settings
-        self.sidecar = Sidecar(
-            db_path=s.db_path, target=self.target, epoch=self.epoch,
-            run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
-            # Litestream's default 30 s does not fit a 10 s container stop.
-            shutdown_sync_timeout=max(1.0, min(5.0, s.grace_period - 1.0)),
-            on_event=self._sidecar_event,
-        )
+        # Litestream's default 30 s shutdown sync does not fit a 10 s container stop.
+        flush_budget = max(1.0, min(5.0, s.grace_period - 1.0))
+        if s.replication == "external":
+            assert s.sidecar_socket is not None
+            self.sidecar = ExternalSidecar(
+                db_path=s.db_path.resolve(), target=self.target, epoch=self.epoch,
+                socket_path=s.sidecar_socket, shutdown_sync_timeout=flush_budget,
+                on_event=self._sidecar_event)
+        else:
+            self.sidecar = Sidecar(
+                db_path=s.db_path, target=self.target, epoch=self.epoch,
+                run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
+                shutdown_sync_timeout=flush_budget, on_event=self._sidecar_event)
         self.sidecar.start()
         self.fenced_reason = None
 
@@ -240,9 +249,25 @@ class Replicator:
     def _monitor(self) -> None:
         m, s = self.node.metrics, self.node.settings
         while not self._stop.wait(s.sync_interval):
-            ok = self._barrier(timeout=max(2.0, s.sync_interval * 3))
+            self._watchdog()
+            # Bounded by the renew interval, so the watchdog above runs often enough.
+            ok = self._barrier(timeout=min(s.lease_renew, max(1.0, s.sync_interval * 3)))
             m.replication_up.set(1 if ok else 0)
             m.replication_lag.set(self.lag())
+
+    def _watchdog(self) -> None:
+        """Fence the sidecar before the lease could expire, on our monotonic clock.
+
+        Runs beside the lease keeper, whose renew call may itself hang on a
+        blackholed bucket: the fence must not wait for that call to fail."""
+        s = self.node.settings
+        since = self.node.clock.monotonic() - self._last_renew
+        if self.holding and self.fenced_reason is None and since > s.lease_ttl - s.lease_renew:
+            log.error("lease not renewed for %.1f s: fencing the sidecar; workflows keep "
+                      "running locally", since)
+            self.fenced_reason = "lease not renewed"
+            if self.sidecar is not None:
+                self.sidecar.fence()
 
     def wait_replicated(self, run: RunContext | None) -> None:
         node = self.node
@@ -280,16 +305,10 @@ class Replicator:
                 else:
                     self._regain()
             except Unreachable as exc:
-                since = clock.monotonic() - self._last_renew
+                log.warning("lease renewal failed: %s", exc.message)
                 # Fence well before the TTL: a standby may take over at expiry, and
                 # then our sidecar must already have stopped uploading.
-                if self.holding and self.fenced_reason is None and \
-                        since > s.lease_ttl - s.lease_renew:
-                    log.error("cannot renew the lease for %.1f s (%s): fencing the sidecar; "
-                              "workflows keep running locally", since, exc.message)
-                    self.fenced_reason = "lease not renewed"
-                    if self.sidecar is not None:
-                        self.sidecar.fence()
+                self._watchdog()
             except LeaseLost as exc:
                 self._zombie(exc)
                 return
@@ -349,8 +368,15 @@ class Replicator:
                 log.warning("could not release the lease: %s", exc.message)
             self.holding = False
 
-    def prune(self) -> list[int]:
-        return prune_epochs(self.target, self.epoch, self.node.settings.epoch_retention)
+    def _prune_once(self) -> None:
+        """Old epoch paths are history nobody reads after the retention period."""
+        try:
+            pruned = prune_epochs(self.target, self.epoch, self.node.settings.epoch_retention)
+        except EdgeError as exc:
+            log.warning("pruning old epochs: %s", exc.message)
+            return
+        if pruned:
+            log.info("pruned replica epochs %s (older than the retention period)", pruned)
 
     def standby_hint(self) -> str:
         if self.standby is None:
@@ -373,6 +399,8 @@ class Replicator:
         if self.standby is not None:
             out["lease"] = self.standby.to_dict()
         elif self.holding:
+            # The lease keeps a monotonic deadline; show it as wall time.
+            left = self.lease.expires_at - self.node.clock.monotonic()
             out["lease"] = {"holder": self.node.node_id, "epoch": self.epoch,
-                            "expires_at": self.lease.expires_at}
+                            "expires_at": self.node.clock.time() + left}
         return out

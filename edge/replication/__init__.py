@@ -7,6 +7,7 @@ run the sidecar for the held epoch. Nothing here keeps global state: every
 object takes its settings (and clocks) explicitly.
 """
 
+from edge.replication.external import ExternalSidecar
 from edge.replication.lease import LEASE_KEY, AcquireResult, Lease, LeaseLost, LeaseRecord
 from edge.replication.objects import ObjectInfo, ObjectStore, open_store
 from edge.replication.restore import (
@@ -33,6 +34,7 @@ __all__ = [
     "LEASE_KEY",
     "AcquireResult",
     "ControlClient",
+    "ExternalSidecar",
     "Lease",
     "LeaseLost",
     "LeaseRecord",

@@ -37,6 +37,7 @@ from edge.replication import (
     Lease,
     LeaseLost,
     Sidecar,
+    find_litestream,
     newest_epoch_with_data,
     parse_replica_url,
     prune_epochs,
@@ -78,6 +79,12 @@ class Replicator:
     def before_open(self) -> None:
         node, s = self.node, self.node.settings
         db = s.db_path
+        if s.replication == "embedded":
+            find_litestream()  # refuse before touching the lease or the database
+        elif s.sidecar_socket and not os.path.exists(s.sidecar_socket):
+            raise ReplicationError(
+                f"no sidecar control socket at {s.sidecar_socket}",
+                "start the Litestream sidecar (socket enabled) on the shared volume first")
         local = self._local_identity()
         while True:
             try:

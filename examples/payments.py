@@ -23,12 +23,14 @@ def _db() -> sqlite3.Connection:
 
 def charge(key: str, order_id: str, cents: int) -> dict[str, object]:
     """Charge once per key; a retried request with the same key returns the first charge."""
-    time.sleep(float(os.environ.get("EDGE_DEMO_LATENCY", "0.5")))  # a slow third-party API
     with _db() as conn:
         conn.execute("INSERT INTO charges VALUES (?, ?, ?, 1, ?) ON CONFLICT(key) DO UPDATE "
                      "SET requests = requests + 1", (key, order_id, cents, time.time()))
         row = conn.execute("SELECT key, cents, requests FROM charges WHERE key = ?",
                            (key,)).fetchone()
+    # The money moved; the answer is slow. A node killed now never hears back, and
+    # its retry (same key) must not charge again.
+    time.sleep(float(os.environ.get("EDGE_DEMO_LATENCY", "0.5")))
     return {"charge_id": f"ch_{row[0]}", "cents": row[1], "requests_seen": row[2]}
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import edge
 
 
-def wait_until(pred: Callable[[], object], timeout: float = 10.0, interval: float = 0.01,
-               what: str = "condition") -> object:
+def wait_until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.01) -> Any:
     """Poll ``pred`` until it returns something truthy, or fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:

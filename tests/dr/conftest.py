@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.conftest import aws_env, bucket, moto_endpoint  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,7 @@ def free_port() -> int:
 
 def poll(pred: Any, timeout: float = 20.0, what: str = "condition", interval: float = 0.02
          ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(pred, timeout, what, interval)
 
 
 class SiteNode:

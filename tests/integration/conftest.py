@@ -12,7 +12,6 @@ import logging
 import socket
 import sqlite3
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge.replication import ReplicaTarget, child_env, find_litestream, parse_replica_url
+from tests.conftest import wait_until
 
 
 def _free_port() -> int:
@@ -28,16 +28,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def poll(pred: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    """Poll ``pred`` until truthy or fail after ``timeout`` seconds (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+poll = wait_until  # one deadline-polling helper for the whole suite
 
 
 @pytest.fixture

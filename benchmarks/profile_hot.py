@@ -1,0 +1,217 @@
+"""Where a step's CPU goes: the sequential and concurrent hot paths under a sampling profiler.
+
+    .venv/bin/pip install py-spy                      # once (a dev tool, not a dependency)
+    .venv/bin/python benchmarks/profile_hot.py        # three workloads, summary on stdout
+    .venv/bin/python benchmarks/profile_hot.py --cprofile   # call counts per step (cProfile)
+
+py-spy: each workload runs in a child process under ``py-spy record --gil
+--format raw``: only the thread holding the GIL is sampled, so samples / rate
+is the time the interpreter spends running edge's Python (the worker threads,
+the group-commit leader and the caller's thread alike). On this VM py-spy's
+idle detection counts threads blocked in futex waits as running, so --gil is
+the reliable view; what it excludes is C code that drops the GIL (SQLite's
+statement execution and fsync) and the waits. Only stacks on the hot path
+(a worker's execute(), or the caller's start/result) are counted; imports and
+node start/stop are reported apart. The summary gives, per step: the total,
+the self time of the hottest source lines (the line in edge/ that calls into C:
+sqlite3, json, zlib...), and the inclusive time of the functions on the path.
+
+--cprofile: the worker threads are profiled by wrapping edge.worker.execute
+(cProfile sees one thread at a time) and the main thread directly; reported
+as calls per step (how many SQL statements, JSON encodes, lock operations a
+step costs). cProfile's overhead inflates Python-heavy functions, so its
+times are for the shape, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+WORKLOADS = {
+    "sequential-full": "500 10-step workflows one after another, synchronous=FULL",
+    "sequential-normal": "500 10-step workflows one after another, synchronous=NORMAL",
+    "concurrent-8": "1,000 10-step workflows, 8 workers, synchronous=FULL",
+}
+
+
+
+SEQ_WORKFLOWS = 500
+HOT = ("execute (", "Node.start_workflow (", "Node.result (", "App.start (")
+
+
+def run_workload(name: str) -> int:
+    """Run one workload in this process; returns the number of steps."""
+    import logging
+
+    from bench import edge_concurrent, edge_sequential
+
+    logging.getLogger("edge").setLevel(logging.ERROR)
+    if name.startswith("sequential"):
+        edge_sequential(SEQ_WORKFLOWS, name.split("-")[1], None)
+        return (SEQ_WORKFLOWS + 1) * 10  # + 1 warm-up workflow
+    edge_concurrent(1000, 8, None)
+    return 10_000
+
+
+FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>[^:]*):(?P<line>\d+)\)$")
+
+
+def summarize_raw(path: Path, rate: int, steps: int, top: int) -> str:
+    self_t: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = other = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        count = int(n)
+        frames = stack.split(";")
+        if not any(f.startswith(HOT) for f in frames):
+            other += count
+            continue
+        total += count
+        leaf = frames[-1]
+        m = FRAME.match(leaf)
+        self_t[_short(m) if m else leaf] += count
+        seen: set[str] = set()
+        for fr in frames:
+            m = FRAME.match(fr)
+            if not m or not (m["file"].startswith("edge/") or "/edge/" in m["file"]):
+                continue
+            key = f"{m['fn']} ({_tail(m['file'])})"
+            if key not in seen:  # recursion counts once
+                seen.add(key)
+                incl[key] += count
+
+    def us(c: int) -> float:
+        return c / rate / steps * 1e6
+
+    out = [f"  GIL-held samples on the hot path: {total} at {rate} Hz over {steps} steps = "
+           f"{us(total):.0f} us/step (elsewhere: imports, node start/stop: {other} samples)",
+           "  hottest lines (self time, us/step):"]
+    out += [f"    {us(c):7.1f}  {k}" for k, c in self_t.most_common(top)]
+    out.append("  edge functions on the path (inclusive, us/step):")
+    out += [f"    {us(c):7.1f}  {k}" for k, c in incl.most_common(top)]
+    return "\n".join(out)
+
+
+def _short(m: re.Match[str]) -> str:
+    f = m["file"]
+    for marker in ("/edge/", "/lib/python3"):
+        if marker in f:
+            f = f[f.index(marker) + 1:]
+            break
+    return f"{m['fn']} ({f}:{m['line']})"
+
+
+def _tail(path: str) -> str:
+    for marker in ("/edge/", "/lib/python3"):
+        if marker in path:
+            return path[path.index(marker) + 1:]
+    return path
+
+
+def with_pyspy(pyspy: str, rate: int, top: int, native: bool) -> None:
+    for name, what in WORKLOADS.items():
+        with tempfile.TemporaryDirectory() as d:
+            raw = Path(d) / "raw.txt"
+            cmd = [pyspy, "record", "--gil", "--format", "raw", "--rate", str(rate),
+                   "-o", str(raw)]
+            if native:
+                cmd.append("--native")
+            cmd += ["--", sys.executable, __file__, "--run", name]
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            wall = time.perf_counter() - t0
+            if r.returncode != 0 or not raw.exists():
+                print(f"{name}: py-spy failed: {r.stderr[-500:]}")
+                continue
+            steps = int([ln for ln in r.stdout.splitlines() if ln.strip().isdigit()][-1])
+            print(f"== {name}: {what} ({wall:.1f} s wall)")
+            print(summarize_raw(raw, rate, steps, top))
+            print()
+
+
+def with_cprofile(top: int) -> None:
+    import cProfile
+    import pstats
+    import threading
+
+    import edge.worker as worker
+
+    for name, what in WORKLOADS.items():
+        profiles: list[cProfile.Profile] = []
+        local = threading.local()
+        orig = worker.execute
+
+        def profiled(node: object, wid: str, local: threading.local = local,
+                     profiles: list[cProfile.Profile] = profiles,
+                     orig: Callable[..., None] = orig) -> None:
+            prof = getattr(local, "prof", None)
+            if prof is None:
+                prof = local.prof = cProfile.Profile()
+                profiles.append(prof)
+            prof.enable()
+            try:
+                orig(node, wid)  # type: ignore[arg-type]
+            finally:
+                prof.disable()
+
+        worker.execute = profiled  # type: ignore[assignment]
+        main = cProfile.Profile()
+        try:
+            main.enable()
+            steps = run_workload(name)
+            main.disable()
+        finally:
+            worker.execute = orig
+        stats = pstats.Stats(main)
+        for p in profiles:
+            stats.add(p)
+        print(f"== {name}: {what} (cProfile, worker threads + main thread; {steps} steps)")
+        print("  calls/step  tottime us/step  cumtime us/step  function")
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+        for (file, line, fn), (_cc, nc, tt, ct, _callers) in rows[:top]:
+            where = file if file == "~" else f"{_tail(file)}:{line}"
+            print(f"  {nc / steps:10.2f}  {tt / steps * 1e6:15.1f}  {ct / steps * 1e6:15.1f}  "
+                  f"{fn} ({where})")
+        print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", choices=list(WORKLOADS), help=argparse.SUPPRESS)
+    ap.add_argument("--cprofile", action="store_true", help="use cProfile instead of py-spy")
+    ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    ap.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    if args.run:
+        print(run_workload(args.run))
+        return
+    pyspy = shutil.which("py-spy", path=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if args.cprofile or pyspy is None:
+        if pyspy is None and not args.cprofile:
+            print("py-spy not found (.venv/bin/pip install py-spy): using cProfile\n")
+        with_cprofile(args.top)
+    else:
+        with_pyspy(pyspy, args.rate, args.top, args.native)
+
+
+if __name__ == "__main__":
+    main()

@@ -477,7 +477,7 @@ def dbos_run(py: Path, mode: str, n: int, workers: int, where: str | None) -> di
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def machine() -> list[str]:
+def machine(where: str | None) -> list[str]:
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -487,7 +487,41 @@ def machine() -> list[str]:
     except OSError:
         pass
     return [f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, {platform.platform()}"]
+            f"SQLite {sqlite3.sqlite_version}, {platform.platform()}",
+            f"disk: {_disk(where or tempfile.gettempdir())}",
+            f"edge: {_source()}"]
+
+
+def _disk(path: str) -> str:
+    """The block device and filesystem holding ``path`` (from /proc/mounts and /sys)."""
+    best = ("", "", "")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            dev, mnt, fs = line.split()[:3]
+            if path.startswith(mnt) and len(mnt) > len(best[1]):
+                best = (dev, mnt, fs)
+    except OSError:
+        return "?"
+    dev, mnt, fs = best
+    name = Path(dev).name
+    rota = Path(f"/sys/block/{name}/queue/rotational")
+    kind = ""
+    if rota.exists():
+        kind = ", virtio" if name.startswith("vd") else ""
+        kind += ", rotational=" + rota.read_text().strip()
+    return f"{path} on {dev} ({fs} at {mnt}{kind})"
+
+
+def _source() -> str:
+    where = Path(edge.__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edge"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{where} (not a git checkout)"
+    return f"{where} at commit {sha}" + (" + uncommitted changes in edge/" if dirty else "")
 
 
 def main() -> int:
@@ -653,7 +687,8 @@ def main() -> int:
     load1 = os.getloadavg()
     print(t.render(args.markdown))
     print()
-    print(f"machine: {machine()[0]}")
+    for line in machine(where):
+        print(line)
     print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
           f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; {rep} run(s) per row; "
           f"{time.monotonic() - t_start:.0f} s in all")

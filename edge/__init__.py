@@ -25,6 +25,7 @@ from edge.engine import (
     patched,
     random,
     sleep,
+    sleep_until,
     uuid4,
     wait_event,
     wait_replicated,
@@ -45,7 +46,7 @@ __all__ = [
     "App", "Cancelled", "Client", "Clock", "Context", "EdgeError", "FakeClock", "Handle", "Node",
     "NonDeterminismError", "NotInWorkflow", "SerializationError", "Settings", "StepFailed",
     "SystemClock", "WorkflowCancelled", "WorkflowFailed", "context", "now", "patched", "random",
-    "sleep", "uuid4", "wait_event", "wait_replicated",
+    "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
 ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.engine import Handle, RunContext, Suspend, WorkflowDef
+from edge.engine import Handle, RunContext, Suspend, WorkflowDef, arm_deadline
 from edge.errors import WorkflowCancelled, WorkflowFailed
 from edge.serialization import decode, encode
 
@@ -35,6 +35,8 @@ def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs:
     run.ops[seq] = op
     if created:
         node.on_started(wd.name, child_id)
+        if t is not None:
+            node.timers.add(now + t, child_id, "deadline")
     return Handle(node, child_id, wd.name)
 
 
@@ -47,6 +49,7 @@ def child_result(run: RunContext, handle: Handle) -> Any:
                            output=encode({"child": handle.id}, "child id"))
     child = node.store.child_outcome_or_park(op, run.token, handle.id, node.clock.time())
     if child is None:
+        arm_deadline(run)
         raise Suspend()
     outcome = {
         "status": child.status,

@@ -56,6 +56,11 @@ class FakeClock:
             self._now += seconds
             self._mono += seconds
 
+    def jump(self, seconds: float) -> None:
+        """Step the wall clock only (NTP, a resumed VM): monotonic time does not move."""
+        with self._lock:
+            self._now += seconds
+
     def sleep(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))

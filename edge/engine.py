@@ -26,6 +26,7 @@ import threading
 import uuid as _uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from edge.errors import (
@@ -301,29 +302,61 @@ def wait_replicated() -> None:
 
 def sleep(seconds: float) -> None:
     """Durable sleep: the workflow parks (no thread held) and wakes after ``seconds``."""
-    if not isinstance(seconds, (int, float)) or seconds < 0 or seconds != seconds:
-        raise UsageError(f"edge.sleep({seconds!r}): seconds must be a number >= 0",
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not seconds >= 0 or seconds == float("inf")):
+        raise UsageError(f"edge.sleep({seconds!r}): seconds must be a finite number >= 0",
                          "pass a duration in seconds")
-    run = _require_run("edge.sleep()")
-    seq, rec = run.next_op("sleep", "sleep")
+    _durable_sleep(_require_run("edge.sleep()"), "sleep", lambda now: now + float(seconds))
+
+
+def sleep_until(when: datetime | float) -> None:
+    """Durable sleep until ``when``: an aware ``datetime`` or epoch seconds. A time
+    already past returns at once (still a recorded operation)."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise UsageError(f"edge.sleep_until({when!r}): the datetime has no time zone",
+                             "pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)")
+        at = when.timestamp()
+    elif isinstance(when, (int, float)) and not isinstance(when, bool) and when == when:
+        at = float(when)
+    else:
+        raise UsageError(f"edge.sleep_until({when!r}): expected an aware datetime or epoch "
+                         "seconds", "e.g. edge.sleep_until(datetime(2030, 1, 1, tzinfo=UTC))")
+    _durable_sleep(_require_run("edge.sleep_until()"), "sleep_until", lambda now: at)
+
+
+def arm_deadline(run: RunContext) -> None:
+    """A parked workflow with a deadline is ended by the timer loop when it passes."""
+    if run.wf.deadline is not None:
+        run.node.timers.add(run.wf.deadline, run.wf.id, "deadline")
+
+
+def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -> None:
+    seq, rec = run.next_op("sleep", name)
     node = run.node
+    now_ = node.clock.time()
     if rec is None:
-        wake_at = node.clock.time() + float(seconds)
-        op = run.new_op(seq, "sleep", "sleep", "RUNNING", output=encode(wake_at, "wake time"))
-        node.store.suspend(run.wf.id, run.token, "SLEEPING", node.clock.time(),
+        wake_at = wake(now_)
+        out = encode(wake_at, "wake time")
+        if wake_at <= now_:
+            run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=out))
+            return
+        op = run.new_op(seq, "sleep", name, "RUNNING", output=out)
+        node.store.suspend(run.wf.id, run.token, "SLEEPING", now_,
                            wake_at=wake_at, waiting_for=None, op=op)
-        node.timers.add(wake_at, run.wf.id)
-        raise Suspend()
-    if rec.status == "SUCCEEDED":
+        run.ops[seq] = op
+    elif rec.status == "SUCCEEDED":
         return
-    wake_at = float(decode(rec.output or "0"))
-    if node.clock.time() >= wake_at:
-        run.record(run.new_op(seq, "sleep", "sleep", "SUCCEEDED", output=rec.output,
-                              started=rec.started_at))
-        return
-    node.store.suspend(run.wf.id, run.token, "SLEEPING", node.clock.time(),
-                       wake_at=wake_at, waiting_for=None, op=None)
+    else:
+        wake_at = float(decode(rec.output or "0"))
+        if now_ >= wake_at:
+            run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=rec.output,
+                                  started=rec.started_at))
+            return
+        node.store.suspend(run.wf.id, run.token, "SLEEPING", now_,
+                           wake_at=wake_at, waiting_for=None, op=None)
     node.timers.add(wake_at, run.wf.id)
+    arm_deadline(run)
     raise Suspend()
 
 
@@ -357,6 +390,7 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
         raise TimeoutError(f"no event {name!r} within {timeout} s")
     if deadline is not None:
         node.timers.add(deadline, run.wf.id)
+    arm_deadline(run)
     raise Suspend()
 
 

@@ -41,7 +41,7 @@ from edge.errors import (
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow
+from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
 from edge.views import workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
 
@@ -88,7 +88,7 @@ class Node:
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
-        self.timers = Timers(self.clock.time, self._timer_due)
+        self.timers = Timers(self.clock, self._timer_due)
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics)
 
     # ---- lifecycle ---------------------------------------------------------
@@ -150,6 +150,8 @@ class Node:
             self.workers.submit(wid)
         for at, wid in rec.timers:
             self.timers.add(at, wid)
+        for at, wid in rec.deadlines:
+            self.timers.add(at, wid, "deadline")
         self.metrics.recovered.inc(len(rec.pending) + len(rec.timers))
         self.metrics.recovery_seconds.set(self.clock.monotonic() - t0)
         self.app._node = self
@@ -240,9 +242,41 @@ class Node:
 
     # ---- engine callbacks --------------------------------------------------
 
-    def _timer_due(self, wid: str, now: float) -> None:
-        if self._store is not None and self._store.wake(wid, now):
-            self.workers.submit(wid)
+    def _timer_due(self, kind: str, key: str, now: float) -> None:
+        if self._store is None or self.draining.is_set():
+            return
+        if kind == "wake":
+            if self._store.wake(key, now):
+                self.workers.submit(key)
+        elif kind == "deadline":
+            self._expire(key, now)
+        else:
+            log.error("unknown timer kind %r for %s", kind, key)
+
+    def _expire(self, wid: str, now: float) -> None:
+        """A parked or queued workflow's deadline passed: it ends CANCELLED (TimeoutError)."""
+        row, cancelled = lifecycle.expire(self.store, wid, now)
+        if row is None:
+            return  # not due, already final, or RUNNING (its own run ends it)
+        log.info("workflow %s (%s) ran past its deadline: CANCELLED", wid, row.workflow)
+        self.metrics.finished.labels(row.workflow, "CANCELLED").inc()
+        self._after_cancel(wid, cancelled, row.parent_id)
+
+    def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
+        for cid in cancelled:
+            self.cancel_requests.discard(cid)
+        # Running descendants get the in-memory flag too (the store set the durable one).
+        todo = [wid]
+        while todo:
+            rows, _ = self.store.list_workflows(parent_id=todo.pop(), limit=1000)
+            for r in rows:
+                if r.status == "RUNNING":
+                    self.cancel_requests.add(r.id)
+                todo.append(r.id)
+        if parent_id is not None and wid in cancelled:
+            self.workers.submit(parent_id)  # the store woke it if it waited on this child
+        with self._finished:
+            self._finished.notify_all()
 
     def on_started(self, workflow: str, wid: str) -> None:
         self.metrics.started.labels(workflow).inc()
@@ -301,6 +335,8 @@ class Node:
             deadline=None if t is None else now + t)
         if created:
             self.on_started(wd.name, wid)
+            if row.deadline is not None:
+                self.timers.add(row.deadline, wid, "deadline")
         elif row.workflow != wd.name:
             raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
                            "pick another id")
@@ -365,21 +401,11 @@ class Node:
 
     def cancel(self, wid: str) -> dict[str, Any]:
         self.require_ready()
+        before = self.store.get_workflow(wid)
         outcome, cancelled = self.store.request_cancel(wid, self.clock.time())
         if outcome == "requested":
             self.cancel_requests.add(wid)
-        for cid in cancelled:
-            self.cancel_requests.discard(cid)
-        # Running descendants get the in-memory flag too (the store set the durable one).
-        todo = [wid]
-        while todo:
-            rows, _ = self.store.list_workflows(parent_id=todo.pop(), limit=1000)
-            for r in rows:
-                if r.status == "RUNNING":
-                    self.cancel_requests.add(r.id)
-                todo.append(r.id)
-        with self._finished:
-            self._finished.notify_all()
+        self._after_cancel(wid, cancelled, before.parent_id if before else None)
         row = self.store.get_workflow(wid)
         return {"id": wid, "status": row.status if row else "UNKNOWN",
                 "cancel": "done" if outcome == "cancelled" else "requested"}

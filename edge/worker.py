@@ -17,10 +17,12 @@ import heapq
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from edge.clock import Clock
 from edge.engine import (
     DeadlineExceeded,
     Drain,
@@ -109,7 +111,9 @@ class Workers:
         self._count = count
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # workers wait for work on it
+        self._idle = threading.Condition(lock)  # wait_idle waits on it (never steals work)
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.busy = 0
@@ -132,6 +136,17 @@ class Workers:
         with self._cond:
             return len(self._ready)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is queued or running (real time); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._ready or self.busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -150,6 +165,7 @@ class Workers:
                 with self._cond:
                     self.busy -= 1
                     self._cond.notify_all()
+                    self._idle.notify_all()
 
     def stop(self, grace: float) -> bool:
         """Stop taking work and wait up to ``grace`` s for running steps; True if all ended."""
@@ -164,33 +180,63 @@ class Workers:
 
 class Timers:
     """Durable wake-ups: one heap, one loop. The database is the truth; the heap is a cache
-    rebuilt at boot from every parked workflow's ``wake_at``."""
+    rebuilt at boot from every parked workflow's ``wake_at`` (and deadlines, queues,
+    schedules).
 
-    def __init__(self, now: Callable[[], float], on_due: Callable[[str, float], None]) -> None:
-        self._now = now
+    Each entry is ``(at, mono_due, kind, key)``: ``at`` is wall-clock time (what the
+    database records, the only time that survives a restart), ``mono_due`` the
+    monotonic time at which ``at`` was due when the entry was added. An entry fires
+    only when both have passed, so within a run a timer never fires early: a wall
+    clock stepped forward (NTP, a VM resumed) cannot fire a 30-minute sleep after 1
+    minute, and a wall clock stepped backwards delays it (it also waits for wall time
+    to reach ``wake_at``, which the store's wake CAS checks too). Across a restart only
+    wall time exists: a timer whose ``at`` passed while the node was down fires at boot.
+    """
+
+    def __init__(self, clock: Clock, on_due: Callable[[str, str, float], None]) -> None:
+        self._clock = clock
         self._on_due = on_due
-        self._heap: list[tuple[float, str]] = []
+        self._heap: list[tuple[float, float, str, str]] = []
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def add(self, at: float, wid: str) -> None:
+    def add(self, at: float, key: str, kind: str = "wake") -> None:
+        """Call ``on_due(kind, key, now)`` once wall time reaches ``at`` (and as much
+        monotonic time as that was away has elapsed)."""
+        mono_due = self._clock.monotonic() + max(0.0, at - self._clock.time())
         with self._cond:
-            heapq.heappush(self._heap, (at, wid))
+            heapq.heappush(self._heap, (at, mono_due, kind, key))
             self._cond.notify()
 
     def next_due(self) -> float | None:
         with self._cond:
             return self._heap[0][0] if self._heap else None
 
-    def tick(self, now: float) -> list[str]:
-        """Fire every timer due at ``now``; returns the ids fired."""
-        due: list[str] = []
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def tick(self, now: float, mono: float | None = None) -> list[tuple[str, str]]:
+        """Fire every timer due at wall time ``now`` (and monotonic ``mono``, default the
+        clock's); returns the (kind, key) pairs fired."""
+        mono = self._clock.monotonic() if mono is None else mono
+        due: list[tuple[str, str]] = []
+        held: list[tuple[float, float, str, str]] = []
         with self._cond:
             while self._heap and self._heap[0][0] <= now:
-                due.append(heapq.heappop(self._heap)[1])
-        for wid in due:
-            self._on_due(wid, now)
+                entry = heapq.heappop(self._heap)
+                if entry[1] <= mono:
+                    due.append((entry[2], entry[3]))
+                else:
+                    held.append(entry)  # the wall clock jumped ahead: wait for real time
+            for entry in held:
+                heapq.heappush(self._heap, entry)
+        for kind, key in due:
+            try:
+                self._on_due(kind, key, now)
+            except Exception:
+                log.exception("timer %s %s failed", kind, key)
         return due
 
     def start(self) -> None:
@@ -204,13 +250,15 @@ class Timers:
                     return
                 wait = 1.0
                 if self._heap:
-                    wait = min(wait, max(0.0, self._heap[0][0] - self._now()))
+                    at, mono_due = self._heap[0][:2]
+                    wait = min(wait, max(0.0, at - self._clock.time(),
+                                         mono_due - self._clock.monotonic()))
                 if wait > 0:
                     self._cond.wait(wait)
                 if self._stopping:
                     return
             try:
-                self.tick(self._now())
+                self.tick(self._clock.time())
             except Exception:
                 log.exception("timer loop error")
 

@@ -2,7 +2,8 @@
 
 from edge.store.migrations import LATEST, MIGRATIONS
 from edge.store.rows import FINAL_STATUSES, WORKFLOW_STATUSES, EventRow, OpRow, WorkflowRow
-from edge.store.store import Recovery, StaleRun, Store
+from edge.store.sql import StaleRun
+from edge.store.store import Recovery, Store
 
 __all__ = [
     "FINAL_STATUSES", "LATEST", "MIGRATIONS", "WORKFLOW_STATUSES", "EventRow", "OpRow",

@@ -91,6 +91,48 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE consumed_seq IS NULL",
         ),
     ),
+    Migration(
+        2,
+        "primitives",
+        (
+            # Queues: a queued workflow is PENDING with admitted_at NULL until the
+            # dispatcher admits it (a CAS in one transaction with the slot count).
+            "ALTER TABLE workflows ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE workflows ADD COLUMN dedup TEXT",
+            "ALTER TABLE workflows ADD COLUMN admitted_at REAL",
+            "CREATE UNIQUE INDEX workflows_by_queue_dedup ON workflows(queue, dedup) "
+            "WHERE dedup IS NOT NULL AND status IN ('PENDING','RUNNING','SLEEPING','WAITING')",
+            "CREATE INDEX workflows_queue_waiting ON workflows(queue, priority DESC, created_at, "
+            "id) WHERE queue IS NOT NULL AND admitted_at IS NULL AND status = 'PENDING'",
+            "CREATE INDEX workflows_queue_active ON workflows(queue) WHERE admitted_at IS NOT "
+            "NULL AND status IN ('PENDING','RUNNING','SLEEPING','WAITING')",
+            "CREATE INDEX workflows_queue_admitted ON workflows(queue, admitted_at) "
+            "WHERE admitted_at IS NOT NULL",
+            # Retention: finished workflows by age.
+            "CREATE INDEX workflows_finished ON workflows(updated_at) "
+            "WHERE status IN ('SUCCEEDED','FAILED','CANCELLED')",
+            # edge.set_event: the latest value per (workflow, key) and the seq that set it.
+            """CREATE TABLE published (
+                workflow_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                updated_at REAL NOT NULL,
+                checksum INTEGER NOT NULL,
+                PRIMARY KEY (workflow_id, key)
+            ) WITHOUT ROWID""",
+            # Cron schedules: the last tick started, so a tick never starts twice.
+            """CREATE TABLE schedules (
+                name TEXT PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                cron TEXT NOT NULL,
+                tz TEXT NOT NULL,
+                paused INTEGER NOT NULL DEFAULT 0,
+                last_tick REAL,
+                updated_at REAL NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -19,8 +19,8 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,15 +35,19 @@ from edge.store.rows import (
     WorkflowRow,
     checksum,
 )
+from edge.store.sql import (
+    CANCELLED_ERROR,
+    StaleRun,
+    cancel_tree,
+    fence,
+    one_workflow,
+    park,
+    upsert_op,
+    wake_parent,
+)
 from edge.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
-
-
-class StaleRun(Conflict):
-    """The workflow is no longer RUNNING under this run token (cancelled, drained, resumed)."""
-
-    code = "stale_run"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Recovery:
     pending: list[str]
     timers: list[tuple[float, str]]
     reset_running: int
+    deadlines: list[tuple[float, str]] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)  # queues with workflows waiting for a slot
 
 
 class Store:
@@ -118,6 +124,10 @@ class Store:
             raise Conflict("this store is open read-only", "inspection never writes")
         return self._writer.run(fn)
 
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A pooled read connection, for the store's feature modules beside this one."""
+        return self._read()
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         try:
@@ -178,7 +188,7 @@ class Store:
                 "ON CONFLICT(id) DO NOTHING",
                 (id, workflow, input, queue, parent_id, deadline, now, now, digest),
             )
-            row = _one_workflow(conn, id)
+            row = one_workflow(conn, id)
             assert row is not None
             return row, cur.rowcount == 1
 
@@ -188,11 +198,13 @@ class Store:
         """PENDING -> RUNNING under a fresh run token."""
 
         def fn(conn: sqlite3.Connection) -> bool:
-            # CAS on PENDING: a workflow is run by at most one worker at a time.
+            # CAS on PENDING: a workflow is run by at most one worker at a time; a
+            # queued one only once the dispatcher admitted it (its slot is counted).
             cur = conn.execute(
                 "UPDATE workflows SET status = 'RUNNING', run_token = ?, updated_at = ?, "
                 "wake_at = NULL, waiting_for = NULL, blocked_on = NULL "
-                "WHERE id = ? AND status = 'PENDING'",
+                "WHERE id = ? AND status = 'PENDING' "
+                "AND (queue IS NULL OR admitted_at IS NOT NULL)",
                 (token, now, id),
             )
             return cur.rowcount == 1
@@ -204,7 +216,7 @@ class Store:
         digest = op.digest()
 
         def fn(conn: sqlite3.Connection) -> None:
-            _upsert_op(conn, op, digest, token)
+            upsert_op(conn, op, digest, token)
 
         self.write(fn)
 
@@ -226,7 +238,7 @@ class Store:
             if cur.rowcount != 1:
                 raise StaleRun(f"workflow {wf.id} is no longer running under this run", "")
             if wf.parent_id is not None:
-                _wake_parent(conn, wf.parent_id, wf.id, now)
+                wake_parent(conn, wf.parent_id, wf.id, now)
 
         self.write(fn)
 
@@ -238,8 +250,8 @@ class Store:
 
         def fn(conn: sqlite3.Connection) -> None:
             if op is not None:
-                _upsert_op(conn, op, op.digest())
-            _park(conn, id, token, status, now, wake_at, waiting_for)
+                upsert_op(conn, op, op.digest())
+            park(conn, id, token, status, now, wake_at, waiting_for)
 
         self.write(fn)
 
@@ -292,13 +304,22 @@ class Store:
                 (now,),
             )
             pending = [r[0] for r in conn.execute(
-                "SELECT id FROM workflows WHERE status = 'PENDING' ORDER BY created_at, id"
+                "SELECT id FROM workflows WHERE status = 'PENDING' "
+                "AND (queue IS NULL OR admitted_at IS NOT NULL) ORDER BY created_at, id"
             )]
             timers = [(float(r[0]), str(r[1])) for r in conn.execute(
                 "SELECT wake_at, id FROM workflows WHERE status IN ('SLEEPING', 'WAITING') "
                 "AND wake_at IS NOT NULL"
             )]
-            return Recovery(pending, timers, cur.rowcount)
+            deadlines = [(float(r[0]), str(r[1])) for r in conn.execute(
+                "SELECT deadline, id FROM workflows WHERE deadline IS NOT NULL "
+                "AND status IN ('PENDING', 'RUNNING', 'SLEEPING', 'WAITING')"
+            )]
+            queues = [str(r[0]) for r in conn.execute(
+                "SELECT DISTINCT queue FROM workflows WHERE queue IS NOT NULL "
+                "AND admitted_at IS NULL AND status = 'PENDING'"
+            )]
+            return Recovery(pending, timers, cur.rowcount, deadlines, queues)
 
         return self.write(fn)
 
@@ -308,46 +329,15 @@ class Store:
         Returns (what happened to the root: "cancelled" or "requested", ids cancelled at
         once). A RUNNING workflow gets a durable request honoured at its next operation.
         """
-        error = '{"type": "Cancelled", "message": "cancelled by request"}'
-
         def fn(conn: sqlite3.Connection) -> tuple[str, list[str]]:
-            root = _one_workflow(conn, id)
+            root = one_workflow(conn, id)
             if root is None:
                 raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
             if root.final:
                 raise Conflict(
                     f"workflow {id} is already {root.status}", "only non-final workflows cancel"
                 )
-            cancelled: list[str] = []
-            outcome = "requested"
-            todo = [id]
-            while todo:
-                wid = todo.pop()
-                todo.extend(r[0] for r in conn.execute(
-                    "SELECT id FROM workflows WHERE parent_id = ? AND status NOT IN "
-                    "('SUCCEEDED', 'FAILED', 'CANCELLED')", (wid,)))
-                wf = _one_workflow(conn, wid)
-                assert wf is not None
-                if wf.status == "RUNNING":
-                    # The worker thread owns it: leave a durable request for its next operation.
-                    conn.execute(
-                        "UPDATE workflows SET cancel_requested = 1, updated_at = ? "
-                        "WHERE id = ? AND status = 'RUNNING'", (now, wid))
-                    continue
-                digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, error)
-                # CAS on the status we read: parked or pending workflows end at once.
-                cur = conn.execute(
-                    "UPDATE workflows SET status = 'CANCELLED', error = ?, output = NULL, "
-                    "updated_at = ?, wake_at = NULL, waiting_for = NULL, blocked_on = NULL, "
-                    "cancel_requested = 0, checksum = ? WHERE id = ? AND status = ?",
-                    (error, now, digest, wid, wf.status))
-                if cur.rowcount == 1:
-                    cancelled.append(wid)
-                    if wf.parent_id is not None:
-                        _wake_parent(conn, wf.parent_id, wid, now)
-                    if wid == id:
-                        outcome = "cancelled"
-            return outcome, cancelled
+            return cancel_tree(conn, id, now, CANCELLED_ERROR, CANCELLED_ERROR)
 
         return self.write(fn)
 
@@ -355,7 +345,7 @@ class Store:
         """FAILED/CANCELLED -> PENDING, discarding the recorded final failure."""
 
         def fn(conn: sqlite3.Connection) -> None:
-            wf = _one_workflow(conn, id)
+            wf = one_workflow(conn, id)
             if wf is None:
                 raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
             if wf.status not in ("FAILED", "CANCELLED"):
@@ -367,11 +357,18 @@ class Store:
             conn.execute(
                 "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
             digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
-            cur = conn.execute(
-                "UPDATE workflows SET status = 'PENDING', output = NULL, error = NULL, "
-                "cancel_requested = 0, updated_at = ?, checksum = ? WHERE id = ? AND status = ?",
-                (now, digest, id, wf.status),
-            )
+            # A queued workflow queues again for a slot (admitted_at NULL). A dedup key
+            # now held by a newer live workflow of its queue is a conflict.
+            try:
+                cur = conn.execute(
+                    "UPDATE workflows SET status = 'PENDING', output = NULL, error = NULL, "
+                    "cancel_requested = 0, admitted_at = NULL, updated_at = ?, checksum = ? "
+                    "WHERE id = ? AND status = ?",
+                    (now, digest, id, wf.status),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"workflow {id}'s dedup key is held by another live workflow "
+                               f"of queue {wf.queue}", "wait for that one to finish") from None
             if cur.rowcount != 1:
                 raise Conflict(f"workflow {id} changed while resuming", "try again")
 
@@ -385,7 +382,7 @@ class Store:
         """Store an event. Returns (stored, woke): stored is False for a duplicate dedup key."""
 
         def fn(conn: sqlite3.Connection) -> tuple[bool, bool]:
-            wf = _one_workflow(conn, id)
+            wf = one_workflow(conn, id)
             if wf is None:
                 raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
             if wf.final:
@@ -419,16 +416,16 @@ class Store:
         the look and the park."""
 
         def fn(conn: sqlite3.Connection) -> OpRow | None:
-            _fence(conn, op.workflow_id, token, now)
+            fence(conn, op.workflow_id, token, now)
             row = conn.execute(
                 "SELECT id, value, checksum FROM events WHERE workflow_id = ? AND name = ? "
                 "AND consumed_seq IS NULL ORDER BY id LIMIT 1",
                 (op.workflow_id, op.name),
             ).fetchone()
             if row is None:
-                _upsert_op(conn, op, op.digest())
+                upsert_op(conn, op, op.digest())
                 if deadline is None or now < deadline:
-                    _park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
+                    park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
                 return None
             if checksum(op.workflow_id, op.name, row[1]) != row[2]:
                 raise ChecksumMismatch(
@@ -444,7 +441,7 @@ class Store:
                 raise Conflict(f"event {row[0]} was consumed twice", "")
             done = OpRow(op.workflow_id, op.seq, op.kind, op.name, "SUCCEEDED", op.attempts,
                          '{"value":' + row[1] + "}", None, op.started_at, now)
-            _upsert_op(conn, done, done.digest())
+            upsert_op(conn, done, done.digest())
             return done
 
         return self.write(fn)
@@ -458,14 +455,14 @@ class Store:
         digest = WorkflowRow.digest_of(child_id, workflow, input, None, None)
 
         def fn(conn: sqlite3.Connection) -> bool:
-            _fence(conn, op.workflow_id, token, now)
+            fence(conn, op.workflow_id, token, now)
             cur = conn.execute(
                 "INSERT INTO workflows (id, workflow, status, input, queue, parent_id, deadline, "
                 "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO NOTHING",
                 (child_id, workflow, input, queue, op.workflow_id, deadline, now, now, digest),
             )
-            _upsert_op(conn, op, op.digest())
+            upsert_op(conn, op, op.digest())
             return cur.rowcount == 1
 
         return self.write(fn)
@@ -477,14 +474,14 @@ class Store:
         transaction (a child finishing between the look and the park wakes it)."""
 
         def fn(conn: sqlite3.Connection) -> WorkflowRow | None:
-            _fence(conn, op.workflow_id, token, now)
-            child = _one_workflow(conn, child_id)
+            fence(conn, op.workflow_id, token, now)
+            child = one_workflow(conn, child_id)
             if child is None:
                 raise NotFound(f"child workflow {child_id!r} does not exist", "")
             if child.final:
                 return child
-            _upsert_op(conn, op, op.digest())
-            _park(conn, op.workflow_id, token, "WAITING", now, None, "child:" + child_id)
+            upsert_op(conn, op, op.digest())
+            park(conn, op.workflow_id, token, "WAITING", now, None, "child:" + child_id)
             return None
 
         return self.write(fn)
@@ -493,7 +490,7 @@ class Store:
 
     def get_workflow(self, id: str) -> WorkflowRow | None:
         with self._read() as conn:
-            return _one_workflow(conn, id)
+            return one_workflow(conn, id)
 
     def load_ops(self, id: str) -> list[OpRow]:
         with self._read() as conn:
@@ -504,7 +501,7 @@ class Store:
 
     def list_workflows(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
-        cursor: str | None = None, parent_id: str | None = None,
+        cursor: str | None = None, parent_id: str | None = None, queue: str | None = None,
     ) -> tuple[list[WorkflowRow], str | None]:
         """Newest first; ``cursor`` continues after the last row of the previous page."""
         clauses: list[str] = []
@@ -518,6 +515,9 @@ class Store:
         if parent_id:
             clauses.append("parent_id = ?")
             params.append(parent_id)
+        if queue:
+            clauses.append("queue = ?")
+            params.append(queue)
         if cursor:
             created, after_id = _decode_cursor(cursor)
             clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
@@ -560,89 +560,6 @@ class Store:
     def integrity_check(self) -> str:
         with self._read() as conn:
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-# ---- helpers shared by the verbs --------------------------------------------
-
-
-def _one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
-    row = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (id,)).fetchone()
-    return None if row is None else WorkflowRow.from_db(row)
-
-
-def _fence(conn: sqlite3.Connection, id: str, token: str, now: float) -> None:
-    # CAS on our run token: a thread whose run was cancelled, drained or resumed
-    # under a newer token must not write checkpoints into the new run.
-    cur = conn.execute(
-        "UPDATE workflows SET updated_at = ? WHERE id = ? AND run_token = ? AND status = 'RUNNING'",
-        (now, id, token),
-    )
-    if cur.rowcount != 1:
-        raise StaleRun(f"workflow {id} is no longer running under this run", "")
-
-
-def _park(conn: sqlite3.Connection, id: str, token: str, status: str, now: float,
-          wake_at: float | None, waiting_for: str | None) -> None:
-    # CAS on our run: only the thread that claimed the workflow parks it.
-    cur = conn.execute(
-        "UPDATE workflows SET status = ?, wake_at = ?, waiting_for = ?, updated_at = ?, "
-        "run_token = NULL WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
-        (status, wake_at, waiting_for, now, id, token),
-    )
-    if cur.rowcount != 1:
-        raise StaleRun(f"workflow {id} is no longer running under this run", "")
-
-
-def _wake_parent(conn: sqlite3.Connection, parent_id: str, child_id: str, now: float) -> None:
-    # CAS: wake the parent only if it is parked on exactly this child.
-    conn.execute(
-        "UPDATE workflows SET status = 'PENDING', updated_at = ? "
-        "WHERE id = ? AND status = 'WAITING' AND waiting_for = ?",
-        (now, parent_id, "child:" + child_id),
-    )
-
-
-def _upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int, token: str | None = None) -> None:
-    # CAS on a non-final row: a checkpoint (SUCCEEDED/FAILED) is never overwritten.
-    # With a token, the insert is also fenced on our run in the same statement
-    # (one write per step instead of a separate UPDATE of the workflow row).
-    values = (op.workflow_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output,
-              op.error, op.started_at, op.finished_at, digest)
-    if token is None:
-        cur = conn.execute(_UPSERT_OP, values)
-    else:
-        cur = conn.execute(_FENCED_UPSERT_OP, (*values, op.workflow_id, token))
-    if cur.rowcount == 1:
-        return
-    if token is not None:
-        row = conn.execute("SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
-                           "AND status = 'RUNNING'", (op.workflow_id, token)).fetchone()
-        if row is None:
-            raise StaleRun(f"workflow {op.workflow_id} is no longer running under this run", "")
-    raise Conflict(
-        f"workflow {op.workflow_id} seq {op.seq} already has a final checkpoint",
-        "a checkpoint is never overwritten",
-    )
-
-
-_ON_CONFLICT = (
-    " ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
-    "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
-    "finished_at = excluded.finished_at, checksum = excluded.checksum "
-    "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
-    "AND operations.name = excluded.name"
-)
-_UPSERT_OP = (
-    f"INSERT INTO operations ({OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    + _ON_CONFLICT
-)
-# "WHERE EXISTS" makes the INSERT ... SELECT conditional on our run token; SQLite
-# needs a WHERE on the SELECT of an upsert anyway, to parse ON CONFLICT unambiguously.
-_FENCED_UPSERT_OP = (
-    f"INSERT INTO operations ({OP_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
-    "AND status = 'RUNNING')" + _ON_CONFLICT
-)
 
 
 def _encode_cursor(row: WorkflowRow) -> str:

@@ -1,0 +1,143 @@
+"""SQL helpers shared by the store's verbs (store.py and the feature modules beside it).
+
+Invariants (the reason for each CAS is written beside it):
+- ``upsert_op`` never overwrites a final checkpoint (SUCCEEDED/FAILED);
+- ``fence``/``park``/fenced ``upsert_op`` write only while the workflow is RUNNING
+  under the caller's run token: a stale thread cannot write into a newer run;
+- ``cancel_tree`` ends a workflow and its non-final descendants in the caller's
+  transaction, waking a parent that waits on a cancelled child.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from edge.errors import Conflict
+from edge.store.rows import OP_COLUMNS, WORKFLOW_COLUMNS, OpRow, WorkflowRow
+
+
+class StaleRun(Conflict):
+    """The workflow is no longer RUNNING under this run token (cancelled, drained, resumed)."""
+
+    code = "stale_run"
+
+
+def one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
+    row = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (id,)).fetchone()
+    return None if row is None else WorkflowRow.from_db(row)
+
+
+def fence(conn: sqlite3.Connection, id: str, token: str, now: float) -> None:
+    # CAS on our run token: a thread whose run was cancelled, drained or resumed
+    # under a newer token must not write checkpoints into the new run.
+    cur = conn.execute(
+        "UPDATE workflows SET updated_at = ? WHERE id = ? AND run_token = ? AND status = 'RUNNING'",
+        (now, id, token),
+    )
+    if cur.rowcount != 1:
+        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+
+
+def park(conn: sqlite3.Connection, id: str, token: str, status: str, now: float,
+          wake_at: float | None, waiting_for: str | None) -> None:
+    # CAS on our run: only the thread that claimed the workflow parks it.
+    cur = conn.execute(
+        "UPDATE workflows SET status = ?, wake_at = ?, waiting_for = ?, updated_at = ?, "
+        "run_token = NULL WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+        (status, wake_at, waiting_for, now, id, token),
+    )
+    if cur.rowcount != 1:
+        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+
+
+CANCELLED_ERROR = '{"type": "Cancelled", "message": "cancelled by request"}'
+
+
+def cancel_tree(conn: sqlite3.Connection, id: str, now: float, root_error: str,
+                child_error: str) -> tuple[str, list[str]]:
+    """End ``id`` and its non-final descendants CANCELLED (a RUNNING one gets a durable
+    request honoured at its next operation). Returns ("cancelled" | "requested", the ids
+    that ended at once)."""
+    cancelled: list[str] = []
+    outcome = "requested"
+    todo = [id]
+    while todo:
+        wid = todo.pop()
+        todo.extend(r[0] for r in conn.execute(
+            "SELECT id FROM workflows WHERE parent_id = ? AND status NOT IN "
+            "('SUCCEEDED', 'FAILED', 'CANCELLED')", (wid,)))
+        wf = one_workflow(conn, wid)
+        assert wf is not None
+        if wf.status == "RUNNING":
+            # The worker thread owns it: leave a durable request for its next operation.
+            conn.execute(
+                "UPDATE workflows SET cancel_requested = 1, updated_at = ? "
+                "WHERE id = ? AND status = 'RUNNING'", (now, wid))
+            continue
+        error = root_error if wid == id else child_error
+        digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, error)
+        # CAS on the status we read: parked or pending workflows end at once.
+        cur = conn.execute(
+            "UPDATE workflows SET status = 'CANCELLED', error = ?, output = NULL, "
+            "updated_at = ?, wake_at = NULL, waiting_for = NULL, blocked_on = NULL, "
+            "cancel_requested = 0, checksum = ? WHERE id = ? AND status = ?",
+            (error, now, digest, wid, wf.status))
+        if cur.rowcount == 1:
+            cancelled.append(wid)
+            if wf.parent_id is not None:
+                wake_parent(conn, wf.parent_id, wid, now)
+            if wid == id:
+                outcome = "cancelled"
+    return outcome, cancelled
+
+
+def wake_parent(conn: sqlite3.Connection, parent_id: str, child_id: str, now: float) -> None:
+    # CAS: wake the parent only if it is parked on exactly this child.
+    conn.execute(
+        "UPDATE workflows SET status = 'PENDING', updated_at = ? "
+        "WHERE id = ? AND status = 'WAITING' AND waiting_for = ?",
+        (now, parent_id, "child:" + child_id),
+    )
+
+
+def upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int, token: str | None = None) -> None:
+    # CAS on a non-final row: a checkpoint (SUCCEEDED/FAILED) is never overwritten.
+    # With a token, the insert is also fenced on our run in the same statement
+    # (one write per step instead of a separate UPDATE of the workflow row).
+    values = (op.workflow_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output,
+              op.error, op.started_at, op.finished_at, digest)
+    if token is None:
+        cur = conn.execute(UPSERT_OP, values)
+    else:
+        cur = conn.execute(_FENCEDUPSERT_OP, (*values, op.workflow_id, token))
+    if cur.rowcount == 1:
+        return
+    if token is not None:
+        row = conn.execute("SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
+                           "AND status = 'RUNNING'", (op.workflow_id, token)).fetchone()
+        if row is None:
+            raise StaleRun(f"workflow {op.workflow_id} is no longer running under this run", "")
+    raise Conflict(
+        f"workflow {op.workflow_id} seq {op.seq} already has a final checkpoint",
+        "a checkpoint is never overwritten",
+    )
+
+
+ON_CONFLICT = (
+    " ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
+    "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
+    "finished_at = excluded.finished_at, checksum = excluded.checksum "
+    "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
+    "AND operations.name = excluded.name"
+)
+UPSERT_OP = (
+    f"INSERT INTO operations ({OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    + ON_CONFLICT
+)
+# "WHERE EXISTS" makes the INSERT ... SELECT conditional on our run token; SQLite
+# needs a WHERE on the SELECT of an upsert anyway, to parse ON CONFLICT unambiguously.
+_FENCEDUPSERT_OP = (
+    f"INSERT INTO operations ({OP_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
+    "AND status = 'RUNNING')" + ON_CONFLICT
+)

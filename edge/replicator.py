@@ -73,6 +73,7 @@ class Replicator:
         self._last_commit = 0.0
         self._last_renew = node.clock.monotonic()
         self._blocked = 0
+        self._opened = False  # the database is open (regaining a lease writes to it)
 
     # ---- boot ----------------------------------------------------------------
 
@@ -109,6 +110,9 @@ class Replicator:
         self.standby = None
         self.holding, self.epoch = True, res.epoch
         self._last_renew = node.clock.monotonic()
+        # Renew from now on: a restore may take longer than the TTL, and a standby
+        # must not take over while we restore.
+        self._spawn(self._keep_lease, "edge-lease")
         node.metrics.lease_epoch.set(res.epoch)
         node.state = "booting"
         trusted = local is not None and (res.trusted_local or res.kind == "created")
@@ -186,7 +190,9 @@ class Replicator:
         node.store.on_commit(self._on_commit)
         if self.holding:
             self._start_sidecar()
-        self._spawn(self._keep_lease, "edge-lease")
+        self._opened = True
+        if not any(t.name == "edge-lease" for t in self._threads):
+            self._spawn(self._keep_lease, "edge-lease")
         self._spawn(self._monitor, "edge-lag")
         if self.holding:
             self._spawn(self._prune_once, "edge-prune")
@@ -309,7 +315,7 @@ class Replicator:
                         log.info("replica reachable again: lease renewed, sidecar resumes")
                         self.sidecar.unfence()
                         self.fenced_reason = None
-                else:
+                elif self._opened:
                     self._regain()
             except Unreachable as exc:
                 log.warning("lease renewal failed: %s", exc.message)

@@ -40,7 +40,14 @@ def drill(site, run: int) -> tuple[float, int, float]:
     ids = [f"r{run}-{i}" for i in range(12)]
     for i, wid in enumerate(ids):
         a.start("job", i, wid)
-    poll(lambda: len(site.effects.lines()) >= 25, 30, "some progress")
+    started = time.time()
+    # The starts themselves are asynchronously replicated like any commit: wait for
+    # a barrier after them, so the drill measures lost steps, not lost starts.
+    poll(lambda: ((a.status()["replication"]["sidecar"] or {}).get("last_sync_at") or 0)
+         > started, 10, "starts replicated")
+    mine = f"r{run}-"
+    poll(lambda: sum(k.startswith(mine) for k, _ in site.effects.lines()) >= 25, 30,
+         "some progress")
     a.kill_group()
     before = site.effects.counts()
     shutil.rmtree(a.data_dir)  # the box is gone

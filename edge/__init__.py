@@ -24,6 +24,7 @@ from edge.engine import (
     now,
     patched,
     random,
+    set_event,
     sleep,
     sleep_until,
     uuid4,
@@ -46,7 +47,7 @@ __all__ = [
     "App", "Cancelled", "Client", "Clock", "Context", "EdgeError", "FakeClock", "Handle", "Node",
     "NonDeterminismError", "NotInWorkflow", "SerializationError", "Settings", "StepFailed",
     "SystemClock", "WorkflowCancelled", "WorkflowFailed", "context", "now", "patched", "random",
-    "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
+    "set_event", "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
 ]
 
 

@@ -157,7 +157,8 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None, *,
                 query: dict[str, Any] | None = None,
-                accept: tuple[int, ...] = (200, 201)) -> tuple[int, Any]:
+                accept: tuple[int, ...] = (200, 201),
+                timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
         q = {k: v for k, v in (query or {}).items() if v is not None}
         full = self.url + path + (("?" + urlencode(q)) if q else "")
@@ -171,7 +172,7 @@ class Client:
         # The scheme is checked in __init__ (http or https only).
         req = urllib.request.Request(full, data=data, method=method, headers=headers)  # noqa: S310
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
                 status, raw = int(resp.status), resp.read()
         except urllib.error.HTTPError as exc:
             status = int(exc.code)
@@ -257,6 +258,32 @@ class Client:
     def resume(self, id: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/resume", {})
         return out
+
+    # ---- management (edge/api/manage.py) ------------------------------------------
+
+    def get_event(self, id: str, key: str, timeout: float = 0.0, default: Any = None) -> Any:
+        """The latest value workflow ``id`` published under ``key`` (``edge.set_event``),
+        waiting up to ``timeout`` s for a first one; ``default`` if none by then. Waits
+        longer than the server's 30 s long-poll limit are polled in rounds."""
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"invalid key {key!r}", "the key passed to edge.set_event")
+        deadline = time.monotonic() + max(0.0, timeout)
+        path = f"/v1/workflows/{self._id(id)}/values/{quote(key, safe='')}"
+        while True:
+            wait = max(0.0, min(30.0, deadline - time.monotonic()))
+            out = self._call("GET", path, query={"timeout": f"{wait:.3f}"},
+                             timeout=max(self.timeout, wait + 10.0))
+            if out.get("published"):
+                return out.get("value")
+            view = self.get(id)
+            if time.monotonic() >= deadline or view.get("status") in (
+                    "SUCCEEDED", "FAILED", "CANCELLED"):
+                return default
+
+    def get_events(self, id: str) -> dict[str, Any]:
+        """Every value workflow ``id`` published: ``{key: value}``."""
+        out: dict[str, Any] = self._call("GET", f"/v1/workflows/{self._id(id)}/values")
+        return dict(out["values"])
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", "/v1/status")

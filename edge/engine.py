@@ -290,6 +290,26 @@ def patched(name: str) -> bool:
     return True
 
 
+def set_event(key: str, value: Any) -> None:
+    """Publish ``value`` under ``key`` for others to read (``app.get_event``,
+    ``Client.get_event``): progress reporting. Recorded; a later call replaces it."""
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise UsageError(f"edge.set_event key {key!r} must be a string of 1..200 characters",
+                         "e.g. edge.set_event(\"progress\", 0.5)")
+    run = _require_run("edge.set_event()")
+    seq, rec = run.next_op("set_event", key)
+    if rec is not None:
+        return
+    node = run.node
+    text = encode(value, f"value of event {key}", node.settings.max_value_bytes)
+    op = run.new_op(seq, "set_event", key, "SUCCEEDED", output=text)
+    from edge.store import lifecycle
+
+    lifecycle.publish(node.store, op, run.token, node.clock.time())
+    run.ops[seq] = op
+    node.on_published()
+
+
 def wait_replicated() -> None:
     """Block until the replica holds every checkpoint committed so far."""
     run = _require_run("edge.wait_replicated()")
@@ -505,3 +525,11 @@ class App:
 
     def handle(self, workflow_id: str) -> Handle:
         return Handle(self.node(), workflow_id)
+
+    def get_event(self, workflow_id: str, key: str, timeout: float = 0.0,
+                  default: Any = None) -> Any:
+        """The latest value workflow ``workflow_id`` published under ``key`` with
+        ``edge.set_event``, waiting up to ``timeout`` s (real time) for a first one;
+        ``default`` if none by then (at once when the workflow is final)."""
+        out = self.node().get_event(workflow_id, key, timeout)
+        return out["value"] if out["published"] else default

@@ -21,6 +21,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
 from edge.serialization import decode, encode
 from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
-from edge.views import workflow_detail, workflow_summary
+from edge.views import iso, workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Node:
         self._store: Store | None = None
         self._lock = LocalLock(self.settings.data_dir)
         self._finished = threading.Condition()
+        self._published = threading.Condition()
         self._stopped = threading.Event()
         self.fatal: EdgeError | None = None
         self._teardown_lock = threading.Lock()
@@ -291,6 +293,10 @@ class Node:
             self._finished.notify_all()
         log.info("workflow %s (%s) %s", wid, workflow, status)
 
+    def on_published(self) -> None:
+        with self._published:
+            self._published.notify_all()
+
     def block_unknown(self, wf: WorkflowRow) -> None:
         known = ", ".join(sorted(self.app.workflows)) or "none"
         reason = f"unknown workflow {wf.workflow!r} in this code version"
@@ -415,6 +421,39 @@ class Node:
         self.store.resume(wid, self.clock.time())
         self.workers.submit(wid)
         return {"id": wid, "status": "PENDING"}
+
+    def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:
+        """``{"workflow_id", "key", "published", "value", "seq", "updated_at"}``: the latest
+        value ``wid`` published under ``key``, waiting up to ``timeout`` s (real time) for a
+        first one. Stops waiting at once when the workflow is final."""
+        self.require_ready()
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not 0 <= timeout <= 3600):
+            raise UsageError(f"invalid timeout {timeout!r}", "seconds in 0..3600")
+        deadline = time.monotonic() + float(timeout)
+        while True:
+            row = self.store.get_workflow(wid)
+            if row is None:
+                raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
+            got = lifecycle.get_published(self.store, wid, key)
+            if got:
+                p = got[0]
+                return {"workflow_id": wid, "key": key, "published": True,
+                        "value": decode(p.value), "seq": p.seq, "updated_at": iso(p.updated_at)}
+            left = deadline - time.monotonic()
+            if left <= 0 or row.final or self._stopped.is_set():
+                return {"workflow_id": wid, "key": key, "published": False, "value": None,
+                        "seq": None, "updated_at": None}
+            with self._published:
+                self._published.wait(min(left, 0.5))
+
+    def get_events(self, wid: str) -> dict[str, Any]:
+        """Every value ``wid`` published: ``{"workflow_id", "values": {key: value}}``."""
+        self.require_ready()
+        if self.store.get_workflow(wid) is None:
+            raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
+        return {"workflow_id": wid, "values": {
+            p.key: decode(p.value) for p in lifecycle.get_published(self.store, wid)}}
 
     def status(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

@@ -1,8 +1,60 @@
-"""HTTP routes for workflow management beyond the core verbs (fork, schedules,
-published events, queues). Each route calls a Node verb; errors are EdgeErrors."""
+"""HTTP routes for workflow management beyond the core verbs: published values,
+fork, queues, schedules, retention. Each route validates what the client sent
+(unknown fields and query parameters are refused by name) and calls a Node verb;
+errors are EdgeErrors (4xx), never a 500."""
 
 from __future__ import annotations
 
-from edge.api.routes import Route
+from typing import TYPE_CHECKING, Any
 
-ROUTES: tuple[Route, ...] = ()
+from edge.api.routes import ApiError, Request, Response, Route, json_response
+
+if TYPE_CHECKING:
+    from edge.node import Node
+
+MAX_WAIT = 30.0  # a long poll never outlives the server's socket timeout
+
+
+def _number(text: str, name: str, lo: float, hi: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_query", f"{name} {text!r} is not a number in {lo:g}..{hi:g}",
+                       f"e.g. {name}=5")
+    return value
+
+
+def _int_field(body: dict[str, Any], name: str, required: bool, lo: int, hi: int) -> int | None:
+    if name not in body or body[name] is None:
+        if required:
+            raise ApiError(400, "missing_field", f"field {name!r} is required",
+                           f"an integer in {lo}..{hi}")
+        return None
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ApiError(400, "bad_field", f"field {name!r} must be an integer in {lo}..{hi}, "
+                       f"not {value!r}", "see GET /openapi.json")
+    return value
+
+
+# ---- published values (edge.set_event) -------------------------------------------------
+
+
+def get_value(node: Node, req: Request) -> Response:
+    timeout = _number(req.query["timeout"], "timeout", 0, MAX_WAIT) \
+        if "timeout" in req.query else 0.0
+    return json_response(200, node.get_event(req.params["id"], req.params["key"], timeout))
+
+
+def get_values(node: Node, req: Request) -> Response:
+    return json_response(200, node.get_events(req.params["id"]))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", ("v1", "workflows", "{id}", "values"), get_values),
+    Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value,
+          query=frozenset({"timeout"})),
+)
+

@@ -175,3 +175,33 @@ OPENAPI: dict[str, Any] = {
                       "responses": {"200": {"description": "text/html"}}}},
     },
 }
+
+# ---- management routes (edge/api/manage.py) ----------------------------------------------
+
+_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "the key passed to edge.set_event (URL-encoded)"}
+_VALUE = {"type": "object", "required": ["workflow_id", "key", "published", "value", "seq",
+                                          "updated_at"], "properties": {
+    "workflow_id": {"type": "string"}, "key": {"type": "string"},
+    "published": {"type": "boolean", "description": "false: nothing published under key yet"},
+    "value": {"description": "the latest value (null when not published)"},
+    "seq": {"type": ["integer", "null"]}, "updated_at": _TIME}}
+
+MANAGE_PATHS: dict[str, Any] = {
+    "/v1/workflows/{id}/values": {"get": {
+        "summary": "Every value the workflow published with edge.set_event",
+        "parameters": [_ID],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "workflow_id": {"type": "string"}, "values": {"type": "object"}}}, "values"),
+            **_ERRORS}}},
+    "/v1/workflows/{id}/values/{key}": {"get": {
+        "summary": "The latest value published under key (edge.set_event), optionally "
+                   "waiting for a first one",
+        "parameters": [_ID, _KEY, {"name": "timeout", "in": "query", "schema": {
+            "type": "number", "minimum": 0, "maximum": 30, "default": 0},
+            "description": "seconds to wait for a first value (returns at once when the "
+                           "workflow is final)"}],
+        "responses": {"200": _json(_VALUE, "the value, or published false"), **_ERRORS}}},
+}
+
+OPENAPI["paths"].update(MANAGE_PATHS)

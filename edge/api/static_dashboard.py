@@ -92,9 +92,9 @@ font-weight:600;white-space:nowrap}
 #wf-rows tr.sel{background:var(--sel)}
 #wf-table,#steps{table-layout:fixed}
 #wf-table th:nth-child(1){width:25%}#wf-table th:nth-child(2){width:15%}
-#wf-table th:nth-child(3){width:110px}#wf-table th:nth-child(5){width:80px}
+#wf-table th:nth-child(3){width:122px}#wf-table th:nth-child(5){width:80px}
 #steps th:nth-child(1){width:34px}#steps th:nth-child(2){width:23%}
-#steps th:nth-child(3){width:110px}#steps th:nth-child(4){width:84px}
+#steps th:nth-child(3){width:122px}#steps th:nth-child(4){width:84px}
 #steps th:nth-child(5){width:80px}#steps th:nth-child(6){width:17%}
 #wf-rows td,td.out,td.step-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 td.when,td.num{white-space:nowrap;font-variant-numeric:tabular-nums}

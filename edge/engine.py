@@ -74,6 +74,7 @@ class StepDef:
     jitter: bool = True
     non_retryable: tuple[type[BaseException], ...] = ()
     replicated: bool = False
+    timeout: float | None = None
 
     def delay(self, attempt: int, rng: _random.Random) -> float:
         """Exponential backoff with full jitter in [50%, 100%] of the capped delay."""
@@ -212,7 +213,12 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         run.in_step, run.step_seq, run.attempt = True, seq, attempt
         t0 = node.clock.monotonic()
         try:
-            result = sd.fn(*args, **kwargs)
+            if sd.timeout is None:
+                result = sd.fn(*args, **kwargs)
+            else:
+                from edge.step_timeout import run_with_timeout
+
+                result = run_with_timeout(run, sd, args, kwargs)
         except Exception as exc:
             node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
             error = encode(_error_dict(exc), f"error of step {sd.name}")
@@ -476,14 +482,23 @@ class App:
     def step(self, name: str | None = None, *, retries: int = 0, backoff: float = 2.0,
              initial_delay: float = 1.0, max_delay: float = 60.0, jitter: bool = True,
              non_retryable: tuple[type[BaseException], ...] = (),
-             replicated: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
+             replicated: bool = False,
+             timeout: float | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A checkpointed step. ``timeout``: seconds one attempt may run; an overrun
+        attempt fails with TimeoutError (retried like any error; its late result is
+        discarded; the body's thread runs on to its end: see _run_with_timeout)."""
         if retries < 0 or backoff < 1.0 or initial_delay < 0 or max_delay < 0:
             raise ConfigError("step retry settings must be non-negative (backoff >= 1)",
                               "e.g. @app.step(retries=5, backoff=2.0, max_delay=60.0)")
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float)) or not timeout > 0):
+            raise ConfigError(f"step timeout {timeout!r} must be a number of seconds > 0",
+                              "e.g. @app.step(timeout=30)")
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             sd = StepDef(fn, name or fn.__qualname__, retries, backoff, initial_delay,
-                         max_delay, jitter, tuple(non_retryable), replicated)
+                         max_delay, jitter, tuple(non_retryable), replicated,
+                         None if timeout is None else float(timeout))
             self.steps[sd.name] = sd
 
             @functools.wraps(fn)

@@ -421,6 +421,23 @@ def resume(
 
 
 @app.command()
+def fork(
+    id: Annotated[str, typer.Argument(help="The workflow to fork.", show_default=False)],
+    from_step: Annotated[int, typer.Option(
+        "--from-step", show_default=False,
+        help="The first seq to run again; checkpoints before it are reused.")],
+    new_id: Annotated[str | None, typer.Option(
+        "--id", show_default=False, help="The new workflow's id (default: ID:fork:RANDOM).")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_token: TokenOpt = None,
+) -> None:
+    """Start a new workflow with ID's input, reusing its checkpoints before --from-step;
+    prints the new id alone on stdout."""
+    print(_client(url, api_token).fork(id, from_step, new_id).id)
+
+
+@app.command()
 def status(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,

@@ -280,6 +280,14 @@ class Client:
                     "SUCCEEDED", "FAILED", "CANCELLED"):
                 return default
 
+    def fork(self, id: str, from_step: int, new_id: str | None = None) -> RemoteHandle:
+        """A new workflow with ``id``'s input reusing its checkpoints before ``from_step``."""
+        body: dict[str, Any] = {"from_step": from_step}
+        if new_id is not None:
+            body["id"] = new_id
+        out = self._call("POST", f"/v1/workflows/{self._id(id)}/fork", body)
+        return RemoteHandle(self, str(out["id"]), created=True)
+
     def get_events(self, id: str) -> dict[str, Any]:
         """Every value workflow ``id`` published: ``{key: value}``."""
         out: dict[str, Any] = self._call("GET", f"/v1/workflows/{self._id(id)}/values")

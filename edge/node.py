@@ -422,6 +422,26 @@ class Node:
         self.workers.submit(wid)
         return {"id": wid, "status": "PENDING"}
 
+    def fork(self, wid: str, from_step: int, id: str | None = None) -> dict[str, Any]:
+        """Start a new workflow with ``wid``'s input that reuses its checkpoints with
+        seq < ``from_step`` (the repair tool after a bug fix); ``wid`` is not touched."""
+        self.require_ready()
+        if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 1:
+            raise UsageError(f"--from-step {from_step!r} must be a whole number >= 1",
+                             f"see the SEQ column of: edge show {wid}")
+        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
+            raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
+        new_id = id or (f"{wid}:fork:{os.urandom(4).hex()}" if len(wid) <= 180
+                        else os.urandom(12).hex())
+        row, reused = lifecycle.fork(self.store, wid, new_id, from_step, self.clock.time())
+        self.on_started(row.workflow, new_id)
+        if row.deadline is not None:
+            self.timers.add(row.deadline, new_id, "deadline")
+        log.info("workflow %s forked from %s at step %d (%d checkpoints reused)",
+                 new_id, wid, from_step, reused)
+        return {"id": new_id, "forked_from": wid, "from_step": from_step, "reused": reused,
+                "status": row.status}
+
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:
         """``{"workflow_id", "key", "published", "value", "seq", "updated_at"}``: the latest
         value ``wid`` published under ``key``, waiting up to ``timeout`` s (real time) for a

@@ -6,8 +6,9 @@ errors are EdgeErrors (4xx), never a 500."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from edge.api.routes import ApiError, Request, Response, Route, json_response
+from edge.api.routes import ApiError, Request, Response, Route, check_fields, json_response
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -52,7 +53,20 @@ def get_values(node: Node, req: Request) -> Response:
     return json_response(200, node.get_events(req.params["id"]))
 
 
+# ---- fork ---------------------------------------------------------------------------------
+
+
+def fork(node: Node, req: Request) -> Response:
+    body = req.json_object(required=True)
+    check_fields(body, {"from_step": ("any", True), "id": ("str?", False)})
+    step = _int_field(body, "from_step", True, 1, 2**31)
+    assert step is not None
+    out = node.fork(req.params["id"], step, id=body.get("id"))
+    return json_response(201, out, {"Location": "/v1/workflows/" + quote(out["id"], safe="")})
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("POST", ("v1", "workflows", "{id}", "fork"), fork, body=True),
     Route("GET", ("v1", "workflows", "{id}", "values"), get_values),
     Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value,
           query=frozenset({"timeout"})),

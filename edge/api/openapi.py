@@ -188,6 +188,19 @@ _VALUE = {"type": "object", "required": ["workflow_id", "key", "published", "val
     "seq": {"type": ["integer", "null"]}, "updated_at": _TIME}}
 
 MANAGE_PATHS: dict[str, Any] = {
+    "/v1/workflows/{id}/fork": {"post": {
+        "summary": "Start a new workflow with this one's input, reusing its checkpoints "
+                   "before from_step (the repair tool after a bug fix)",
+        "parameters": [_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["from_step"], "additionalProperties": False,
+            "properties": {"from_step": {"type": "integer", "minimum": 1},
+                           "id": {"type": ["string", "null"], "description": "the new id"}}}}}},
+        "responses": {"201": _json({"type": "object", "properties": {
+            "id": {"type": "string"}, "forked_from": {"type": "string"},
+            "from_step": {"type": "integer"}, "reused": {"type": "integer"},
+            "status": {"type": "string"}}}, "the new workflow"),
+            "409": _err("the new id exists"), **_BODY_ERRORS}}},
     "/v1/workflows/{id}/values": {"get": {
         "summary": "Every value the workflow published with edge.set_event",
         "parameters": [_ID],

@@ -34,7 +34,7 @@ def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs:
                                      queue or wd.queue, None if t is None else now + t)
     run.ops[seq] = op
     if created:
-        node.on_started(wd.name, child_id)
+        node.on_started(wd.name, child_id, queue or wd.queue)
         if t is not None:
             node.timers.add(now + t, child_id, "deadline")
     return Handle(node, child_id, wd.name)

@@ -329,6 +329,9 @@ def list_(
         "--workflow", show_default=False, help="Only this workflow name.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000,
                                        help="At most this many, newest first.")] = 50,
+    queue: Annotated[str | None, typer.Option(
+        "--queue", show_default=False,
+        help="Only this queue's live workflows, after a line with its depth.")] = None,
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
@@ -336,6 +339,9 @@ def list_(
 ) -> None:
     """List workflows, newest first."""
     st = out.check_status_filter(status)
+    if queue is not None:
+        _list_queue(queue, st, workflow, limit, json_, url, api_token, data_dir)
+        return
     if data_dir is not None:
         page = out.list_file(data_dir, st, workflow, limit)
     else:
@@ -349,6 +355,73 @@ def list_(
     print(out.format_list(page))
     if page.get("next_cursor"):
         print(f"(the newest {limit}; raise --limit to see more)", file=sys.stderr)
+
+
+def _queue_line(q: dict[str, Any]) -> str:
+    limit = q.get("concurrency")
+    rate = q.get("rate")
+    parts = [f"queue {q['name']}: {q['waiting']} waiting, {q['active']} active",
+             f"concurrency {limit if limit is not None else 'unlimited'}"]
+    if rate:
+        parts.append(f"rate {rate['limit']} per {rate['period']:g} s")
+    if not q.get("declared", True):
+        parts.append("not declared in the app")
+    return ", ".join(parts)
+
+
+def _list_queue(queue: str, status: str | None, workflow: str | None, limit: int,
+                json_: bool, url: str, token: str | None, data_dir: Path | None) -> None:
+    if data_dir is not None:
+        info = _queue_file(data_dir, queue, limit)
+    else:
+        info = _client(url, token).queues(queue, limit)
+    rows = [w for w in info["workflows"] if (status is None or w["status"] == status)
+            and (workflow is None or w["workflow"] == workflow)]
+    (q,) = info["queues"]
+    if json_:
+        _echo_json({"workflows": rows, "queue": q})
+        return
+    print(_queue_line(q))
+    if rows:
+        print(out.format_list({"workflows": rows}))
+
+
+def _queue_file(data_dir: Path, queue: str, limit: int) -> dict[str, Any]:
+    """A queue's depth and live workflows from a database file, read-only."""
+    from edge.config import DB_NAME
+    from edge.store import Store
+    from edge.store import queues as store_queues
+    from edge.views import workflow_summary
+
+    store = Store.inspect(Path(data_dir) / DB_NAME)
+    try:
+        (d,) = store_queues.depths(store, queue)
+        rows = []
+        for st in ("RUNNING", "SLEEPING", "WAITING", "PENDING"):
+            rows.extend(store.list_workflows(status=st, queue=queue, limit=limit)[0])
+    finally:
+        store.close()
+    rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+    return {"queues": [{"name": queue, "concurrency": None, "rate": None,
+                        "waiting": d.waiting, "active": d.active}],
+            "workflows": [workflow_summary(r) for r in rows[:limit]]}
+
+
+@app.command()
+def queues(
+    json_: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_token: TokenOpt = None,
+) -> None:
+    """Queues with their limits and depth (waiting for a slot, holding one)."""
+    info = _client(url, api_token).queues()
+    if json_:
+        _echo_json(info)
+        return
+    if not info["queues"]:
+        print("no queues", file=sys.stderr)
+    for q in info["queues"]:
+        print(_queue_line(q))
 
 
 @app.command()

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import builtins
 import http.client
 import ipaddress
 import json
@@ -287,6 +288,32 @@ class Client:
             body["id"] = new_id
         out = self._call("POST", f"/v1/workflows/{self._id(id)}/fork", body)
         return RemoteHandle(self, str(out["id"]), created=True)
+
+    def enqueue(self, queue: str, workflow: str,
+                input: dict[str, Any] | builtins.list[Any] | None = None, id: str | None = None,
+                priority: int = 0, dedup: str | None = None) -> RemoteHandle:
+        """Start ``workflow`` on ``queue`` (higher ``priority`` first; a live workflow of the
+        queue with the same ``dedup`` key is returned instead of a new one)."""
+        body: dict[str, Any] = {"workflow": workflow, "priority": priority}
+        if input is not None:
+            body["input"] = list(input) if isinstance(input, tuple) else input
+        if id is not None:
+            body["id"] = id
+        if dedup is not None:
+            body["dedup"] = dedup
+        status, out = self.request("POST", f"/v1/queues/{quote(queue, safe='')}/workflows",
+                                   body)
+        return RemoteHandle(self, str(out["id"]), created=status == 201)
+
+    def queues(self, name: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """``{"queues": [{"name", "concurrency", "rate", "waiting", "active", ...}]}``; with
+        ``name``, also that queue's live ``"workflows"``."""
+        if name is None:
+            out: dict[str, Any] = self._call("GET", "/v1/queues")
+        else:
+            out = self._call("GET", f"/v1/queues/{quote(name, safe='')}",
+                             query={"limit": limit})
+        return out
 
     def get_events(self, id: str) -> dict[str, Any]:
         """Every value workflow ``id`` published: ``{key: value}``."""

@@ -44,6 +44,7 @@ from edge.store import OpRow, WorkflowRow
 
 if TYPE_CHECKING:
     from edge.node import Node
+    from edge.queues import Queued, QueueDef
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -454,6 +455,7 @@ class App:
         self.name = name
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
+        self.queues: dict[str, QueueDef] = {}
         self._node: Node | None = None
 
     def __repr__(self) -> str:
@@ -510,6 +512,19 @@ class App:
 
         return decorate
 
+    def queue(self, name: str, concurrency: int | None = None,
+              rate: tuple[int, float] | None = None) -> QueueDef:
+        """Declare queue ``name``: at most ``concurrency`` workflows in flight (admitted and
+        not final), at most ``rate[0]`` admissions per ``rate[1]`` seconds."""
+        from edge.queues import declare
+
+        qd = declare(name, concurrency, rate)
+        if name in self.queues and self.queues[name] != qd:
+            raise ConfigError(f"queue {name!r} is declared twice with different limits",
+                              "declare each queue once")
+        self.queues[name] = qd
+        return qd
+
     def resolve(self, fn: Callable[..., Any] | str) -> WorkflowDef:
         wname = fn if isinstance(fn, str) else getattr(fn, "__edge_workflow__", None)
         if wname is None or wname not in self.workflows:
@@ -526,13 +541,17 @@ class App:
         return self._node
 
     def start(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
-              queue: str | None = None, timeout: float | None = None, **kwargs: Any) -> Handle:
-        """Start a workflow (a child when called inside one); an existing id is returned as is."""
+              queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
+              **kwargs: Any) -> Handle:
+        """Start a workflow (a child when called inside one); an existing id is returned as is.
+        ``queue``: a queue name, ``app.queue(...)``'s object, or ``q.options(priority=,
+        dedup=)``; default the workflow's own ``queue=``."""
         run = current_run()
         if run is not None and not run.in_step:
             from edge.children import start_child
 
-            return start_child(run, self.resolve(fn), args, kwargs, id, queue, timeout)
+            qname = queue if queue is None or isinstance(queue, str) else queue.name
+            return start_child(run, self.resolve(fn), args, kwargs, id, qname, timeout)
         node = self.node()
         wid, _ = node.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
                                      queue=queue, timeout=timeout)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from edge import queues
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
@@ -41,8 +42,10 @@ from edge.errors import (
 )
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
+from edge.queues import Queued, QueueDef
 from edge.serialization import decode, encode
 from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
+from edge.store import queues as store_queues
 from edge.views import iso, workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
 
@@ -90,6 +93,7 @@ class Node:
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
+        self.queues = queues.Dispatcher(self)
         self.timers = Timers(self.clock, self._timer_due)
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics)
 
@@ -158,6 +162,8 @@ class Node:
         self.metrics.recovery_seconds.set(self.clock.monotonic() - t0)
         self.app._node = self
         self.workers.start()
+        for q in rec.queues:
+            self.queues.kick(q)
         self.timers.start()
         self.state = "ready"
         self.ready = True
@@ -252,6 +258,8 @@ class Node:
                 self.workers.submit(key)
         elif kind == "deadline":
             self._expire(key, now)
+        elif kind == "queue":
+            self.queues.kick(key)
         else:
             log.error("unknown timer kind %r for %s", kind, key)
 
@@ -277,18 +285,26 @@ class Node:
                 todo.append(r.id)
         if parent_id is not None and wid in cancelled:
             self.workers.submit(parent_id)  # the store woke it if it waited on this child
+        if cancelled:
+            self.queues.kick_all()  # cancelled queued workflows free their slots
         with self._finished:
             self._finished.notify_all()
 
-    def on_started(self, workflow: str, wid: str) -> None:
+    def on_started(self, workflow: str, wid: str, queue: str | None = None) -> None:
         self.metrics.started.labels(workflow).inc()
-        self.workers.submit(wid)
+        if queue is None:
+            self.workers.submit(wid)
+        else:
+            self.queues.kick(queue)  # admitted (and submitted) when its queue has room
 
-    def on_finished(self, workflow: str, wid: str, status: str, parent_id: str | None) -> None:
+    def on_finished(self, workflow: str, wid: str, status: str, parent_id: str | None,
+                    queue: str | None = None) -> None:
         self.metrics.finished.labels(workflow, status).inc()
         self.cancel_requests.discard(wid)
         if parent_id is not None:
             self.workers.submit(parent_id)  # the store woke it if it was waiting on us
+        if queue is not None:
+            self.queues.kick(queue)  # its slot is free
         with self._finished:
             self._finished.notify_all()
         log.info("workflow %s (%s) %s", wid, workflow, status)
@@ -323,9 +339,10 @@ class Node:
 
     def start_workflow(self, name: str, args: list[Any] | None = None,
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
-                       queue: str | None = None, timeout: float | None = None
-                       ) -> tuple[str, bool]:
-        """Start ``name``; returns (id, created). An existing id is returned, never re-run."""
+                       queue: str | QueueDef | Queued | None = None,
+                       timeout: float | None = None) -> tuple[str, bool]:
+        """Start ``name``; returns (id, created). An existing id is returned, never re-run;
+        so is a live workflow of the queue holding the same dedup key."""
         self.require_ready()
         wd = self.app.resolve(name)
         if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
@@ -336,11 +353,18 @@ class Node:
         wid = id or os.urandom(12).hex()
         now = self.clock.time()
         t = timeout if timeout is not None else wd.timeout
-        row, created = self.store.insert_workflow(
-            wid, wd.name, input_text, now, queue=queue or wd.queue,
-            deadline=None if t is None else now + t)
+        q = queues.resolve(queue, wd.queue)
+        deadline = None if t is None else now + t
+        if q is None:
+            row, created = self.store.insert_workflow(wid, wd.name, input_text, now,
+                                                      deadline=deadline)
+        else:
+            row, created = store_queues.enqueue(
+                self.store, wid, wd.name, input_text, now, queue=q.name, priority=q.priority,
+                dedup=q.dedup, deadline=deadline)
+            wid = row.id
         if created:
-            self.on_started(wd.name, wid)
+            self.on_started(wd.name, wid, row.queue)
             if row.deadline is not None:
                 self.timers.add(row.deadline, wid, "deadline")
         elif row.workflow != wd.name:
@@ -419,7 +443,11 @@ class Node:
     def resume(self, wid: str) -> dict[str, Any]:
         self.require_ready()
         self.store.resume(wid, self.clock.time())
-        self.workers.submit(wid)
+        row = self.store.get_workflow(wid)
+        if row is not None and row.queue is not None:
+            self.queues.kick(row.queue)  # it queues again for a slot
+        else:
+            self.workers.submit(wid)
         return {"id": wid, "status": "PENDING"}
 
     def fork(self, wid: str, from_step: int, id: str | None = None) -> dict[str, Any]:
@@ -434,13 +462,40 @@ class Node:
         new_id = id or (f"{wid}:fork:{os.urandom(4).hex()}" if len(wid) <= 180
                         else os.urandom(12).hex())
         row, reused = lifecycle.fork(self.store, wid, new_id, from_step, self.clock.time())
-        self.on_started(row.workflow, new_id)
+        self.on_started(row.workflow, new_id, row.queue)
         if row.deadline is not None:
             self.timers.add(row.deadline, new_id, "deadline")
         log.info("workflow %s forked from %s at step %d (%d checkpoints reused)",
                  new_id, wid, from_step, reused)
         return {"id": new_id, "forked_from": wid, "from_step": from_step, "reused": reused,
                 "status": row.status}
+
+    def queue_info(self, name: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """Queues with their limits and depth; with ``name``, that queue and its live
+        workflows (newest first): ``{"queues": [...], "workflows": [...]}``."""
+        self.require_ready()
+        if name is not None:
+            queues.check_name(name)
+        if not 1 <= limit <= 1000:
+            raise UsageError(f"limit {limit} is out of range", "use 1..1000")
+        depth = {d.queue: d for d in store_queues.depths(self.store, name)}
+        names = sorted(set(depth) | (set(self.app.queues) if name is None else {name}))
+        out: dict[str, Any] = {"queues": []}
+        for q in names:
+            qd = self.app.queues.get(q)
+            info = (qd or QueueDef(q)).describe()
+            d = depth.get(q)
+            info.update(declared=qd is not None, waiting=d.waiting if d else 0,
+                        active=d.active if d else 0)
+            out["queues"].append(info)
+        if name is not None:
+            rows: list[WorkflowRow] = []
+            for st in ("RUNNING", "SLEEPING", "WAITING", "PENDING"):
+                got, _ = self.store.list_workflows(status=st, queue=name, limit=limit)
+                rows.extend(got)
+            rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+            out["workflows"] = [workflow_summary(r) for r in rows[:limit]]
+        return out
 
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:
         """``{"workflow_id", "key", "published", "value", "seq", "updated_at"}``: the latest

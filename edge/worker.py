@@ -100,7 +100,7 @@ def execute(node: Node, wid: str) -> None:
         store.finish(run.wf, token, status, output, error_text, clock.time())
     except StaleRun:
         return
-    node.on_finished(wd.name, wid, status, run.wf.parent_id)
+    node.on_finished(wd.name, wid, status, run.wf.parent_id, run.wf.queue)
 
 
 class Workers:

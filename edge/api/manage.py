@@ -65,7 +65,40 @@ def fork(node: Node, req: Request) -> Response:
     return json_response(201, out, {"Location": "/v1/workflows/" + quote(out["id"], safe="")})
 
 
+# ---- queues -----------------------------------------------------------------------------
+
+
+def list_queues(node: Node, req: Request) -> Response:
+    return json_response(200, node.queue_info())
+
+
+def get_queue(node: Node, req: Request) -> Response:
+    limit = int(_number(req.query["limit"], "limit", 1, 1000)) if "limit" in req.query else 50
+    return json_response(200, node.queue_info(req.params["name"], limit))
+
+
+def enqueue(node: Node, req: Request) -> Response:
+    from edge.queues import Queued
+
+    body = req.json_object(required=True)
+    check_fields(body, {"workflow": ("str", True), "input": ("input", False),
+                        "id": ("str?", False), "priority": ("any", False),
+                        "dedup": ("str?", False)})
+    prio = _int_field(body, "priority", False, -(2**31), 2**31) or 0
+    inp = body.get("input")
+    args = inp if isinstance(inp, list) else []
+    kwargs = inp if isinstance(inp, dict) else {}
+    wid, created = node.start_workflow(
+        body["workflow"], args, kwargs, id=body.get("id"),
+        queue=Queued(req.params["name"], prio, body.get("dedup")))
+    return json_response(201 if created else 200, {"id": wid, "created": created},
+                         {"Location": "/v1/workflows/" + quote(wid, safe="")})
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("GET", ("v1", "queues"), list_queues),
+    Route("GET", ("v1", "queues", "{name}"), get_queue, query=frozenset({"limit"})),
+    Route("POST", ("v1", "queues", "{name}", "workflows"), enqueue, body=True),
     Route("POST", ("v1", "workflows", "{id}", "fork"), fork, body=True),
     Route("GET", ("v1", "workflows", "{id}", "values"), get_values),
     Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value,

@@ -187,7 +187,43 @@ _VALUE = {"type": "object", "required": ["workflow_id", "key", "published", "val
     "value": {"description": "the latest value (null when not published)"},
     "seq": {"type": ["integer", "null"]}, "updated_at": _TIME}}
 
+_QNAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "the queue's name"}
+_QUEUE = {"type": "object", "properties": {
+    "name": {"type": "string"}, "concurrency": {"type": ["integer", "null"]},
+    "rate": {"type": ["object", "null"], "properties": {"limit": {"type": "integer"},
+                                                        "period": {"type": "number"}}},
+    "declared": {"type": "boolean"},
+    "waiting": {"type": "integer", "description": "PENDING, waiting for a slot"},
+    "active": {"type": "integer", "description": "holding a slot (admitted, not final)"}}}
+
 MANAGE_PATHS: dict[str, Any] = {
+    "/v1/queues": {"get": {
+        "summary": "Queues: limits and depth (waiting, active)",
+        "responses": {"200": _json({"type": "object", "properties": {
+            "queues": {"type": "array", "items": _QUEUE}}}, "queues"), **_ERRORS}}},
+    "/v1/queues/{name}": {"get": {
+        "summary": "One queue's limits, depth and live workflows (newest first)",
+        "parameters": [_QNAME, {"name": "limit", "in": "query", "schema": {
+            "type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "queues": {"type": "array", "items": _QUEUE},
+            "workflows": {"type": "array", "items": _ref("Workflow")}}}, "the queue"),
+            **_ERRORS}}},
+    "/v1/queues/{name}/workflows": {"post": {
+        "summary": "Start a workflow on a queue, with a priority and a dedup key",
+        "parameters": [_QNAME],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["workflow"], "additionalProperties": False,
+            "properties": {
+                "workflow": {"type": "string"}, "input": {"type": ["object", "array", "null"]},
+                "id": {"type": ["string", "null"]},
+                "priority": {"type": ["integer", "null"], "description": "higher runs first"},
+                "dedup": {"type": ["string", "null"], "description": "while a workflow of "
+                          "the queue with this key is live, its id is returned instead"}}}}}},
+        "responses": {"201": _json(_ref("StartResponse"), "queued"),
+                      "200": _json(_ref("StartResponse"), "the id or dedup key existed"),
+                      "409": _err("the id belongs to another workflow"), **_BODY_ERRORS}}},
     "/v1/workflows/{id}/fork": {"post": {
         "summary": "Start a new workflow with this one's input, reusing its checkpoints "
                    "before from_step (the repair tool after a bug fix)",

@@ -625,14 +625,14 @@ def main() -> int:
         e, f = t.get(f"seq.{dur}.us"), t.get(f"floor.{dur.upper()}")
         if e and f:
             t.row(f"ratio.floor.{dur}", f"edge sequential {dur} / floor {dur.upper()}",
-                  "x per step", digits=2).add(e / f)
+                  "x per step", digits=2, note="ratio of the medians").add(e / f)
     pairs = [("seq.full", "dbos.seq", "sequential")] + [
         (f"conc.{w}.steps_per_s", f"dbos.conc.{w}", f"concurrent {w}") for w in (8, 32)]
     for ek, dk, label in pairs:
         e, dv = t.get(ek), t.get(dk)
         if e and dv:
-            t.row(f"ratio.dbos.{label}", f"edge / DBOS, {label}", "x steps/s", digits=1).add(
-                e / dv)
+            t.row(f"ratio.dbos.{label}", f"edge / DBOS, {label}", "x steps/s", digits=1,
+                  note="ratio of the medians").add(e / dv)
 
     if dbos_py is not None:
         guarded(t, "dbos.rss", "DBOS idle RSS", lambda: t.row(

@@ -205,9 +205,9 @@ def edge_concurrent(n_workflows: int, workers: int, where: str | None) -> dict[s
         done = threading.Event()
         orig = node.on_finished
 
-        def on_finished(workflow: str, wid: str, status: str, parent: str | None) -> None:
+        def on_finished(workflow: str, wid: str, *rest: Any, **kw: Any) -> None:
             ends[wid] = time.perf_counter()
-            orig(workflow, wid, status, parent)
+            orig(workflow, wid, *rest, **kw)
             if len(ends) == n_workflows:
                 done.set()
 

@@ -43,9 +43,11 @@ from edge.errors import (
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
 from edge.queues import Queued, QueueDef
+from edge.scheduler import Scheduler
 from edge.serialization import decode, encode
 from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
 from edge.store import queues as store_queues
+from edge.store import schedules as store_schedules
 from edge.views import iso, workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
 
@@ -94,8 +96,12 @@ class Node:
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
         self.queues = queues.Dispatcher(self)
+        self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
-        self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics)
+        self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
+                               self._commit_stats_for_metrics)
+        mode = "none" if self.settings.replica is None else self.settings.replication
+        self.metrics.info.labels(mode).set(1)
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -164,6 +170,7 @@ class Node:
         self.workers.start()
         for q in rec.queues:
             self.queues.kick(q)
+        self.scheduler.start(self.clock.time())
         self.timers.start()
         self.state = "ready"
         self.ready = True
@@ -260,6 +267,8 @@ class Node:
             self._expire(key, now)
         elif kind == "queue":
             self.queues.kick(key)
+        elif kind == "schedule":
+            self.scheduler.fire(key, now)
         else:
             log.error("unknown timer kind %r for %s", kind, key)
 
@@ -497,6 +506,22 @@ class Node:
             out["workflows"] = [workflow_summary(r) for r in rows[:limit]]
         return out
 
+    def schedules(self) -> dict[str, Any]:
+        """``{"schedules": [{"name", "workflow", "cron", "tz", "catch_up", "paused",
+        "in_code", "last_tick", "next_tick"}]}``."""
+        self.require_ready()
+        return {"schedules": self.scheduler.describe()}
+
+    def pause_schedule(self, name: str, paused: bool = True) -> dict[str, Any]:
+        """Pause (or resume) a schedule, durably; resuming skips the ticks of the pause."""
+        self.require_ready()
+        queues.check_name(name, "schedule name")
+        store_schedules.set_paused(self.store, name, paused, self.clock.time())
+        if not paused:
+            self.scheduler.fire(name, self.clock.time())
+        (view,) = [s for s in self.scheduler.describe() if s["name"] == name]
+        return view
+
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:
         """``{"workflow_id", "key", "published", "value", "seq", "updated_at"}``: the latest
         value ``wid`` published under ``key``, waiting up to ``timeout`` s (real time) for a
@@ -565,6 +590,9 @@ class Node:
 
     def _counts_for_metrics(self) -> dict[str, int]:
         return self._store.counts() if self._store is not None else {}
+
+    def _commit_stats_for_metrics(self) -> tuple[int, int]:
+        return self._store.commit_stats if self._store is not None else (0, 0)
 
     def _db_path_for_metrics(self) -> Path | None:
         return self.settings.db_path if self._store is not None else None

@@ -222,7 +222,9 @@ class Replicator:
         self._threads.append(t)
 
     def _sidecar_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind in ("restarted", "exited"):
+        # Planned stops and fences exit too ("expected"); only unplanned exits and
+        # re-registrations with a restarted external sidecar are restarts.
+        if kind == "restarted" or (kind == "exited" and not data.get("expected", False)):
             self.node.metrics.sidecar_restarts.inc()
         if kind in ("restarted", "exited", "fenced", "unfenced", "error"):
             log.info("sidecar %s %s", kind, data)

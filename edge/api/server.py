@@ -10,7 +10,7 @@ Invariants:
   before a byte of it is read;
 - an unexpected exception is a 500 ``internal`` with the traceback in the log
   (the client gets no traceback);
-- with a token, every request except /healthz and the dashboard shell (GET /) needs
+- with a token, every request except /healthz, /readyz and the dashboard shell (GET /) needs
   ``Authorization: Bearer``
   (compared in constant time);
 - the server runs before the node is ready (boot step 1), so routes cope with
@@ -152,9 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(raw) > 1 and raw[-1] == "":
             raw.pop()  # tolerate one trailing slash
         segments = [] if raw == [""] else [_decode_segment(s) for s in raw]
-        # /healthz is for liveness probes; GET / is the dashboard's shell, which holds
-        # no data (it fetches everything with the token the user gives it).
-        open_route = segments == ["healthz"] or (segments == [] and self.command in ("GET", "HEAD"))
+        # /healthz and /readyz are for probes, which cannot send a secret header; GET /
+        # is the dashboard's shell, which holds no data (it fetches everything with
+        # the token the user gives it).
+        open_route = segments in (["healthz"], ["readyz"]) or (
+            segments == [] and self.command in ("GET", "HEAD"))
         if api.token is not None and not open_route:
             self._check_token(api.token)
         route, params = find_route(self.command, segments)

@@ -202,13 +202,19 @@ RULE_TESTS: list[dict[str, Any]] = [
          {"eval_time": "10m", "alertname": "EdgeReplicationLagCritical", "exp_alerts": []}]},
     {"interval": "1m",
      "input_series": [
-         # a: replicated leader whose sidecar is down; b: no replica (epoch 0): quiet.
+         # a: ready, replica configured, sidecar down; b: no replica: quiet;
+         # c: replica configured but a standby (never ready): quiet.
          {"series": 'edge_replication_up{job="edge",instance="a"}', "values": "1 0x5"},
-         {"series": 'edge_leader{job="edge",instance="a"}', "values": "1x5"},
-         {"series": 'edge_lease_epoch{job="edge",instance="a"}', "values": "3x5"},
+         {"series": 'edge_info{job="edge",instance="a",replication="embedded"}',
+          "values": "1x5"},
+         {"series": 'edge_ready{job="edge",instance="a"}', "values": "1x5"},
          {"series": 'edge_replication_up{job="edge",instance="b"}', "values": "0x5"},
-         {"series": 'edge_leader{job="edge",instance="b"}', "values": "1x5"},
-         {"series": 'edge_lease_epoch{job="edge",instance="b"}', "values": "0x5"}],
+         {"series": 'edge_info{job="edge",instance="b",replication="none"}', "values": "1x5"},
+         {"series": 'edge_ready{job="edge",instance="b"}', "values": "1x5"},
+         {"series": 'edge_replication_up{job="edge",instance="c"}', "values": "0x5"},
+         {"series": 'edge_info{job="edge",instance="c",replication="external"}',
+          "values": "1x5"},
+         {"series": 'edge_ready{job="edge",instance="c"}', "values": "0x5"}],
      "alert_rule_test": [
          {"eval_time": "2m", "alertname": "EdgeSidecarDown", "exp_alerts": []},
          {"eval_time": "4m", "alertname": "EdgeSidecarDown", "exp_alerts": [

@@ -425,6 +425,46 @@ def queues(
 
 
 @app.command()
+def schedules(
+    action: Annotated[str, typer.Argument(
+        help="list, pause or resume.", show_default=False)] = "list",
+    name: Annotated[str | None, typer.Argument(
+        help="The schedule (for pause and resume).", show_default=False)] = None,
+    json_: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_token: TokenOpt = None,
+) -> None:
+    """Cron schedules: `edge schedules list`, `edge schedules pause|resume NAME`."""
+    client = _client(url, api_token)
+    if action == "list":
+        if name is not None:
+            raise UsageError(f"`edge schedules list` takes no NAME (got {name!r})",
+                             "edge schedules list")
+        rows = client.schedules()
+        if json_:
+            _echo_json({"schedules": rows})
+        elif not rows:
+            print("no schedules", file=sys.stderr)
+        else:
+            print(out.table(["NAME", "WORKFLOW", "CRON", "TZ", "STATE", "LAST", "NEXT"], [
+                [r["name"], r["workflow"] or "-", r["cron"] or "-", r["tz"] or "-",
+                 "paused" if r["paused"] else ("active" if r["in_code"] else "not in code"),
+                 out.short_time(r["last_tick"]), out.short_time(r["next_tick"])]
+                for r in rows]))
+        return
+    if action not in ("pause", "resume"):
+        raise UsageError(f"unknown action {action!r}", "one of: list, pause NAME, resume NAME")
+    if not name:
+        raise UsageError(f"`edge schedules {action}` needs the schedule's NAME",
+                         "see: edge schedules list")
+    view = client.pause_schedule(name) if action == "pause" else client.resume_schedule(name)
+    if json_:
+        _echo_json(view)
+    else:
+        print(f"schedule {name} {'paused' if view['paused'] else 'resumed'}")
+
+
+@app.command()
 def show(
     id: Annotated[str, typer.Argument(help="The workflow id.", show_default=False)],
     json_: JsonOpt = False,

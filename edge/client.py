@@ -315,6 +315,20 @@ class Client:
                              query={"limit": limit})
         return out
 
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        """The cron schedules: name, workflow, cron, tz, paused, last and next tick."""
+        return list(self._call("GET", "/v1/schedules")["schedules"])
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "POST", f"/v1/schedules/{quote(name, safe='')}/pause", {})
+        return out
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "POST", f"/v1/schedules/{quote(name, safe='')}/resume", {})
+        return out
+
     def get_events(self, id: str) -> dict[str, Any]:
         """Every value workflow ``id`` published: ``{key: value}``."""
         out: dict[str, Any] = self._call("GET", f"/v1/workflows/{self._id(id)}/values")

@@ -45,6 +45,7 @@ from edge.store import OpRow, WorkflowRow
 if TYPE_CHECKING:
     from edge.node import Node
     from edge.queues import Queued, QueueDef
+    from edge.scheduler import ScheduleDef
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -456,6 +457,7 @@ class App:
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
         self.queues: dict[str, QueueDef] = {}
+        self.schedules: dict[str, ScheduleDef] = {}
         self._node: Node | None = None
 
     def __repr__(self) -> str:
@@ -524,6 +526,27 @@ class App:
                               "declare each queue once")
         self.queues[name] = qd
         return qd
+
+    def schedule(self, cron: str, *, tz: str = "UTC", name: str | None = None,
+                 catch_up: int = 1) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Run the workflow below on a cron schedule (edge/scheduler.py): one workflow per
+        tick, id ``sched:<name>:<tick>``; ``catch_up`` missed ticks run at boot."""
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            from edge.scheduler import declare
+
+            wname = getattr(fn, "__edge_workflow__", None)
+            if wname is None or wname not in self.workflows:
+                raise ConfigError("@app.schedule(...) must decorate a workflow",
+                                  "put it above @app.workflow()")
+            sd = declare(cron, tz, name, catch_up, self.workflows[wname])
+            if sd.name in self.schedules:
+                raise ConfigError(f"schedule name {sd.name!r} is used twice",
+                                  "pass name= to one of them")
+            self.schedules[sd.name] = sd
+            return fn
+
+        return decorate
 
     def resolve(self, fn: Callable[..., Any] | str) -> WorkflowDef:
         wname = fn if isinstance(fn, str) else getattr(fn, "__edge_workflow__", None)

@@ -95,7 +95,27 @@ def enqueue(node: Node, req: Request) -> Response:
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
 
+# ---- schedules --------------------------------------------------------------------------
+
+
+def list_schedules(node: Node, req: Request) -> Response:
+    return json_response(200, node.schedules())
+
+
+def pause_schedule(node: Node, req: Request) -> Response:
+    check_fields(req.json_object(required=False), {})
+    return json_response(200, node.pause_schedule(req.params["name"], True))
+
+
+def resume_schedule(node: Node, req: Request) -> Response:
+    check_fields(req.json_object(required=False), {})
+    return json_response(200, node.pause_schedule(req.params["name"], False))
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("GET", ("v1", "schedules"), list_schedules),
+    Route("POST", ("v1", "schedules", "{name}", "pause"), pause_schedule, body=True),
+    Route("POST", ("v1", "schedules", "{name}", "resume"), resume_schedule, body=True),
     Route("GET", ("v1", "queues"), list_queues),
     Route("GET", ("v1", "queues", "{name}"), get_queue, query=frozenset({"limit"})),
     Route("POST", ("v1", "queues", "{name}", "workflows"), enqueue, body=True),

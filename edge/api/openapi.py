@@ -197,7 +197,27 @@ _QUEUE = {"type": "object", "properties": {
     "waiting": {"type": "integer", "description": "PENDING, waiting for a slot"},
     "active": {"type": "integer", "description": "holding a slot (admitted, not final)"}}}
 
+_SCHEDULE = {"type": "object", "properties": {
+    "name": {"type": "string"}, "workflow": {"type": ["string", "null"]},
+    "cron": {"type": ["string", "null"]}, "tz": {"type": ["string", "null"]},
+    "catch_up": {"type": ["integer", "null"]}, "paused": {"type": "boolean"},
+    "in_code": {"type": "boolean", "description": "false: in the database only"},
+    "last_tick": _TIME, "next_tick": _TIME}}
+_SNAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _schedule_action(verb: str) -> dict[str, Any]:
+    return {"post": {"summary": f"{verb} a schedule (durable)", "parameters": [_SNAME],
+                     "responses": {"200": _json(_SCHEDULE, "the schedule"), **_BODY_ERRORS}}}
+
+
 MANAGE_PATHS: dict[str, Any] = {
+    "/v1/schedules": {"get": {
+        "summary": "Cron schedules: expression, zone, paused, last and next tick",
+        "responses": {"200": _json({"type": "object", "properties": {
+            "schedules": {"type": "array", "items": _SCHEDULE}}}, "schedules"), **_ERRORS}}},
+    "/v1/schedules/{name}/pause": _schedule_action("Pause"),
+    "/v1/schedules/{name}/resume": _schedule_action("Resume (ticks of the pause are skipped)"),
     "/v1/queues": {"get": {
         "summary": "Queues: limits and depth (waiting, active)",
         "responses": {"200": _json({"type": "object", "properties": {

@@ -91,6 +91,9 @@ LeaseRenewOpt = Annotated[float, typer.Option(
 TokenOpt = Annotated[str | None, typer.Option(
     "--api-token", envvar="EDGE_API_TOKEN", show_default=False,
     help="Bearer token of the HTTP API (the node requires it; clients send it).")]
+RetentionOpt = Annotated[str | None, typer.Option(
+    "--retention", envvar="EDGE_RETENTION", show_default=False,
+    help="Delete finished workflows older than this (7d, 12h, ...) hourly; default: keep all.")]
 UrlOpt = Annotated[str, typer.Option(
     "--url", envvar="EDGE_URL", help="The running node's HTTP address.")]
 InspectOpt = Annotated[Path | None, typer.Option(
@@ -202,8 +205,12 @@ def run(
     lease_ttl: LeaseTtlOpt = _D.lease_ttl,
     lease_renew: LeaseRenewOpt = _D.lease_renew,
     api_token: TokenOpt = None,
+    retention: RetentionOpt = None,
 ) -> None:
     """Run a node: recover in-flight workflows, serve the HTTP API, replicate. Stops on SIGTERM."""
+    from edge.config import parse_duration
+
+    keep = parse_duration(retention, "--retention") if retention else None
     flag = StopFlag()
     settings = Settings(
         data_dir=data_dir, replica=replica or None, listen=listen, workers=workers,
@@ -211,6 +218,7 @@ def run(
         allow_empty=allow_empty, no_wait=no_wait, replication=replication,
         sidecar_socket=sidecar_socket or None, sync_interval=sync_interval,
         lease_ttl=lease_ttl, lease_renew=lease_renew, api_token=api_token or None,
+        retention=keep,
     ).validate()
     from edge.logs import configure
     from edge.node import Node
@@ -563,6 +571,22 @@ def status(
         _echo_json(st)
     else:
         print(out.format_status(st))
+
+
+@app.command()
+def prune(
+    finished_before: Annotated[str, typer.Option(
+        "--finished-before", show_default=False,
+        help="Delete workflows that ended longer ago than this: 7d, 12h, 30m, 45s or seconds.")],
+    url: UrlOpt = DEFAULT_URL,
+    api_token: TokenOpt = None,
+) -> None:
+    """Delete finished workflows (and their steps, events, values) older than a duration."""
+    from edge.config import parse_duration
+
+    seconds = parse_duration(finished_before, "--finished-before")
+    res = _client(url, api_token).prune(seconds)
+    print(f"pruned {res['deleted']} workflows that finished before {res['cutoff']}")
 
 
 # ---- edge restore ---------------------------------------------------------------------------

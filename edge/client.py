@@ -329,6 +329,14 @@ class Client:
             "POST", f"/v1/schedules/{quote(name, safe='')}/resume", {})
         return out
 
+    def prune(self, finished_before: str | float) -> dict[str, Any]:
+        """Delete workflows that finished more than ``finished_before`` ago ("7d", "12h"
+        or seconds): ``{"deleted", "cutoff"}``. Long prunes get a long HTTP timeout."""
+        out: dict[str, Any] = self._call("POST", "/v1/prune",
+                                         {"finished_before": finished_before},
+                                         timeout=max(self.timeout, 600.0))
+        return out
+
     def get_events(self, id: str) -> dict[str, Any]:
         """Every value workflow ``id`` published: ``{key: value}``."""
         out: dict[str, Any] = self._call("GET", f"/v1/workflows/{self._id(id)}/values")

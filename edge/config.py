@@ -36,6 +36,7 @@ class Settings:
     sidecar_socket: str | None = None  # external mode: the sidecar's control socket
     epoch_retention: float = 7 * 86400.0
     api_token: str | None = None
+    retention: float | None = None  # seconds: finished workflows older than this are pruned
 
     @property
     def db_path(self) -> Path:
@@ -68,6 +69,9 @@ class Settings:
         if self.replication == "external" and not self.sidecar_socket:
             raise bad("--sidecar-socket", "required with --replication external",
                       "the path of the sidecar's control socket (shared volume)")
+        if self.retention is not None and not self.retention > 0:
+            raise bad("--retention", f"{self.retention!r} must be a duration > 0",
+                      "e.g. 7d; leave it unset to keep every workflow")
         if self.listen is not None:
             parse_listen(self.listen)
         if self.replica is not None:
@@ -82,3 +86,21 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--listen: {listen!r} is not HOST:PORT", "e.g. 127.0.0.1:8080")
     return host.strip("[]"), int(port)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``7d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds (``90``, ``1.5``)."""
+    t = str(text).strip().lower()
+    unit = _UNITS.get(t[-1:], None)
+    number = t[:-1] if unit is not None else t
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{what}: {text!r} is not a duration",
+                          "a number with a unit s, m, h, d or w (e.g. 7d, 12h), or seconds")
+    return value

@@ -112,7 +112,31 @@ def resume_schedule(node: Node, req: Request) -> Response:
     return json_response(200, node.pause_schedule(req.params["name"], False))
 
 
+# ---- retention --------------------------------------------------------------------------
+
+
+def prune(node: Node, req: Request) -> Response:
+    from edge.config import parse_duration
+    from edge.errors import ConfigError
+
+    body = req.json_object(required=True)
+    check_fields(body, {"finished_before": ("any", True)})
+    value = body["finished_before"]
+    if isinstance(value, str):
+        try:
+            seconds = parse_duration(value, "finished_before")
+        except ConfigError as exc:
+            raise ApiError(400, "bad_field", exc.message, exc.hint) from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        seconds = float(value)
+    else:
+        raise ApiError(400, "bad_field", f"field 'finished_before' must be a duration "
+                       f"(\"7d\") or seconds >= 0, not {value!r}", "e.g. \"7d\" or 3600")
+    return json_response(200, node.prune(seconds))
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("POST", ("v1", "prune"), prune, body=True),
     Route("GET", ("v1", "schedules"), list_schedules),
     Route("POST", ("v1", "schedules", "{name}", "pause"), pause_schedule, body=True),
     Route("POST", ("v1", "schedules", "{name}", "resume"), resume_schedule, body=True),

@@ -212,6 +212,16 @@ def _schedule_action(verb: str) -> dict[str, Any]:
 
 
 MANAGE_PATHS: dict[str, Any] = {
+    "/v1/prune": {"post": {
+        "summary": "Delete workflows that finished before a cutoff (in small batches)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["finished_before"], "additionalProperties": False,
+            "properties": {"finished_before": {
+                "type": ["string", "number"],
+                "description": "a duration (7d, 12h, 30m, 45s, 2w) or seconds: workflows "
+                               "that ended longer ago than this are deleted"}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "deleted": {"type": "integer"}, "cutoff": _TIME}}, "pruned"), **_BODY_ERRORS}}},
     "/v1/schedules": {"get": {
         "summary": "Cron schedules: expression, zone, paused, last and next tick",
         "responses": {"200": _json({"type": "object", "properties": {

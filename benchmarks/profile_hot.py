@@ -3,6 +3,8 @@
     .venv/bin/pip install py-spy                      # once (a dev tool, not a dependency)
     .venv/bin/python benchmarks/profile_hot.py        # three workloads, summary on stdout
     .venv/bin/python benchmarks/profile_hot.py --cprofile   # call counts per step (cProfile)
+    .venv/bin/python benchmarks/profile_hot.py --decompose  # CPU per workflow vs per step
+    .venv/bin/python benchmarks/profile_hot.py --writer     # the group-commit leader's SQL calls
 
 py-spy: each workload runs in a child process under ``py-spy record --gil
 --format raw``: only the thread holding the GIL is sampled, so samples / rate
@@ -15,6 +17,17 @@ statement execution and fsync) and the waits. Only stacks on the hot path
 node start/stop are reported apart. The summary gives, per step: the total,
 the self time of the hottest source lines (the line in edge/ that calls into C:
 sqlite3, json, zlib...), and the inclusive time of the functions on the path.
+
+--decompose: workflows of 1 and 40 steps (and 0, 10), sequential and with
+8 workers, synchronous FULL and NORMAL; process CPU time per workflow is
+fitted as fixed + k * per-step, which separates what a workflow costs (start,
+claim, load, finish, hand-offs) from what each step costs.
+
+--writer: the write connection of the group-commit writer is wrapped so
+that every execute() is timed by kind (BEGIN, SAVEPOINT/RELEASE, the write
+itself, COMMIT), with 1 worker and with 8: a statement's wall time includes
+getting the GIL back after SQLite released it, which is what a busy pool of
+workers makes expensive.
 
 --cprofile: the worker threads are profiled by wrapping edge.worker.execute
 (cProfile sees one thread at a time) and the main thread directly; reported
@@ -192,6 +205,127 @@ def with_cprofile(top: int) -> None:
         print()
 
 
+def decompose(repeat: int) -> None:
+    import logging
+    import statistics
+    import threading
+
+    import edge
+
+    logging.getLogger("edge").setLevel(logging.ERROR)
+
+    def make(k: int) -> edge.App:
+        app = edge.App("decompose")
+
+        @app.step(name="work")
+        def work(i: int) -> dict:
+            return {"value": i, "receipt": "ch_0123456789abcdef", "ok": True}
+
+        @app.workflow(name="w")
+        def w() -> None:
+            for i in range(k):
+                work(i)
+
+        return app
+
+    def sequential(k: int, n: int, dur: str) -> float:
+        app = make(k)
+        with tempfile.TemporaryDirectory() as d, \
+                edge.Node(app, data_dir=d, workers=1, durability=dur):
+            app.start("w", id="warm").result(timeout=60)
+            c0 = time.process_time()
+            for i in range(n):
+                app.start("w", id=f"s{i}").result(timeout=60)
+            return (time.process_time() - c0) / n
+
+    def concurrent(k: int, n: int, dur: str) -> float:
+        app = make(k)
+        with tempfile.TemporaryDirectory() as d, \
+                edge.Node(app, data_dir=d, workers=8, durability=dur) as node:
+            left = [n]
+            done = threading.Event()
+            orig = node.on_finished
+
+            def on_finished(*a: object, **kw: object) -> None:
+                orig(*a, **kw)  # type: ignore[arg-type]
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+            node.on_finished = on_finished  # type: ignore[method-assign]
+            c0 = time.process_time()
+            for i in range(n):
+                app.start("w", id=f"c{i}")
+            done.wait(300)
+            return (time.process_time() - c0) / n
+
+    print(f"process CPU us per workflow (median of {repeat}); fit = fixed + k * per-step")
+    for label, fn, dur in (("sequential", sequential, "normal"), ("sequential", sequential, "full"),
+                           ("8 workers", concurrent, "normal"), ("8 workers", concurrent, "full")):
+        per = {k: statistics.median(fn(k, n, dur) for _ in range(repeat)) * 1e6
+               for k, n in ((0, 300), (1, 300), (10, 150), (40, 50))}
+        step = (per[40] - per[1]) / 39
+        fixed = per[1] - step
+        print(f"  {label:10s} {dur:6s}: k=0 {per[0]:5.0f}, k=1 {per[1]:5.0f}, k=10 {per[10]:5.0f}, "
+              f"k=40 {per[40]:6.0f}  ->  {fixed:5.0f} per workflow + {step:4.0f} per step")
+
+
+class _TimedConn:
+    """Wraps a sqlite3.Connection; times execute() by statement kind."""
+
+    def __init__(self, conn: object, totals: dict[str, list[float]]) -> None:
+        self._conn = conn
+        self._totals = totals
+
+    def execute(self, sql: str, *args: object) -> object:
+        word = sql.split(None, 1)[0].upper()
+        kind = word if word in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK") else "write"
+        t0 = time.perf_counter()
+        try:
+            return self._conn.execute(sql, *args)  # type: ignore[attr-defined]
+        finally:
+            slot = self._totals.setdefault(kind, [0.0, 0])
+            slot[0] += time.perf_counter() - t0
+            slot[1] += 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def writer_calls() -> None:
+    import logging
+
+    from bench_app import make_app
+
+    import edge
+
+    logging.getLogger("edge").setLevel(logging.ERROR)
+    print("group-commit leader: wall time per execute() by kind (includes re-taking the GIL)")
+    for workers, n in ((1, 100), (8, 1000), (32, 1000)):
+        app, _ = make_app()
+        totals: dict[str, list[float]] = {}
+        with tempfile.TemporaryDirectory() as d, \
+                edge.Node(app, data_dir=d, workers=workers) as node:
+            w = node.store._writer  # noqa: SLF001 (a profiling tool reaches in)
+            if w is None or not hasattr(w, "_conn"):
+                print("  the writer has no _conn to wrap; update profile_hot.py")
+                return
+            w._conn = _TimedConn(w._conn, totals)
+            b0, w0 = node.store.commit_stats
+            t0 = time.perf_counter()
+            handles = [app.start("ten", id=f"c{i}") for i in range(n)]
+            for h in handles:
+                h.result(timeout=300)
+            wall = time.perf_counter() - t0
+            b1, w1 = node.store.commit_stats
+        batches = max(1, b1 - b0)
+        parts = ", ".join(f"{k} {v[0] / v[1] * 1e6:.0f} us x {v[1] / batches:.1f}"
+                          for k, v in sorted(totals.items()))
+        busy = sum(v[0] for v in totals.values())
+        print(f"  {workers:2d} workers: {n * 10 / wall:6.0f} steps/s, {(w1 - w0) / batches:.1f} "
+              f"writes/commit; per commit: {parts}; leader busy in SQL {busy / wall * 100:.0f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", choices=list(WORKLOADS), help=argparse.SUPPRESS)
@@ -199,9 +333,17 @@ def main() -> None:
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     ap.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--decompose", action="store_true", help="CPU per workflow vs per step")
+    ap.add_argument("--writer", action="store_true", help="time the leader's SQL calls")
     args = ap.parse_args()
     if args.run:
         print(run_workload(args.run))
+        return
+    if args.decompose:
+        decompose(3)
+        return
+    if args.writer:
+        writer_calls()
         return
     pyspy = shutil.which("py-spy", path=os.pathsep.join(
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))

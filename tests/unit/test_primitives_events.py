@@ -116,3 +116,22 @@ def test_http_route_and_client(make_node):
         client.request("GET", "/v1/workflows/h/values/phase", query={"timeout": "99"})
     with pytest.raises(UsageError, match="unknown query parameter"):
         client.request("GET", "/v1/workflows/h/values/phase", query={"wait": "1"})
+
+
+def test_events_to_unknown_or_finished_workflows_are_refused_clearly(make_node):
+    from edge.errors import Conflict
+
+    app = edge.App("finished")
+
+    @app.workflow(name="done")
+    def done() -> str:
+        return "ok"
+
+    node = make_node(app)
+    app.start("done", id="d").result(timeout=10)
+    with pytest.raises(NotFound, match="no workflow with id 'ghost'") as err:
+        node.send_event("ghost", "go")
+    assert "edge list" in err.value.hint
+    with pytest.raises(Conflict, match="already SUCCEEDED; the event would never be read"):
+        node.send_event("d", "go")
+    assert node.store.pending_events("d") == []

@@ -186,3 +186,26 @@ def test_http_enqueue_and_edge_list_queue(make_node, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "queue q: 1 waiting, 1 active, concurrency 1"
     assert "h1" in out and "h2" in out
+
+
+def test_edge_list_queue_reads_a_stopped_nodes_file(data_dir, capsys):
+    app, _, _ = gated_app(concurrency=1)
+    node = edge.Node(app, data_dir=data_dir, workers=2, listen=None).start()
+    for i in range(3):
+        app.start("gated", f"t{i}", id=f"f{i}")
+    wait_until(lambda: statuses(node, ["f0", "f1", "f2"]).count("WAITING") == 1,
+               what="one admitted")
+    node.stop()
+    old = sys.argv
+    sys.argv = ["edge", "list", "--queue", "q", "--data-dir", str(data_dir), "--json"]
+    try:
+        cli_main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        sys.argv = old
+    import json
+
+    got = json.loads(capsys.readouterr().out)
+    assert got["queue"]["waiting"] == 2 and got["queue"]["active"] == 1
+    assert sorted(w["id"] for w in got["workflows"]) == ["f0", "f1", "f2"]

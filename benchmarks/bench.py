@@ -280,7 +280,10 @@ def edge_boot(template: Path, n: int, workers: int, where: str | None) -> dict[s
             if not entered.reached.wait(600):
                 raise TimeoutError(f"only {entered.count} of {n} workflows resumed")
             claimed = entered.at - t0
+            deadline = time.monotonic() + 600
             while node.store.counts().get("WAITING", 0) < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("in-flight workflows did not all park again")
                 time.sleep(0.005)
             parked = time.perf_counter() - t0
         finally:

@@ -37,10 +37,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.dumps/loads with non-default arguments build a new encoder or
+# decoder on every call, which is measurable on the per-step hot path.
+_ENCODER = json.JSONEncoder(default=to_json_default, allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def encode(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Encode ``value`` for storage; ``what`` names it in errors ("output of step charge")."""
     try:
-        text = json.dumps(value, default=to_json_default, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(
             f"{what} is not JSON: {exc}",
@@ -56,7 +62,7 @@ def encode(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
 
 
 def decode(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    return _DECODER.decode(text)
 
 
 def roundtrip(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, Any]:

@@ -197,6 +197,7 @@ class Timers:
         self._clock = clock
         self._on_due = on_due
         self._heap: list[tuple[float, float, str, str]] = []
+        self._pending: set[tuple[float, str, str]] = set()  # (at, kind, key): no duplicates
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -206,6 +207,9 @@ class Timers:
         monotonic time as that was away has elapsed)."""
         mono_due = self._clock.monotonic() + max(0.0, at - self._clock.time())
         with self._cond:
+            if (at, kind, key) in self._pending:
+                return  # e.g. a deadline re-armed at every park of the same workflow
+            self._pending.add((at, kind, key))
             heapq.heappush(self._heap, (at, mono_due, kind, key))
             self._cond.notify()
 
@@ -228,6 +232,7 @@ class Timers:
                 entry = heapq.heappop(self._heap)
                 if entry[1] <= mono:
                     due.append((entry[2], entry[3]))
+                    self._pending.discard((entry[0], entry[2], entry[3]))
                 else:
                     held.append(entry)  # the wall clock jumped ahead: wait for real time
             for entry in held:

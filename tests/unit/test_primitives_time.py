@@ -176,3 +176,16 @@ def test_sleepers_and_deadlines_that_passed_while_down_fire_at_boot(data_dir):
         assert node.describe("late")["error"]["type"] == "TimeoutError"
     finally:
         node.stop()
+
+
+def test_identical_timers_are_kept_once():
+    clock = edge.FakeClock()
+    timers = Timers(clock, lambda kind, key, now: None)
+    for _ in range(3):
+        timers.add(clock.time() + 5, "w", "deadline")
+    timers.add(clock.time() + 5, "w")  # another kind is another timer
+    assert len(timers) == 2
+    clock.advance(5)
+    assert sorted(timers.tick(clock.time())) == [("deadline", "w"), ("wake", "w")]
+    timers.add(clock.time() + 5, "w", "deadline")  # after firing it can be armed again
+    assert len(timers) == 1

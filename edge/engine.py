@@ -117,7 +117,15 @@ class RunContext:
     attempt: int = 1
     in_step: bool = False
     fatal: BaseException | None = None
-    rng: _random.Random = field(default_factory=_random.Random)
+    _rng: _random.Random | None = field(default=None, repr=False)
+
+    @property
+    def rng(self) -> _random.Random:
+        # Created on first use: only retries with jitter need it, and seeding one
+        # from os.urandom on every run is a measurable cost per workflow.
+        if self._rng is None:
+            self._rng = _random.Random()
+        return self._rng
 
     def guard(self) -> None:
         """Checks before every durable operation: a divergence stays fatal, a cancel

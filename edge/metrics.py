@@ -91,12 +91,27 @@ class Metrics:
         self.info = Gauge("edge_info", "Always 1; labels say how this node is set up",
                           ["replication"], registry=r)
         self._step_children: dict[tuple[str, str], Any] = {}
+        self._started_children: dict[str, Any] = {}
+        self._finished_children: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
 
     def attach_db(self, counts: Callable[[], dict[str, int]],
                   db_path: Callable[[], Path | None],
                   commits: Callable[[], tuple[int, int]]) -> None:
         self.registry.register(_DbCollector(counts, db_path, commits))
+
+    def workflow_started(self, workflow: str) -> None:
+        child = self._started_children.get(workflow)
+        if child is None:
+            child = self._started_children[workflow] = self.started.labels(workflow)
+        child.inc()
+
+    def workflow_finished(self, workflow: str, status: str) -> None:
+        key = (workflow, status)
+        child = self._finished_children.get(key)
+        if child is None:
+            child = self._finished_children[key] = self.finished.labels(workflow, status)
+        child.inc()
 
     def step_outcome(self, step: str, outcome: str) -> None:
         # Labelled children are cached: labels() costs more than the increment.

@@ -281,7 +281,7 @@ class Node(ManageVerbs):
         if row is None:
             return  # not due, already final, or RUNNING (its own run ends it)
         log.info("workflow %s (%s) ran past its deadline: CANCELLED", wid, row.workflow)
-        self.metrics.finished.labels(row.workflow, "CANCELLED").inc()
+        self.metrics.workflow_finished(row.workflow, "CANCELLED")
         self._after_cancel(wid, cancelled, row.parent_id)
 
     def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
@@ -303,7 +303,7 @@ class Node(ManageVerbs):
             self._finished.notify_all()
 
     def on_started(self, workflow: str, wid: str, queue: str | None = None) -> None:
-        self.metrics.started.labels(workflow).inc()
+        self.metrics.workflow_started(workflow)
         if queue is None:
             self.workers.submit(wid)
         else:
@@ -311,7 +311,7 @@ class Node(ManageVerbs):
 
     def on_finished(self, workflow: str, wid: str, status: str, parent_id: str | None,
                     queue: str | None = None) -> None:
-        self.metrics.finished.labels(workflow, status).inc()
+        self.metrics.workflow_finished(workflow, status)
         self.cancel_requests.discard(wid)
         if parent_id is not None:
             self.workers.submit(parent_id)  # the store woke it if it was waiting on us

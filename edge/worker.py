@@ -164,7 +164,8 @@ class Workers:
             finally:
                 with self._cond:
                     self.busy -= 1
-                    self._cond.notify_all()
+                    # Only idle-waiters care that a run ended; waking every idle worker
+                    # here would cost context switches with no work to hand out.
                     self._idle.notify_all()
 
     def stop(self, grace: float) -> bool:

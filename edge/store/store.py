@@ -188,9 +188,13 @@ class Store:
                 "ON CONFLICT(id) DO NOTHING",
                 (id, workflow, input, queue, parent_id, deadline, now, now, digest),
             )
+            if cur.rowcount == 1:
+                # We know what we inserted: no read-back while holding the writer.
+                return WorkflowRow(id, workflow, "PENDING", input, None, None, queue, parent_id,
+                                   deadline, now, now, None, None, None, 0, None), True
             row = one_workflow(conn, id)
             assert row is not None
-            return row, cur.rowcount == 1
+            return row, False
 
         return self.write(fn)
 

@@ -488,7 +488,13 @@ def restore(
         from edge.replication import restore as do_restore
     except ImportError as exc:
         raise EdgeError(f"restore is not available in this build: {exc}", "") from None
-    res = do_restore(parse_replica_url(replica), output, epoch=epoch, timestamp=ts)
+    target = parse_replica_url(replica)
+    which = f"epoch {epoch}" if epoch else "the newest epoch with data"
+    at = f" at {ts.isoformat()}" if ts is not None else ""
+    # Progress on stderr, so stdout keeps the one result line for scripts.
+    print(f"restoring {which}{at} from {target.url} to {output} ...", file=sys.stderr,
+          flush=True)
+    res = do_restore(target, output, epoch=epoch, timestamp=ts)
     point = getattr(res, "timestamp", None)
     when = f" at {point.isoformat()}" if point is not None else ""
     print(f"restored epoch {res.epoch}{when} to {res.path} in {res.duration:.1f} s")

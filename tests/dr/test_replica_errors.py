@@ -111,6 +111,7 @@ def test_edge_restore_makes_a_copy_that_show_reads(tmp_path, site):
     p = run(["restore", "--replica", site.replica, "--output", str(copy / "edge.db")])
     assert p.returncode == 0, p.stderr
     assert "restored epoch 1" in p.stdout
+    assert "restoring the newest epoch with data" in p.stderr  # the progress line
     shown = run(["show", "r7", "--data-dir", str(copy), "--json"])
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "SUCCEEDED"

@@ -302,10 +302,11 @@ class Node(ManageVerbs):
         with self._finished:
             self._finished.notify_all()
 
-    def on_started(self, workflow: str, wid: str, queue: str | None = None) -> None:
+    def on_started(self, workflow: str, wid: str, queue: str | None = None,
+                   fresh: WorkflowRow | None = None) -> None:
         self.metrics.workflow_started(workflow)
         if queue is None:
-            self.workers.submit(wid)
+            self.workers.submit(wid, fresh)
         else:
             self.queues.kick(queue)  # admitted (and submitted) when its queue has room
 
@@ -376,7 +377,7 @@ class Node(ManageVerbs):
                 dedup=q.dedup, deadline=deadline)
             wid = row.id
         if created:
-            self.on_started(wd.name, wid, row.queue)
+            self.on_started(wd.name, wid, row.queue, fresh=row if q is None else None)
             if row.deadline is not None:
                 self.timers.add(row.deadline, wid, "deadline")
         elif row.workflow != wd.name:

@@ -33,7 +33,7 @@ from edge.engine import (
 )
 from edge.errors import Cancelled, DataError, EdgeError
 from edge.serialization import decode, encode
-from edge.store import StaleRun
+from edge.store import StaleRun, WorkflowRow
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -43,11 +43,16 @@ log = logging.getLogger("edge.worker")
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
 
 
-def execute(node: Node, wid: str) -> None:
+def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     """Run workflow ``wid`` from the top (replaying what is recorded) until it
-    finishes, parks, drains or is cancelled."""
+    finishes, parks, drains or is cancelled.
+
+    ``fresh`` is the row a local start just inserted. Its first successful claim is
+    necessarily its first run (a submission for an id already queued is dropped, so
+    the fresh entry is the only one), so it has no operations to load and no row to
+    read back: the claim's compare-and-set still decides whether it runs."""
     store, clock = node.store, node.clock
-    wf = store.get_workflow(wid)
+    wf = fresh if fresh is not None else store.get_workflow(wid)
     if wf is None or wf.status != "PENDING":
         return
     wd = node.app.workflows.get(wf.workflow)
@@ -58,7 +63,7 @@ def execute(node: Node, wid: str) -> None:
     if not store.claim(wid, token, clock.time()):
         return  # someone else (a cancel, another worker) changed it first
     try:
-        ops = {op.seq: op for op in store.load_ops(wid)}
+        ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
         log.error("workflow %s cannot run: %s", wid, exc.message)
         store.release(wid, token, clock.time())
@@ -111,6 +116,7 @@ class Workers:
         self._count = count
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
+        self._fresh: dict[str, WorkflowRow] = {}  # rows of just-inserted, never-run workflows
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait for work on it
         self._idle = threading.Condition(lock)  # wait_idle waits on it (never steals work)
@@ -124,11 +130,13 @@ class Workers:
             t.start()
             self._threads.append(t)
 
-    def submit(self, wid: str) -> None:
+    def submit(self, wid: str, fresh: WorkflowRow | None = None) -> None:
         with self._cond:
             if wid in self._queued:
                 return
             self._queued.add(wid)
+            if fresh is not None:
+                self._fresh[wid] = fresh
             self._ready.append(wid)
             self._cond.notify()
 
@@ -156,9 +164,10 @@ class Workers:
                     return
                 wid = self._ready.popleft()
                 self._queued.discard(wid)
+                fresh = self._fresh.pop(wid, None)
                 self.busy += 1
             try:
-                execute(self._node, wid)
+                execute(self._node, wid, fresh)
             except Exception:
                 log.exception("worker crashed running %s", wid)
             finally:

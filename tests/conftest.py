@@ -45,3 +45,23 @@ def make_node(data_dir: Path) -> Iterator[Callable[..., edge.Node]]:
     yield make
     for n in nodes:
         n.stop(grace=2.0)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the `edge` CLI in this process; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from edge.cli import main as cli_main
+
+    old = sys.argv
+    sys.argv = ["edge", *argv]
+    try:
+        cli_main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+

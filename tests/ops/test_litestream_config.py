@@ -5,7 +5,6 @@ started from this very file serves a real node running `--replication external`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -16,7 +15,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +32,7 @@ from edge.replication import (
     restore,
 )
 from edge.replication.target import format_duration
+from tests.integration.conftest import moto_endpoint  # noqa: F401 - the shared S3 server
 from tests.ops.conftest import REPO, free_port, http_get, wait_until
 
 LITESTREAM_YML = REPO / "litestream.yml"
@@ -133,16 +132,6 @@ def test_litestream_parses_the_config(tmp_path: Path) -> None:
 # ---- the real binary serving a real node in external mode -----------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture
@@ -164,7 +153,7 @@ def _port_free(port: int) -> bool:
 
 
 def test_sidecar_from_this_config_serves_a_node_in_external_mode(
-        tmp_path: Path, moto_endpoint: str, aws_env: None) -> None:
+        tmp_path: Path, moto_endpoint: str, aws_env: None) -> None:  # noqa: F811
     import boto3
 
     import edge

@@ -3,14 +3,11 @@ fix); the source is untouched; bad N, unknown ids and unfinished checkpoints are
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 import edge
-from edge.cli import main as cli_main
 from edge.errors import Conflict, NotFound, UsageError
-from tests.conftest import wait_until
+from tests.conftest import run_cli, wait_until
 
 
 def make_app() -> tuple[edge.App, list[str], dict[str, bool]]:
@@ -40,17 +37,7 @@ def make_app() -> tuple[edge.App, list[str], dict[str, bool]]:
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["edge", *argv]
-    try:
-        cli_main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(argv, capsys)
 
 
 def test_fork_reuses_checkpoints_before_n_and_leaves_the_source_alone(make_node):

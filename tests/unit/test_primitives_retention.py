@@ -4,15 +4,12 @@ and finished children of live parents. Time is a FakeClock."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 import edge
-from edge.cli import main as cli_main
 from edge.config import parse_duration
 from edge.errors import ConfigError
-from tests.conftest import wait_until
+from tests.conftest import run_cli, wait_until
 
 DAY = 86400.0
 
@@ -105,17 +102,7 @@ def test_the_cli_prunes_and_refuses_bad_durations(make_node, capsys):
     clock.advance(2 * DAY)
 
     def run(*argv: str) -> tuple[int, str, str]:
-        old = sys.argv
-        sys.argv = ["edge", *argv, "--url", node.http.url]
-        try:
-            cli_main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        finally:
-            sys.argv = old
-        got = capsys.readouterr()
-        return code, got.out, got.err
+        return run_cli([*argv, "--url", node.http.url], capsys)
 
     code, _, err = run("prune", "--finished-before", "soon")
     assert code == 2 and "is not a duration" in err

@@ -4,15 +4,13 @@ malformed cron expressions, and the CLI/HTTP surface."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 
 import pytest
 
 import edge
-from edge.cli import main as cli_main
 from edge.errors import ConfigError, NotFound
-from tests.conftest import wait_until
+from tests.conftest import run_cli, wait_until
 
 T0 = datetime(2026, 5, 1, 12, 1, 30, tzinfo=UTC).timestamp()
 
@@ -133,17 +131,7 @@ def test_cli_lists_pauses_and_resumes(make_node, capsys):
     url = node.http.url
 
     def run(*argv: str) -> tuple[int, str, str]:
-        old = sys.argv
-        sys.argv = ["edge", *argv, "--url", url]
-        try:
-            cli_main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        finally:
-            sys.argv = old
-        got = capsys.readouterr()
-        return code, got.out, got.err
+        return run_cli([*argv, "--url", url], capsys)
 
     code, out, _ = run("schedules", "list")
     assert code == 0 and "report" in out and "*/5 * * * *" in out and "active" in out

@@ -113,10 +113,7 @@ class ExternalSidecar(Sidecar):
             self._control("POST", "/start", {"path": str(self.db_path)})
         except ReplicationError:
             self._register()
-        with self._cond:
-            self._fenced = False
-            self._cond.notify_all()
-        self._emit("unfenced", {})
+        super().unfence()  # clears the fence and wakes sync waiters, as for the embedded one
 
     def stop(self, flush: bool = True) -> None:
         with self._cond:

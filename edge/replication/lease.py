@@ -266,17 +266,21 @@ class Lease:
         epoch = max(1, local_epoch or 0)
         etag, sent = self._write(epoch, False, None)
         if etag is None:
-            record = self.read()  # lost the creation race
-            if record is None:
-                raise Unreachable(
-                    f"replica lease {self.where()} vanished during creation",
-                    "another process is deleting the lease object; stop it",
-                )
-            return self._standby(record)
+            return self._lost_race("creation")
         self._hold(epoch, etag, sent)
         return AcquireResult(
             "created", epoch, self.node_id, self._wall() + self.ttl, trusted_local=True
         )
+
+    def _lost_race(self, during: str) -> AcquireResult:
+        """Another writer's conditional write won: stand by behind whatever is there now."""
+        latest = self.read()
+        if latest is None:
+            raise Unreachable(
+                f"replica lease {self.where()} vanished during {during}",
+                "another process is deleting the lease object; stop it",
+            )
+        return self._standby(latest)
 
     def _renew_own(self, record: LeaseRecord, local_epoch: int | None) -> AcquireResult:
         etag, sent = self._write(record.epoch, False, record.etag)
@@ -297,13 +301,7 @@ class Lease:
         epoch = record.epoch + 1
         etag, sent = self._write(epoch, False, record.etag)
         if etag is None:
-            latest = self.read()
-            if latest is None:
-                raise Unreachable(
-                    f"replica lease {self.where()} vanished during takeover",
-                    "another process is deleting the lease object; stop it",
-                )
-            return self._standby(latest)
+            return self._lost_race("takeover")
         self._hold(epoch, etag, sent)
         return AcquireResult(
             "took_over",

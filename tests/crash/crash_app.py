@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import edge
+from tests.effects import append_line
 
 STEPS = 5
 app = edge.App("crash")
@@ -44,13 +45,7 @@ def maybe_die(kind: str, wid: str, step: int) -> None:
 
 
 def effect(key: str) -> None:
-    # O_APPEND + fsync: the line survives our own SIGKILL a microsecond later.
-    fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, f"{key} {os.getpid()}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(EFFECTS, f"{key} {os.getpid()}")
 
 
 @app.step(name="work")

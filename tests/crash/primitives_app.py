@@ -24,6 +24,7 @@ from pathlib import Path
 
 import edge
 from edge.errors import EdgeError
+from tests.effects import append_line
 
 SLEEPERS = 3
 SLEEP_SECONDS = 3.0
@@ -40,12 +41,7 @@ EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
 
 
 def effect(kind: str, key: str) -> None:
-    fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, f"{kind} {key} {time.time():.6f} {os.getpid()}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(EFFECTS, f"{kind} {key} {time.time():.6f} {os.getpid()}")
 
 
 @app.step(name="mark")

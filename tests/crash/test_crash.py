@@ -17,7 +17,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 from edge.serialization import decode
 from edge.store import Store
 from tests.crash.crash_app import STEPS, expected_total
+from tests.effects import kill_at_random
 
 ROOT = Path(__file__).resolve().parents[2]
 N_WORKFLOWS = 6
@@ -107,12 +107,7 @@ def test_kill_at_random_times(tmp_path: Path) -> None:
     while kills < target_kills:
         proc = spawn(data_dir, effects, n=per_batch, first=batch * per_batch)
         runs += 1
-        deadline = time.monotonic() + rng.uniform(0.15, 0.45)
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)  # the kill time itself is what we randomise
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        kills += kill_at_random(proc, rng, 0.15, 0.45)
         _, err = proc.communicate(timeout=60)
         if proc.returncode == 0:
             batch += 1  # everything so far finished: start fresh workflows

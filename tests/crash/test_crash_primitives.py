@@ -17,13 +17,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 from edge.serialization import decode
 from edge.store import Store
 from tests.crash import primitives_app as pa
+from tests.effects import kill_at_random
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,12 +51,7 @@ def test_kill_while_sleeping_waiting_running_children_and_holding_slots(tmp_path
     kills = 0
     for _ in range(int(os.environ.get("EDGE_PRIMITIVE_KILLS", "5"))):
         proc = spawn(data_dir, effects)
-        deadline = time.monotonic() + rng.uniform(0.5, 1.2)
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the kill time itself is what we randomise
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        kills += kill_at_random(proc, rng, 0.5, 1.2)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode in (0, -signal.SIGKILL), err
     proc = spawn(data_dir, effects)

@@ -10,6 +10,7 @@ import os
 import time
 
 import edge
+from tests.effects import append_line
 
 app = edge.App("site")
 STEPS = 5
@@ -19,12 +20,7 @@ def effect() -> str:
     key = edge.context().idempotency_key
     path = os.environ.get("EDGE_TEST_EFFECTS")
     if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{key} {os.getpid()}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(path, f"{key} {os.getpid()}")
     return key
 
 

@@ -104,6 +104,25 @@ class DataError(EdgeError):
     http_status = 500
 
 
+class CorruptDatabase(DataError):
+    """SQLite reported damage (malformed image, invalid text) while the node was running.
+
+    A 5xx in the API (the fault is the server's), exit 4 in the CLI."""
+
+    code = "corrupt"
+
+
+class WriteFailed(EdgeError):
+    """A write could not be committed (disk full, I/O error); nothing was acknowledged.
+
+    ``code`` is ``disk_full`` or ``io_error``; the node releases the work and retries
+    it once writes succeed again."""
+
+    code = "io_error"
+    exit_code = EXIT_FAILED
+    http_status = 503
+
+
 class ChecksumMismatch(DataError):
     """A checkpoint row's payload does not match its checksum."""
 

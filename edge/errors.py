@@ -107,9 +107,10 @@ class DataError(EdgeError):
 class CorruptDatabase(DataError):
     """SQLite reported damage (malformed image, invalid text) while the node was running.
 
-    A 5xx in the API (the fault is the server's), exit 4 in the CLI."""
+    A 503 in the API (the fault is the server's, not the request's), exit 4 in the CLI."""
 
     code = "corrupt"
+    http_status = 503
 
 
 class WriteFailed(EdgeError):

@@ -1,163 +1,23 @@
-"""The dashboard's static assets: one HTML page with its stylesheet and script inline.
-
-The page holds no data: the script fetches /v1/status, /v1/app, /v1/workflows and
-/v1/workflows/{id} every two seconds and builds the DOM with ``textContent`` only
-(workflow ids, inputs, outputs and errors are user data). The inline ``<style>``
-and ``<script>`` are allowed by their SHA-256 hashes in the Content-Security-Policy
-(see dashboard.py), so no inline handler, ``eval`` or foreign origin can run.
-"""
-
-from __future__ import annotations
-
-STATUSES = ("PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED", "CANCELLED")
-
-CSS = r"""
-:root{--bg:#f5f6f8;--panel:#fff;--fg:#1d2330;--muted:#5d6677;--line:#dfe3ea;--head:#eef1f5;
---accent:#2457c5;--sel:#e6eefc;--ok:#1d7a46;--okbg:#e3f4ea;--warn:#8a5a00;--warnbg:#fff3d6;
---bad:#b42318;--badbg:#fde8e6;--info:#1f5fbf;--infobg:#e4eefc;--sleep:#6b3fb8;--sleepbg:#efe8fb;
---gray:#596273;--graybg:#eceef2;--mono:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace}
-@media (prefers-color-scheme:dark){:root{--bg:#14171c;--panel:#1c2027;--fg:#e3e7ee;
---muted:#98a2b3;--line:#2e343e;--head:#232831;--accent:#7aa7ff;--sel:#233250;--ok:#5fd08d;
---okbg:#18301f;--warn:#f3c35b;--warnbg:#372c10;--bad:#ff8a80;--badbg:#3b1b19;--info:#8db7ff;
---infobg:#1b2a44;--sleep:#c3a3ff;--sleepbg:#2c2140;--gray:#b0b8c6;--graybg:#2a2f38}}
-*{box-sizing:border-box}
-[hidden]{display:none!important}
-html,body{margin:0;background:var(--bg);color:var(--fg)}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans",sans-serif}
-.mono,pre,code{font-family:var(--mono);font-size:12.5px}
-a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
-button,select,input{font:inherit;color:inherit}
-button{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:3px 10px;
-cursor:pointer}
-button:hover:not(:disabled){border-color:var(--accent)}
-button:disabled{opacity:.45;cursor:default}
-select,input{background:var(--panel);border:1px solid var(--line);border-radius:6px;
-padding:3px 6px}
-header.top{display:flex;align-items:center;gap:14px;padding:10px 20px;background:var(--panel);
-border-bottom:1px solid var(--line);position:sticky;top:0;z-index:2}
-.brand{font-weight:700;font-size:17px;letter-spacing:.02em}
-.node-line{color:var(--muted);display:flex;gap:8px;align-items:center;flex-wrap:wrap}
-.node-line b{color:var(--fg);font-weight:600}
-.spacer{flex:1}
-.refresh{color:var(--muted);font-size:12.5px;display:flex;align-items:center;gap:6px}
-.dot{width:8px;height:8px;border-radius:50%;background:var(--ok);display:inline-block}
-.dot.stale{background:var(--bad)}.dot.paused{background:var(--gray)}
-main{padding:16px 20px 8px;display:flex;flex-direction:column;gap:16px;max-width:1600px;
-margin:0 auto}
-.banner{margin:12px 20px 0;padding:8px 12px;border-radius:8px;background:var(--badbg);
-color:var(--bad);border:1px solid var(--bad)}
-.banner.warn{background:var(--warnbg);color:var(--warn);border-color:var(--warn)}
-.token-form{margin:12px 20px 0;padding:10px 12px;border-radius:8px;background:var(--panel);
-border:1px solid var(--line);display:flex;gap:8px;align-items:center;flex-wrap:wrap}
-.token-form .hint{color:var(--muted);font-size:12.5px}
-.counts{display:grid;grid-template-columns:repeat(8,minmax(0,1fr));gap:10px}
-.tile{display:flex;flex-direction:column;align-items:flex-start;gap:2px;padding:10px 12px;
-border-radius:10px;background:var(--panel);border:1px solid var(--line);
-border-top:4px solid var(--gray);text-align:left}
-.tile .n{font-size:24px;font-weight:650;line-height:1.1;font-variant-numeric:tabular-nums}
-.tile .l{font-size:11.5px;letter-spacing:.06em;color:var(--muted)}
-.tile.active{outline:2px solid var(--accent);outline-offset:-1px}
-.tile.zero .n{color:var(--muted);font-weight:400}
-.tile.st-RUNNING{border-top-color:var(--info)}.tile.st-SLEEPING{border-top-color:var(--sleep)}
-.tile.st-WAITING{border-top-color:var(--warn)}.tile.st-SUCCEEDED{border-top-color:var(--ok)}
-.tile.st-FAILED{border-top-color:var(--bad)}.tile.st-CANCELLED{border-top-color:var(--muted)}
-.tile.total{border-top-color:var(--fg)}
-.tile.st-FAILED:not(.zero) .n{color:var(--bad)}
-.health{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.4fr);gap:16px}
-.work{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.1fr);gap:16px;
-align-items:start}
-.work.single{grid-template-columns:minmax(0,1fr)}
-@media (max-width:1100px){.health,.work{grid-template-columns:minmax(0,1fr)}
-.counts{grid-template-columns:repeat(4,minmax(0,1fr))}}
-.panel{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:12px 14px;
-min-width:0}
-.panel h2{font-size:14px;margin:0 0 8px;letter-spacing:.02em}
-.panel h3{font-size:13px;margin:14px 0 6px;color:var(--muted);letter-spacing:.04em}
-.panel-head{display:flex;align-items:center;gap:8px;flex-wrap:wrap;margin-bottom:8px}
-.panel-head h2{margin:0 8px 0 0}
-dl.kv{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 14px;margin:0}
-dl.kv dt{color:var(--muted)}dl.kv dd{margin:0;overflow-wrap:anywhere}
-.chips{display:flex;gap:6px;flex-wrap:wrap;margin-bottom:8px}
-.chip{padding:1px 9px;border-radius:999px;font-size:12.5px;background:var(--graybg);
-color:var(--gray)}
-.chip.ok{background:var(--okbg);color:var(--ok)}.chip.warn{background:var(--warnbg);
-color:var(--warn)}.chip.bad{background:var(--badbg);color:var(--bad)}
-.note{padding:8px 10px;border-radius:8px;background:var(--warnbg);color:var(--warn)}
-table{width:100%;border-collapse:collapse}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:11.5px;letter-spacing:.05em;color:var(--muted);background:var(--head);
-font-weight:600;white-space:nowrap}
-#wf-rows tr{cursor:pointer}
-#wf-rows tr:hover{background:var(--head)}
-#wf-rows tr.sel{background:var(--sel)}
-#wf-table,#steps{table-layout:fixed}
-#wf-table th:nth-child(1){width:25%}#wf-table th:nth-child(2){width:15%}
-#wf-table th:nth-child(3){width:122px}#wf-table th:nth-child(5){width:80px}
-#steps th:nth-child(1){width:34px}#steps th:nth-child(2){width:23%}
-#steps th:nth-child(3){width:122px}#steps th:nth-child(4){width:84px}
-#steps th:nth-child(5){width:80px}#steps th:nth-child(6){width:17%}
-#wf-rows td,td.out,td.step-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-td.when,td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
-td.num{text-align:right}th.num{text-align:right}
-td.what{color:var(--muted)}
-td.what.err{color:var(--bad)}
-.badge{display:inline-block;padding:0 8px;border-radius:999px;font-size:11.5px;font-weight:600;
-letter-spacing:.03em;background:var(--graybg);color:var(--gray);white-space:nowrap}
-.badge.st-RUNNING{background:var(--infobg);color:var(--info)}
-.badge.st-SLEEPING{background:var(--sleepbg);color:var(--sleep)}
-.badge.st-WAITING{background:var(--warnbg);color:var(--warn)}
-.badge.st-SUCCEEDED{background:var(--okbg);color:var(--ok)}
-.badge.st-FAILED{background:var(--badbg);color:var(--bad)}
-.pager{display:flex;gap:10px;align-items:center;justify-content:flex-end;margin-top:8px;
-color:var(--muted);font-size:12.5px}
-.empty{padding:18px 8px;color:var(--muted);text-align:center}
-.detail-head{display:flex;align-items:flex-start;gap:10px}
-.detail-head h2{flex:1;margin:0;font-family:var(--mono);font-size:14px;overflow-wrap:anywhere}
-.sub{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin:6px 0 10px;color:var(--muted)}
-.callout{padding:8px 10px;border-radius:8px;margin:8px 0;background:var(--graybg);
-color:var(--fg);border-left:4px solid var(--gray)}
-.callout.WAITING{background:var(--warnbg);border-left-color:var(--warn)}
-.callout.SLEEPING{background:var(--sleepbg);border-left-color:var(--sleep)}
-.callout.RUNNING,.callout.PENDING{background:var(--infobg);border-left-color:var(--info)}
-.callout.err,.callout.blocked{background:var(--badbg);border-left-color:var(--bad)}
-.callout b{font-weight:650}
-pre{margin:0;padding:6px 8px;background:var(--head);border-radius:6px;max-height:180px;
-overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
-.io{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:10px}
-.io h3{margin-top:4px}
-#steps td{font-size:13px}
-#steps tr.errrow td{border-top:0;color:var(--bad);font-family:var(--mono);font-size:12px;
-padding-top:0;overflow-wrap:anywhere}
-#steps tr.has-err td{border-bottom:0}
-td.bar{padding-top:10px}
-.track{position:relative;height:10px;background:var(--head);border-radius:3px}
-.seg{position:absolute;top:0;height:10px;border-radius:3px;background:var(--ok);min-width:3px}
-.seg.RUNNING{background:var(--info)}.seg.FAILED{background:var(--bad)}
-.seg.k-sleep{background:var(--sleep)}.seg.k-wait_event,.seg.k-wait_child{background:var(--warn)}
-.seg.RUNNING.k-sleep,.seg.RUNNING.k-wait_event{opacity:.55}
-td.out{color:var(--muted)}
-.kind{color:var(--muted);font-family:system-ui,sans-serif;font-size:11.5px;margin-left:2px}
-footer{color:var(--muted);font-size:12.5px;padding:6px 20px 18px;max-width:1600px;margin:0 auto}
-footer a{margin-right:12px}
-"""
-
-JS = r"""
 "use strict";
 (() => {
-  const STATUSES = ["PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED",
-                    "CANCELLED"];
-  const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+  // The node's own list (edge.store.WORKFLOW_STATUSES), in a JSON block of the page.
+  const META = JSON.parse(document.getElementById("edge-statuses").textContent);
+  const STATUSES = META.statuses;
+  const FINAL = new Set(META.final);
+  const PAGES = ["workflows", "queues", "schedules"];
   const POLL_MS = 2000;
   const DEFAULT_LIMIT = 25;
   const TOKEN_KEY = "edge.apiToken";
 
   const $ = (id) => document.getElementById(id);
   // What the user looks at; mirrored in the URL fragment (#status=&workflow=&limit=&id=).
-  const view = { status: "", workflow: "", limit: DEFAULT_LIMIT, id: null };
+  const view = { page: "workflows", status: "", workflow: "", limit: DEFAULT_LIMIT, id: null };
   const st = {
     token: null, cursors: [null], nextCursor: null, paused: false, timer: 0, busy: false,
-    again: false, skewMs: 0, names: null, seen: { status: "", list: "", detail: "" },
-    detail: null, lastOk: 0, authNeeded: false,
+    again: false, skewMs: 0, names: null,
+    seen: { status: "", list: "", detail: "", page: "" },
+    detail: null, lastOk: 0, authNeeded: false, actions: null, actionsFor: null,
+    children: new Map(),
   };
 
   // ---- DOM helpers: text only, never HTML ----------------------------------------
@@ -182,10 +42,10 @@ JS = r"""
   const badge = (s) => h("span", { class: "badge st-" + known(s), text: s });
   const clip = (s, n) => (s.length <= n ? s : s.slice(0, n - 1) + "\u2026");
   function json(v) {
-    try { return JSON.stringify(v); } catch (e) { return String(v); }
+    try { return JSON.stringify(v); } catch { return String(v); }
   }
   function pretty(v) {
-    try { return JSON.stringify(v, null, 2); } catch (e) { return String(v); }
+    try { return JSON.stringify(v, null, 2); } catch { return String(v); }
   }
   function errText(e) {
     if (e && typeof e === "object" && !Array.isArray(e)) {
@@ -232,12 +92,12 @@ JS = r"""
   // ---- the URL fragment and the token --------------------------------------------
 
   function loadToken() {
-    try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
   }
   function saveToken(t) {
     try {
       if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
-    } catch (e) { /* storage disabled: the token lives in memory only */ }
+    } catch { /* storage disabled: the token lives in memory only */ }
   }
   function readFragment() {
     const p = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -251,10 +111,13 @@ JS = r"""
     const n = Number(p.get("limit"));
     view.limit = Number.isInteger(n) && n >= 1 && n <= 1000 ? n : DEFAULT_LIMIT;
     view.id = p.get("id") || null;
+    const pg = p.get("page") || "workflows";
+    view.page = PAGES.includes(pg) ? pg : "workflows";
     writeFragment();
   }
   function fragment(id) {
     const p = new URLSearchParams();
+    if (view.page !== "workflows") p.set("page", view.page);
     if (view.status) p.set("status", view.status);
     if (view.workflow) p.set("workflow", view.workflow);
     if (view.limit !== DEFAULT_LIMIT) p.set("limit", String(view.limit));
@@ -278,13 +141,18 @@ JS = r"""
     }
   }
 
-  async function api(path) {
+  async function api(path, method, payload) {
     const headers = { Accept: "application/json" };
     if (st.token) headers.Authorization = "Bearer " + st.token;
+    const init = { headers, cache: "no-store", credentials: "omit", method: method || "GET" };
+    if (payload !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
     let res;
     try {
-      res = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
-    } catch (e) {
+      res = await fetch(path, init);
+    } catch {
       throw new ApiError(0, "unreachable", "the node does not answer",
                          "is it running? the page retries every 2 s");
     }
@@ -295,7 +163,7 @@ JS = r"""
     }
     const text = await res.text();
     let body = null;
-    try { body = JSON.parse(text); } catch (e) { body = null; }
+    try { body = JSON.parse(text); } catch { body = null; }
     if (!res.ok) {
       const err = (body && body.error) || {};
       throw new ApiError(res.status, err.code || "http_" + res.status,
@@ -504,9 +372,136 @@ JS = r"""
       h("div", null, h("h3", { text: "OUTPUT" }),
         h("pre", { id: "detail-output" },
           d.status === "SUCCEEDED" ? pretty(d.output) : "\u2013"))));
+    kids.push(actionsBar(d));
+    const kids2 = childrenList(d);
+    if (kids2) kids.push(kids2);
     kids.push(h("h3", { text: "TIMELINE" }));
     kids.push(stepsTable(d, t0, end));
     box.replaceChildren(...kids);
+  }
+
+  // ---- actions: the API's write routes, each confirmed, each answer shown -----------------
+
+  function actionsBar(d) {
+    // Built once per selected workflow and moved into each re-render, so what the user
+    // types (an event name, a step number) survives the 2 s refresh.
+    if (st.actionsFor !== d.id || !st.actions) {
+      st.actionsFor = d.id;
+      st.actions = buildActions(d.id);
+    }
+    const a = st.actions;
+    const final = FINAL.has(d.status);
+    a.cancel.disabled = final;
+    a.resume.disabled = !(d.status === "FAILED" || d.status === "CANCELLED");
+    a.send.disabled = final;
+    a.fork.disabled = false;
+    a.data = d;
+    return a.el;
+  }
+
+  function buildActions(id) {
+    const out = h("div", { class: "action-result", id: "action-result", role: "status",
+                           hidden: true });
+    const a = { data: null };
+    const show = (ok, text) => {
+      out.hidden = false;
+      out.className = "action-result " + (ok ? "ok" : "err");
+      out.textContent = text;
+    };
+    const run = async (what, path, payload) => {
+      if (!window.confirm(what + "?")) return;
+      try {
+        const { body } = await api(path, "POST", payload);
+        show(true, what + ": " + json(body));
+      } catch (e) {
+        show(false, what + " refused: " + e.message + (e.hint ? " (" + e.hint + ")" : ""));
+      }
+      st.seen.detail = "";
+      st.seen.list = "";
+      refresh();
+    };
+    const base = "/v1/workflows/" + encodeURIComponent(id);
+    a.cancel = h("button", { type: "button", id: "act-cancel", class: "act danger",
+                             text: "Cancel", onclick: () => run("Cancel " + id, base + "/cancel", {}) });
+    a.resume = h("button", { type: "button", id: "act-resume", class: "act", text: "Resume",
+                             onclick: () => run("Resume " + id, base + "/resume", {}) });
+    const step = h("input", { id: "act-fork-step", type: "number", min: "1", value: "1",
+                              size: "4", "aria-label": "fork from step" });
+    a.fork = h("button", { type: "button", id: "act-fork", class: "act", text: "Fork from step",
+                           onclick: () => {
+                             const n = Number(step.value);
+                             if (!Number.isInteger(n) || n < 1) {
+                               show(false, "the step must be a whole number >= 1");
+                               return;
+                             }
+                             run("Fork " + id + " from step " + n, base + "/fork", { from_step: n });
+                           } });
+    const evName = h("input", { id: "act-event-name", type: "text", placeholder: "event name",
+                                size: "12", "aria-label": "event name" });
+    const evValue = h("input", { id: "act-event-value", type: "text", placeholder: "JSON value",
+                                 size: "12", "aria-label": "event value (JSON)" });
+    a.send = h("button", { type: "button", id: "act-send", class: "act", text: "Send event",
+                           onclick: () => {
+                             const name = evName.value.trim();
+                             if (!name) { show(false, "give the event a name"); return; }
+                             let value = null;
+                             const text = evValue.value.trim();
+                             if (text) {
+                               try { value = JSON.parse(text); } catch (e) {
+                                 show(false, "the value is not JSON: " + e.message);
+                                 return;
+                               }
+                             }
+                             run("Send event \u201c" + name + "\u201d to " + id,
+                                 base + "/events/" + encodeURIComponent(name), { value });
+                           } });
+    const download = h("button", { type: "button", id: "act-download", class: "act",
+                                   text: "Download JSON", onclick: () => {
+                                     const blob = new Blob([pretty(a.data)],
+                                                           { type: "application/json" });
+                                     const link = h("a", { href: URL.createObjectURL(blob),
+                                                           download: id + ".json" });
+                                     document.body.append(link);
+                                     link.click();
+                                     link.remove();
+                                     setTimeout(() => URL.revokeObjectURL(link.href), 0);
+                                   } });
+    a.el = h("div", { class: "actions", id: "actions" },
+      h("div", { class: "action-row" }, a.cancel, a.resume, step, a.fork, evName, evValue,
+        a.send, download),
+      out);
+    return a;
+  }
+
+  // ---- children: the child starts recorded in the timeline, with their status -------------
+
+  function childrenList(d) {
+    const ids = (d.steps || []).filter((s) => s.kind === "child" && typeof s.output === "string")
+      .map((s) => s.output);
+    if (!ids.length) return null;
+    const items = ids.slice(0, 100).map((cid) => {
+      const known = st.children.get(cid);
+      if (!known || !FINAL.has(known.status)) loadChild(cid);
+      return h("li", { data: { id: cid } },
+        h("a", { href: fragment(cid), class: "mono", text: cid,
+                 onclick: (ev) => { ev.preventDefault(); select(cid); } }),
+        " ", known ? badge(known.status) : h("span", { class: "kind", text: "\u2026" }),
+        known && known.children ? " " + known.children + " child(ren)" : null);
+    });
+    return h("div", { class: "children", id: "children" },
+      h("h3", { text: "CHILDREN (" + ids.length + ")" }), h("ul", null, items));
+  }
+
+  async function loadChild(cid) {
+    try {
+      const { body } = await api("/v1/workflows/" + encodeURIComponent(cid));
+      const n = (body.steps || []).filter((s) => s.kind === "child").length;
+      const before = st.children.get(cid);
+      st.children.set(cid, { status: body.status, children: n });
+      if (!before || before.status !== body.status) st.seen.detail = "";
+    } catch (e) {
+      st.children.set(cid, { status: e.status === 404 ? "pruned" : "unknown", children: 0 });
+    }
   }
 
   function stateCallout(d) {
@@ -597,6 +592,89 @@ JS = r"""
       h("tbody", null, rows));
   }
 
+  // ---- queue and schedule pages -------------------------------------------------------------
+
+  function table(id, head, rows, empty) {
+    if (!rows.length) return h("div", { class: "empty", id: id + "-empty", text: empty });
+    return h("table", { id },
+      h("thead", null, h("tr", null, head.map((t) => h("th", { text: t })))),
+      h("tbody", null, rows));
+  }
+
+  function renderQueues(body) {
+    const rows = (body.queues || []).map((q) => {
+      const rate = q.rate ? q.rate.limit + " per " + dur(q.rate.period) : "none";
+      return h("tr", { data: { queue: q.name } },
+        h("td", { class: "mono", text: q.name }),
+        h("td", { class: "num q-active", text: q.active }),
+        h("td", { class: "num q-waiting", text: q.waiting }),
+        h("td", { class: "num", text: q.concurrency === null ? "unlimited" : q.concurrency }),
+        h("td", { text: rate }),
+        h("td", { text: q.declared ? "yes" : "no (not declared by this code)" }));
+    });
+    $("queues-info").replaceChildren(table("queues-table",
+      ["QUEUE", "IN FLIGHT", "WAITING", "CONCURRENCY", "RATE", "DECLARED"], rows,
+      "no queues: declare one with app.queue(...)"));
+  }
+
+  function renderSchedules(body) {
+    const rows = (body.schedules || []).map((sc) => {
+      const verb = sc.paused ? "resume" : "pause";
+      const btn = h("button", { type: "button", class: "act sched-toggle",
+                                data: { schedule: sc.name },
+                                text: sc.paused ? "Resume" : "Pause", onclick: async () => {
+          if (!window.confirm((sc.paused ? "Resume" : "Pause") + " schedule " + sc.name + "?")) {
+            return;
+          }
+          const note = $("schedules-result");
+          try {
+            await api("/v1/schedules/" + encodeURIComponent(sc.name) + "/" + verb, "POST", {});
+            note.className = "action-result ok";
+            note.textContent = "schedule " + sc.name + " " + (sc.paused ? "resumed" : "paused");
+          } catch (e) {
+            note.className = "action-result err";
+            note.textContent = verb + " refused: " + e.message + (e.hint ? " (" + e.hint + ")" : "");
+          }
+          note.hidden = false;
+          st.seen.page = "";
+          refresh();
+        } });
+      const next = ms(sc.next_tick);
+      return h("tr", { data: { schedule: sc.name } },
+        h("td", { class: "mono", text: sc.name }),
+        h("td", { text: sc.workflow }),
+        h("td", { class: "mono", text: sc.cron + " (" + sc.tz + ")" }),
+        h("td", { class: "sched-state", text: sc.paused ? "paused" : "active" }),
+        h("td", { text: sc.paused || next === null ? "\u2013" : clock(next) + " (" + rel(next) + ")" }),
+        h("td", null, sc.last_tick ? timeEl(sc.last_tick) : "never"),
+        h("td", null, btn));
+    });
+    const note = $("schedules-result") || h("div", { id: "schedules-result",
+                                                      class: "action-result", hidden: true });
+    $("schedules-info").replaceChildren(note, table("schedules-table",
+      ["SCHEDULE", "WORKFLOW", "CRON", "STATE", "NEXT TICK", "LAST TICK", ""], rows,
+      "no schedules: add one with @app.schedule(...)"));
+  }
+
+  async function loadPage() {
+    const path = view.page === "queues" ? "/v1/queues" : "/v1/schedules";
+    const { body, text } = await api(path);
+    const key = view.page + "\n" + text;
+    if (key === st.seen.page) return;
+    st.seen.page = key;
+    if (view.page === "queues") renderQueues(body); else renderSchedules(body);
+  }
+
+  function showPage() {
+    const wf = view.page === "workflows";
+    $("work").hidden = !wf;
+    $("queues-page").hidden = view.page !== "queues";
+    $("schedules-page").hidden = view.page !== "schedules";
+    for (const a of document.querySelectorAll("nav.pages a")) {
+      a.classList.toggle("active", a.dataset.page === view.page);
+    }
+  }
+
   // ---- refresh loop ------------------------------------------------------------------------
 
   function listPath() {
@@ -670,8 +748,13 @@ JS = r"""
     if (st.busy) { st.again = true; return; }
     st.busy = true;
     clearTimeout(st.timer);
-    const jobs = [loadStatus(), loadList()];
-    if (view.id) jobs.push(loadDetail());
+    const jobs = [loadStatus()];
+    if (view.page === "workflows") {
+      jobs.push(loadList());
+      if (view.id) jobs.push(loadDetail());
+    } else {
+      jobs.push(loadPage());
+    }
     if (!st.names) jobs.push(loadNames());
     const results = await Promise.allSettled(jobs);
     const errors = results.filter((r) => r.status === "rejected").map((r) => r.reason);
@@ -705,6 +788,10 @@ JS = r"""
   }
 
   function select(id) {
+    if (id && view.page !== "workflows") {
+      view.page = "workflows";
+      showPage();
+    }
     view.id = id;
     st.seen.detail = "";
     writeFragment();
@@ -784,10 +871,17 @@ JS = r"""
       st.names = null;
       refresh();
     });
+    $("jump").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const id = $("f-id").value.trim();
+      if (id) select(id);
+    });
     window.addEventListener("hashchange", () => {
       const before = fragment(null);
       readFragment();
       if (fragment(null) !== before) resetPaging();
+      st.seen.page = "";
+      showPage();
       syncControls();
       select(view.id);
       refresh();
@@ -795,6 +889,7 @@ JS = r"""
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && !st.paused) refresh();
     });
+    showPage();
     syncControls();
     select(view.id);
     refresh();
@@ -802,76 +897,3 @@ JS = r"""
 
   init();
 })();
-"""
-
-_TILES = "".join(
-    f'<button type="button" class="tile st-{s}" data-status="{s}">'
-    f'<span class="n">&ndash;</span><span class="l">{s}</span></button>'
-    for s in STATUSES
-)
-_STATUS_OPTIONS = "".join(f'<option value="{s}">{s}</option>' for s in STATUSES)
-
-HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>edge dashboard</title>
-<link rel="icon" href="data:,">
-<style>@@CSS@@</style>
-</head><body>
-<header class="top">
-<div class="brand">edge</div>
-<div id="node-line" class="node-line">connecting&hellip;</div>
-<div class="spacer"></div>
-<span id="refresh" class="refresh">connecting&hellip;</span>
-<button id="pause" type="button" title="stop refreshing every 2 s">Pause</button>
-</header>
-<div id="banner" class="banner" role="status" hidden></div>
-<form id="token-form" class="token-form" hidden>
-<label for="token-input"><b>API token</b></label>
-<input id="token-input" type="password" autocomplete="off" size="32">
-<button type="submit">Use token</button>
-<span class="hint">This node requires a bearer token (EDGE_API_TOKEN). The page keeps it in
-this tab only (sessionStorage); open the page as <code>/#token=&hellip;</code> to pass it in
-the address.</span>
-</form>
-<main>
-<section id="counts" class="counts" aria-label="workflows by status">
-<button type="button" class="tile total" data-status=""><span class="n">&ndash;</span>
-<span class="l">ALL</span></button>@@TILES@@
-</section>
-<section class="health">
-<div class="panel" id="node-panel"><h2>Node</h2><dl class="kv" id="node-info"></dl></div>
-<div class="panel" id="repl-panel"><h2>Replication &amp; lease</h2><div id="repl-info"></div></div>
-</section>
-<section id="work" class="work single">
-<div class="panel" id="list-panel">
-<div class="panel-head"><h2>Workflows</h2>
-<select id="f-status" aria-label="status filter"><option value="">all statuses</option>
-@@STATUS_OPTIONS@@</select>
-<select id="f-workflow" aria-label="workflow filter">
-<option value="">all workflows</option></select>
-<select id="f-limit" aria-label="page size"><option value="10">10 per page</option>
-<option value="25">25 per page</option><option value="50">50 per page</option>
-<option value="100">100 per page</option></select>
-</div>
-<table id="wf-table"><thead><tr><th>ID</th><th>WORKFLOW</th><th>STATUS</th>
-<th>STATE / RESULT</th><th>UPDATED</th></tr></thead><tbody id="wf-rows"></tbody></table>
-<div id="wf-empty" class="empty" hidden>no workflows yet</div>
-<div class="pager"><button type="button" id="newer" disabled>&larr; Newer</button>
-<span id="page-info"></span><button type="button" id="older" disabled>Older &rarr;</button></div>
-</div>
-<div class="panel" id="detail" aria-live="polite" hidden></div>
-</section>
-</main>
-<footer>JSON: <a href="/v1/workflows">/v1/workflows</a><a href="/v1/status">/v1/status</a>
-<a href="/metrics">/metrics</a><a href="/openapi.json">/openapi.json</a></footer>
-<script>@@JS@@</script>
-</body></html>
-"""
-
-
-def page() -> str:
-    """The page with its stylesheet and script inline (hash them as they appear here)."""
-    return (HTML.replace("@@TILES@@", _TILES).replace("@@STATUS_OPTIONS@@", _STATUS_OPTIONS)
-            .replace("@@CSS@@", CSS).replace("@@JS@@", JS))

@@ -163,9 +163,9 @@ def test_search_by_id_and_download(browser: WebDriver, node: edge.Node, url: str
 def test_queue_and_schedule_pages(browser: WebDriver, node: edge.Node,  # noqa: F811
                                   url: str) -> None:
     open_page(browser, url, "#page=queues")
-    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#queues-table tr[data-queue="jobs"]'),
-          "the jobs queue")
-    cells = browser.find_elements(By.CSS_SELECTOR, '#queues-table tr[data-queue="jobs"] td')
+    jobs_row = '#queues-table tr[data-queue="jobs"]'
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, jobs_row), "the jobs queue")
+    cells = browser.find_elements(By.CSS_SELECTOR, jobs_row + " td")
     assert [c.text for c in cells][:4] == ["jobs", "0", "0", "2"]
     assert "10 per" in cells[4].text
     assert browser.find_element(By.ID, "work").is_displayed() is False

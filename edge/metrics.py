@@ -4,6 +4,10 @@ Invariants: names are contract (DESIGN.md section 5); labels are
 low-cardinality (workflow and step names, statuses, outcomes; never a
 workflow id). Gauges that describe the database (counts by status, file
 sizes) are computed at scrape time by a collector, so they cannot drift.
+The exposition drops every ``*_created`` sample (a counter's creation time
+doubles each series for nothing a dashboard uses) without touching the
+library's process-wide switch, so many nodes in one process stay independent;
+OpenMetrics is served when the scraper asks for it.
 """
 
 from __future__ import annotations
@@ -13,8 +17,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 
 from edge.store import WORKFLOW_STATUSES
@@ -56,10 +70,38 @@ class _DbCollector(Collector):
                                   value=writes)
 
 
+class _WithoutCreated:
+    """The registry as scraped: the same metrics, minus their ``*_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            # collect() builds fresh Metric objects on every call: filtering them is safe.
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
+
+
+def version() -> str:
+    """The installed distribution's version (whatever the distribution is named)."""
+    from importlib import metadata
+
+    for dist in metadata.packages_distributions().get("edge", []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:  # a stale entry: try the next one
+            continue
+    return "unknown"  # an uninstalled checkout
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_start_time...
+        PlatformCollector(registry=r)
+        self._exposed = _WithoutCreated(r)
         self.started = Counter("edge_workflows_started", "Workflows started", ["workflow"],
                                registry=r)
         self.finished = Counter("edge_workflows_finished", "Workflows that reached a final status",
@@ -89,11 +131,19 @@ class Metrics:
         self.recovery_seconds = Gauge("edge_recovery_duration_seconds",
                                       "Time to queue every in-flight workflow at boot", registry=r)
         self.info = Gauge("edge_info", "Always 1; labels say how this node is set up",
-                          ["replication"], registry=r)
+                          ["replication", "version"], registry=r)
+        self.version = version()
         self._step_children: dict[tuple[str, str], Any] = {}
         self._started_children: dict[str, Any] = {}
         self._finished_children: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
+
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The scrape body and its content type: OpenMetrics when ``accept`` asks for it."""
+        if "application/openmetrics-text" in accept:
+            return (openmetrics.generate_latest(self._exposed),  # type: ignore[no-untyped-call]
+                    openmetrics.CONTENT_TYPE_LATEST)
+        return generate_latest(self._exposed), CONTENT_TYPE_LATEST
 
     def attach_db(self, counts: Callable[[], dict[str, int]],
                   db_path: Callable[[], Path | None],

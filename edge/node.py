@@ -100,7 +100,7 @@ class Node(ManageVerbs):
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
-        self.metrics.info.labels(mode).set(1)
+        self.metrics.info.labels(mode, self.metrics.version).set(1)
 
     # ---- lifecycle ---------------------------------------------------------
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from edge.api.openapi import OPENAPI
 from edge.errors import EdgeError, UsageError
 from edge.serialization import parse_json_arg
@@ -45,6 +43,7 @@ class Request:
     params: dict[str, str]  # path parameters, URL-decoded
     query: dict[str, str]
     body: bytes | None  # None when the request carried no body
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
 
     def json_object(self, required: bool) -> dict[str, Any]:
         """The body as a JSON object; an absent or empty body is ``{}`` unless required."""
@@ -175,7 +174,8 @@ def readyz(node: Node, req: Request) -> Response:
 
 
 def metrics(node: Node, req: Request) -> Response:
-    return Response(200, generate_latest(node.metrics.registry), CONTENT_TYPE_LATEST)
+    body, content_type = node.metrics.exposition(req.headers.get("accept", ""))
+    return Response(200, body, content_type)
 
 
 def openapi(node: Node, req: Request) -> Response:

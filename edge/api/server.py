@@ -96,6 +96,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "edge"
     sys_version = ""
     timeout = SOCKET_TIMEOUT
+    # Keep-alive: every response carries a Content-Length, and a connection whose request
+    # body was not read to its end is closed (its unread bytes would be the next request).
+    protocol_version = "HTTP/1.1"
+    _consumed = False
 
     def __getattr__(self, name: str) -> Any:
         # BaseHTTPRequestHandler looks up do_<METHOD>: every method goes through one
@@ -123,6 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- one request ---------------------------------------------------------
 
     def _handle(self) -> None:
+        self._consumed = False
         try:
             resp = self._respond()
         except _Disconnected:
@@ -143,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = json_response(500, {"error": {
                     "code": "internal", "message": "internal error",
                     "hint": "see the node's log for the traceback"}})
+        if not self._consumed and (self.headers.get("Content-Length") or "0").strip() != "0":
+            self.close_connection = True
         self._write(resp)
 
     def _respond(self) -> Response:
@@ -167,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "bad_query", f"unknown query parameter {unknown[0]!r}",
                                f"accepted: {', '.join(sorted(route.query))}")
         body = self._read_body(api.max_body) if route.body else None
-        return route.handler(api.node, Request(self.command, params, query, body))
+        return route.handler(api.node, Request(self.command, params, query, body,
+                                               {k.lower(): v for k, v in self.headers.items()}))
 
     def _check_token(self, token: str) -> None:
         header = self.headers.get("Authorization", "")
@@ -208,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Disconnected() from exc
         if len(data) < n:
             raise _Disconnected()
+        self._consumed = True
         return data
 
     def _write(self, resp: Response) -> None:

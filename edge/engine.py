@@ -223,12 +223,13 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         run.in_step, run.step_seq, run.attempt = True, seq, attempt
         t0 = node.clock.monotonic()
         try:
-            if sd.timeout is None:
-                result = sd.fn(*args, **kwargs)
-            else:
-                from edge.step_timeout import run_with_timeout
+            with node.tracing.step(sd.name, run.wf.id, seq, attempt):
+                if sd.timeout is None:
+                    result = sd.fn(*args, **kwargs)
+                else:
+                    from edge.step_timeout import run_with_timeout
 
-                result = run_with_timeout(run, sd, args, kwargs)
+                    result = run_with_timeout(run, sd, args, kwargs)
         except Exception as exc:
             node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
             error = encode(_error_dict(exc), f"error of step {sd.name}")

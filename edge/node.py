@@ -47,6 +47,7 @@ from edge.scheduler import Scheduler
 from edge.serialization import decode, encode
 from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
 from edge.store import queues as store_queues
+from edge.tracing import Tracing, valid_traceparent
 from edge.views import workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
 
@@ -69,6 +70,7 @@ class Node(ManageVerbs):
         settings: Settings | None = None,
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
+        tracer_provider: Any = None,
         **overrides: Any,
     ) -> None:
         base = settings or Settings(data_dir=Path(data_dir), replica=replica, workers=workers,
@@ -77,6 +79,7 @@ class Node(ManageVerbs):
         self.app = app
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics(registry)
+        self.tracing = Tracing(tracer_provider)  # spans when opentelemetry-api is installed
         self.state = "created"
         self.ready = False
         self.draining = threading.Event()
@@ -338,31 +341,38 @@ class Node(ManageVerbs):
             return
         self.replication.wait_replicated(run)
 
-    def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any]) -> str:
+    def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any],
+                     trace: str | None = None) -> str:
         try:
             wd.signature.bind(*args, **kwargs)
         except TypeError as exc:
             params = ", ".join(str(p) for p in wd.signature.parameters.values())
             raise UsageError(f"wrong arguments for workflow {wd.name}: {exc}",
                              f"it takes ({params})", code="bad_arguments") from exc
-        return encode({"args": args, "kwargs": kwargs}, f"input of workflow {wd.name}",
-                      self.settings.max_value_bytes)
+        envelope: dict[str, Any] = {"args": args, "kwargs": kwargs}
+        trace = trace or self.tracing.current()
+        if trace is not None:
+            envelope["trace"] = trace  # the start's trace context: runs and children join it
+        return encode(envelope, f"input of workflow {wd.name}", self.settings.max_value_bytes)
 
     # ---- verbs (Python API, HTTP API) ----------------------------------------
 
     def start_workflow(self, name: str, args: list[Any] | None = None,
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                        queue: str | QueueDef | Queued | None = None,
-                       timeout: float | None = None) -> tuple[str, bool]:
+                       timeout: float | None = None,
+                       traceparent: str | None = None) -> tuple[str, bool]:
         """Start ``name``; returns (id, created). An existing id is returned, never re-run;
-        so is a live workflow of the queue holding the same dedup key."""
+        so is a live workflow of the queue holding the same dedup key. ``traceparent``: the
+        W3C trace context of the request (ignored when malformed)."""
         self.require_ready()
         wd = self.app.resolve(name)
         if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
             raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise UsageError(f"invalid timeout {timeout!r}", "a number of seconds > 0")
-        input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}))
+        input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}),
+                                       valid_traceparent(traceparent))
         wid = id or os.urandom(12).hex()
         now = self.clock.time()
         t = timeout if timeout is not None else wd.timeout

@@ -71,6 +71,8 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     run = RunContext(node, wf, token, ops)
     status, output, error = "FAILED", None, None
+    outcome, failure = "", None  # for the run's trace span: how this run ended
+    span = node.tracing.begin_run(wd.name, wid, wf.input)
     set_current_run(run)
     try:
         if wf.cancel_requested:
@@ -82,11 +84,14 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         output = encode(result, f"output of workflow {wd.name}", node.settings.max_value_bytes)
         status = "SUCCEEDED"
     except Suspend:
+        outcome = "parked"
         return
     except Drain:
+        outcome = "drained"
         store.release(wid, token, clock.time())
         return
     except StaleRun:
+        outcome = "stale"
         return  # cancelled or resumed under us: the newer state wins
     except DeadlineExceeded:
         status, error = "CANCELLED", {"type": "TimeoutError",
@@ -95,11 +100,12 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         status, error = "CANCELLED", CANCELLED_ERROR
     except Exception as exc:
         fatal = run.fatal if run.fatal is not None else exc
-        status, error = "FAILED", _error_dict(fatal)
+        status, error, failure = "FAILED", _error_dict(fatal), fatal
         if isinstance(fatal, EdgeError):
             log.error("workflow %s failed: %s", wid, fatal.message)
     finally:
         set_current_run(None)
+        node.tracing.end_run(span, outcome or status, failure)
     error_text = None if error is None else encode(error, "workflow error")
     try:
         store.finish(run.wf, token, status, output, error_text, clock.time())

@@ -90,7 +90,8 @@ def enqueue(node: Node, req: Request) -> Response:
     kwargs = inp if isinstance(inp, dict) else {}
     wid, created = node.start_workflow(
         body["workflow"], args, kwargs, id=body.get("id"),
-        queue=Queued(req.params["name"], prio, body.get("dedup")))
+        queue=Queued(req.params["name"], prio, body.get("dedup")),
+        traceparent=req.headers.get("traceparent"))
     return json_response(201 if created else 200, {"id": wid, "created": created},
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
 

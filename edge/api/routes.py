@@ -200,7 +200,8 @@ def start_workflow(node: Node, req: Request) -> Response:
     inp = body.get("input")
     args = inp if isinstance(inp, list) else []
     kwargs = inp if isinstance(inp, dict) else {}
-    wid, created = node.start_workflow(body["workflow"], args, kwargs, id=body.get("id"))
+    wid, created = node.start_workflow(body["workflow"], args, kwargs, id=body.get("id"),
+                                       traceparent=req.headers.get("traceparent"))
     return json_response(201 if created else 200, {"id": wid, "created": created},
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
 

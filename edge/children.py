@@ -17,21 +17,25 @@ from typing import Any
 from edge.engine import Handle, RunContext, Suspend, WorkflowDef, arm_deadline
 from edge.errors import WorkflowCancelled, WorkflowFailed
 from edge.serialization import decode, encode
+from edge.tags import check_tags
 
 
 def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any],
-                id: str | None, queue: str | None, timeout: float | None) -> Handle:
+                id: str | None, queue: str | None, timeout: float | None,
+                tags: dict[str, str] | None = None) -> Handle:
     node = run.node
     seq, rec = run.next_op("child", wd.name)
     if rec is not None:
         return Handle(node, str(decode(rec.output or '""')), wd.name)
     child_id = id or f"{run.wf.id}:{seq}"
+    own_tags = check_tags(tags)
     input_text = node.encode_input(wd, list(args), kwargs)
     op = run.new_op(seq, "child", wd.name, "SUCCEEDED", output=encode(child_id, "child id"))
     now = node.clock.time()
     t = timeout if timeout is not None else wd.timeout
     created = node.store.start_child(op, run.token, child_id, wd.name, input_text, now,
-                                     queue or wd.queue, None if t is None else now + t)
+                                     queue or wd.queue, None if t is None else now + t,
+                                     own_tags)
     run.ops[seq] = op
     if created:
         node.on_started(wd.name, child_id, queue or wd.queue)

@@ -318,12 +318,18 @@ def start(
         "--id", show_default=False,
         help="Workflow id (idempotency key: an existing id is returned, never run twice).")
     ] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", show_default=False,
+        help="KEY=VALUE to search by (edge list --tag); repeatable.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
+    from edge.tags import parse_filters
+
     value = parse_input(input)
-    handle = _client(url, api_token).start(workflow, value, id=id)
+    tags = parse_filters(tag or [], "--tag")
+    handle = _client(url, api_token).start(workflow, value, id=id, tags=tags or None)
     print(handle.id)
 
 
@@ -340,22 +346,45 @@ def list_(
     queue: Annotated[str | None, typer.Option(
         "--queue", show_default=False,
         help="Only this queue's live workflows, after a line with its depth.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", show_default=False,
+        help="Only workflows tagged KEY=VALUE; repeatable (all must match).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", show_default=False,
+        help="Created at or after: ISO 8601 (no zone = UTC), epoch seconds, or an age "
+             "(30m, 12h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", show_default=False, help="Created before (the same forms).")] = None,
+    prefix: Annotated[str | None, typer.Option(
+        "--prefix", show_default=False, help="Only ids that start with this.")] = None,
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     data_dir: InspectOpt = None,
 ) -> None:
     """List workflows, newest first."""
+    import time
+
+    from edge.search import check_prefix, parse_when
+    from edge.tags import parse_filters
+
     st = out.check_status_filter(status)
+    tags = parse_filters(tag or [], "--tag")
+    now = time.time()
+    lo, hi = parse_when(since, now, "--since"), parse_when(until, now, "--until")
+    id_prefix = check_prefix(prefix)
     if queue is not None:
         from edge.cli_manage import list_queue
 
         list_queue(queue, st, workflow, limit, json_, url, api_token, data_dir)
         return
     if data_dir is not None:
-        page = out.list_file(data_dir, st, workflow, limit)
+        page = out.list_file(data_dir, st, workflow, limit, {
+            "tags": tags, "since": lo, "until": hi, "id_prefix": id_prefix})
     else:
-        page = _client(url, api_token).list(status=st, workflow=workflow, limit=limit)
+        page = _client(url, api_token).list(status=st, workflow=workflow, limit=limit,
+                                            tags=tags or None, since=lo, until=hi,
+                                            prefix=id_prefix)
     if json_:
         _echo_json({"workflows": page["workflows"]})
         return

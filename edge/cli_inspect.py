@@ -54,13 +54,14 @@ def check_status_filter(status: str | None) -> str | None:
 
 
 def list_file(data_dir: Path, status: str | None, workflow: str | None,
-              limit: int) -> dict[str, Any]:
-    from edge.views import workflow_summary
+              limit: int, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``filters``: the store's tags / since / until / id_prefix, already checked."""
+    from edge.views import summaries
 
     with _inspect(data_dir) as store:
         rows, nxt = store.list_workflows(status=check_status_filter(status), workflow=workflow,
-                                         limit=limit)
-        return {"workflows": [workflow_summary(r) for r in rows], "next_cursor": nxt}
+                                         limit=limit, **(filters or {}))
+        return {"workflows": summaries(store, rows), "next_cursor": nxt}
 
 
 def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
@@ -71,7 +72,8 @@ def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
         if row is None:
             raise NotFound(f"no workflow with id {wid!r} in {Path(data_dir) / DB_NAME}",
                            f"list workflows with: edge list --data-dir {data_dir}")
-        out: dict[str, Any] = workflow_detail(row, store.load_ops(wid))
+        out: dict[str, Any] = workflow_detail(row, store.load_ops(wid),
+                                              store.tags_for([wid]).get(wid))
         return out
 
 
@@ -411,6 +413,8 @@ def format_show(view: dict[str, Any], *, color: bool | None = None, width: int |
         lines.append(field("parent", safe(view["parent_id"])))
     if view.get("queue"):
         lines.append(field("queue", safe(view["queue"])))
+    if view.get("tags"):
+        lines.append(field("tags", safe(" ".join(f"{k}={v}" for k, v in view["tags"].items()))))
     created = view.get("created_at")
     lines.append(field("created", f"{short_time(created)} ({_relative(created, at)})"))
     lines.append(field("updated", short_time(view.get("updated_at"))))

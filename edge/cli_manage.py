@@ -70,7 +70,7 @@ def _queue_file(data_dir: Path, queue: str, limit: int) -> dict[str, Any]:
     from edge.config import DB_NAME
     from edge.store import Store
     from edge.store import queues as store_queues
-    from edge.views import workflow_summary
+    from edge.views import summaries
 
     store = Store.inspect(Path(data_dir) / DB_NAME)
     try:
@@ -78,21 +78,49 @@ def _queue_file(data_dir: Path, queue: str, limit: int) -> dict[str, Any]:
         rows = []
         for st in ("RUNNING", "SLEEPING", "WAITING", "PENDING"):
             rows.extend(store.list_workflows(status=st, queue=queue, limit=limit)[0])
+        rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        shown = summaries(store, rows[:limit])
     finally:
         store.close()
-    rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
     return {"queues": [{"name": queue, "concurrency": None, "rate": None,
                         "waiting": d.waiting, "active": d.active}],
-            "workflows": [workflow_summary(r) for r in rows[:limit]]}
+            "workflows": shown}
 
 
 @app.command()
 def queues(
+    action: Annotated[str, typer.Argument(
+        help="list, or priority ID N.", show_default=False)] = "list",
+    id: Annotated[str | None, typer.Argument(
+        help="The queued workflow (for priority).", show_default=False)] = None,
+    n: Annotated[str | None, typer.Argument(
+        help="The new priority, a whole number (higher is admitted first).",
+        show_default=False)] = None,
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
 ) -> None:
-    """Queues with their limits and depth (waiting for a slot, holding one)."""
+    """Queues with their limits and depth; `edge queues priority ID N` re-prioritises a
+    workflow still waiting for a slot."""
+    if action == "priority":
+        if id is None or n is None:
+            raise UsageError("`edge queues priority` needs the workflow ID and the priority N",
+                             "e.g. edge queues priority o-9 10")
+        try:
+            prio = int(n)
+        except ValueError:
+            raise UsageError(f"priority {n!r} is not a whole number",
+                             "e.g. edge queues priority o-9 10") from None
+        res = _client(url, api_token).set_priority(id, prio)
+        if json_:
+            _echo_json(res)
+        else:
+            print(f"workflow {res['id']} on queue {res['queue']}: priority {res['priority']}")
+        return
+    if action != "list" or id is not None:
+        raise UsageError(f"unknown action {action!r}" if action != "list" else
+                         "`edge queues list` takes no other argument",
+                         "edge queues, or edge queues priority ID N")
     info = _client(url, api_token).queues()
     if json_:
         _echo_json(info)

@@ -162,7 +162,7 @@ class Client:
                 timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
         q = {k: v for k, v in (query or {}).items() if v is not None}
-        full = self.url + path + (("?" + urlencode(q)) if q else "")
+        full = self.url + path + (("?" + urlencode(q, doseq=True)) if q else "")
         data = None
         headers = {"Accept": "application/json", "User-Agent": "edge-client"}
         if body is not None:
@@ -211,9 +211,10 @@ class Client:
     # ---- verbs -------------------------------------------------------------------
 
     def start(self, workflow: str, input: dict[str, Any] | list[Any] | None = None,
-              id: str | None = None) -> RemoteHandle:
+              id: str | None = None, tags: dict[str, str] | None = None) -> RemoteHandle:
         """Start ``workflow``; ``input`` is a dict of keyword arguments or a list of
-        positional ones. An existing ``id`` returns the existing workflow (``.created`` False)."""
+        positional ones. An existing ``id`` returns the existing workflow (``.created`` False).
+        ``tags``: ``{"key": "value"}`` to search by (``list(tags=...)``)."""
         if input is not None and not isinstance(input, (dict, list, tuple)):
             raise UsageError(
                 f"input must be a dict (keyword arguments) or a list (positional arguments), "
@@ -223,6 +224,8 @@ class Client:
             body["input"] = list(input) if isinstance(input, tuple) else input
         if id is not None:
             body["id"] = id
+        if tags:
+            body["tags"] = tags
         status, out = self.request("POST", "/v1/workflows", body)
         return RemoteHandle(self, str(out["id"]), created=status == 201)
 
@@ -235,10 +238,22 @@ class Client:
         return out
 
     def list(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
-             cursor: str | None = None) -> dict[str, Any]:
-        """``{"workflows": [...], "next_cursor"}``, newest first."""
+             cursor: str | None = None, tags: dict[str, str] | None = None,
+             since: str | float | None = None, until: str | float | None = None,
+             prefix: str | None = None) -> dict[str, Any]:
+        """``{"workflows": [...], "next_cursor"}``, newest first. ``tags``: every key=value
+        must match; ``since``/``until``: created in [since, until) (ISO 8601, epoch seconds or
+        an age such as ``"1h"``); ``prefix``: ids that start with it."""
         out: dict[str, Any] = self._call("GET", "/v1/workflows", query={
-            "status": status, "workflow": workflow, "limit": limit, "cursor": cursor})
+            "status": status, "workflow": workflow, "limit": limit, "cursor": cursor,
+            "tag": [f"{k}={v}" for k, v in (tags or {}).items()] or None,
+            "since": since, "until": until, "prefix": prefix})
+        return out
+
+    def set_priority(self, id: str, priority: int) -> dict[str, Any]:
+        """Re-prioritise a workflow waiting for a slot of its queue (higher goes first)."""
+        out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/priority",
+                                         {"priority": priority})
         return out
 
     def send(self, id: str, event: str, value: Any = None,
@@ -291,7 +306,8 @@ class Client:
 
     def enqueue(self, queue: str, workflow: str,
                 input: dict[str, Any] | builtins.list[Any] | None = None, id: str | None = None,
-                priority: int = 0, dedup: str | None = None) -> RemoteHandle:
+                priority: int = 0, dedup: str | None = None,
+                tags: dict[str, str] | None = None) -> RemoteHandle:
         """Start ``workflow`` on ``queue`` (higher ``priority`` first; a live workflow of the
         queue with the same ``dedup`` key is returned instead of a new one)."""
         body: dict[str, Any] = {"workflow": workflow, "priority": priority}
@@ -301,6 +317,8 @@ class Client:
             body["id"] = id
         if dedup is not None:
             body["dedup"] = dedup
+        if tags:
+            body["tags"] = tags
         status, out = self.request("POST", f"/v1/queues/{quote(queue, safe='')}/workflows",
                                    body)
         return RemoteHandle(self, str(out["id"]), created=status == 201)

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RESERVED_PARAMS = ("id", "queue", "timeout")
+RESERVED_PARAMS = ("id", "queue", "timeout", "tags")
 
 
 class Suspend(BaseException):
@@ -574,19 +574,21 @@ class App:
 
     def start(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
               queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
-              **kwargs: Any) -> Handle:
+              tags: dict[str, str] | None = None, **kwargs: Any) -> Handle:
         """Start a workflow (a child when called inside one); an existing id is returned as is.
         ``queue``: a queue name, ``app.queue(...)``'s object, or ``q.options(priority=,
-        dedup=)``; default the workflow's own ``queue=``."""
+        dedup=)``; default the workflow's own ``queue=``. ``tags``: ``{"key": "value"}`` to
+        search by (``edge list --tag key=value``); a child gets its parent's tags, its own
+        ``tags=`` overriding them by key."""
         run = current_run()
         if run is not None and not run.in_step:
             from edge.children import start_child
 
             qname = queue if queue is None or isinstance(queue, str) else queue.name
-            return start_child(run, self.resolve(fn), args, kwargs, id, qname, timeout)
+            return start_child(run, self.resolve(fn), args, kwargs, id, qname, timeout, tags)
         node = self.node()
         wid, _ = node.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
-                                     queue=queue, timeout=timeout)
+                                     queue=queue, timeout=timeout, tags=tags)
         return Handle(node, wid, self.resolve(fn).name)
 
     def handle(self, workflow_id: str) -> Handle:

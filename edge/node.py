@@ -44,11 +44,13 @@ from edge.metrics import Metrics
 from edge.node_manage import ManageVerbs
 from edge.queues import Queued, QueueDef
 from edge.scheduler import Scheduler
+from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
 from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
 from edge.store import queues as store_queues
+from edge.tags import check_tags
 from edge.tracing import Tracing, valid_traceparent
-from edge.views import workflow_detail, workflow_summary
+from edge.views import summaries, workflow_detail
 from edge.worker import Timers, Workers
 
 if TYPE_CHECKING:
@@ -361,7 +363,8 @@ class Node(ManageVerbs):
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                        queue: str | QueueDef | Queued | None = None,
                        timeout: float | None = None,
-                       traceparent: str | None = None) -> tuple[str, bool]:
+                       traceparent: str | None = None,
+                       tags: dict[str, str] | None = None) -> tuple[str, bool]:
         """Start ``name``; returns (id, created). An existing id is returned, never re-run;
         so is a live workflow of the queue holding the same dedup key. ``traceparent``: the
         W3C trace context of the request (ignored when malformed)."""
@@ -371,6 +374,7 @@ class Node(ManageVerbs):
             raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise UsageError(f"invalid timeout {timeout!r}", "a number of seconds > 0")
+        tag_map = check_tags(tags)
         input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}),
                                        valid_traceparent(traceparent))
         wid = id or os.urandom(12).hex()
@@ -380,11 +384,11 @@ class Node(ManageVerbs):
         deadline = None if t is None else now + t
         if q is None:
             row, created = self.store.insert_workflow(wid, wd.name, input_text, now,
-                                                      deadline=deadline)
+                                                      deadline=deadline, tags=tag_map)
         else:
             row, created = store_queues.enqueue(
                 self.store, wid, wd.name, input_text, now, queue=q.name, priority=q.priority,
-                dedup=q.dedup, deadline=deadline)
+                dedup=q.dedup, deadline=deadline, tags=tag_map)
             wid = row.id
         if created:
             self.on_started(wd.name, wid, row.queue, fresh=row if q is None else None)
@@ -427,19 +431,29 @@ class Node(ManageVerbs):
         row = self.store.get_workflow(wid)
         if row is None:
             raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
-        return workflow_detail(row, self.store.load_ops(wid))
+        return workflow_detail(row, self.store.load_ops(wid), self.store.tags_for([wid]).get(wid))
 
     def list_workflows(self, status: str | None = None, workflow: str | None = None,
-                       limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+                       limit: int = 50, cursor: str | None = None,
+                       tags: dict[str, str] | None = None, since: str | float | None = None,
+                       until: str | float | None = None,
+                       prefix: str | None = None) -> dict[str, Any]:
+        """Newest first. ``tags``: every key=value must match; ``since``/``until``: created
+        in [since, until) (ISO 8601, epoch seconds or an age like 1h); ``prefix``: of the id."""
         self.require_ready()
+        now = self.clock.time()
+        tag_map = check_tags(tags, "tag filter")
+        lo, hi = parse_when(since, now, "since"), parse_when(until, now, "until")
+        id_prefix = check_prefix(prefix)
         if status is not None and status not in WORKFLOW_STATUSES:
             raise UsageError(f"unknown status {status!r}",
                              f"one of {', '.join(WORKFLOW_STATUSES)}")
         if not 1 <= limit <= 1000:
             raise UsageError(f"limit {limit} is out of range", "use 1..1000")
         rows, nxt = self.store.list_workflows(status=status, workflow=workflow, limit=limit,
-                                              cursor=cursor)
-        return {"workflows": [workflow_summary(r) for r in rows], "next_cursor": nxt}
+                                              cursor=cursor, tags=tag_map, since=lo, until=hi,
+                                              id_prefix=id_prefix)
+        return {"workflows": summaries(self.store, rows), "next_cursor": nxt}
 
     def send_event(self, wid: str, name: str, value: Any = None,
                    dedup: str | None = None) -> dict[str, Any]:

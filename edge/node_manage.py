@@ -21,7 +21,7 @@ from edge.serialization import decode
 from edge.store import WorkflowRow, lifecycle
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
-from edge.views import iso, workflow_summary
+from edge.views import iso, summaries
 
 if TYPE_CHECKING:
     from edge.clock import Clock
@@ -101,8 +101,20 @@ class ManageVerbs:
                 got, _ = self.store.list_workflows(status=st, queue=name, limit=limit)
                 rows.extend(got)
             rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-            out["workflows"] = [workflow_summary(r) for r in rows[:limit]]
+            out["workflows"] = summaries(self.store, rows[:limit])
         return out
+
+    def set_priority(self, wid: str, priority: int) -> dict[str, Any]:
+        """Re-prioritise a workflow waiting for a slot of its queue (higher goes first)."""
+        self.require_ready()
+        if (isinstance(priority, bool) or not isinstance(priority, int)
+                or not -(2**31) <= priority < 2**31):
+            raise UsageError(f"priority {priority!r} must be a whole number",
+                             f"in {-(2**31)}..{2**31 - 1}; higher is admitted first")
+        row = store_queues.set_priority(self.store, wid, priority, self.clock.time())
+        assert row.queue is not None
+        log.info("workflow %s re-prioritised to %d on queue %s", wid, priority, row.queue)
+        return {"id": wid, "queue": row.queue, "priority": priority, "status": row.status}
 
     def schedules(self) -> dict[str, Any]:
         """``{"schedules": [{"name", "workflow", "cron", "tz", "catch_up", "paused",

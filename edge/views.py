@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.serialization import decode
-from edge.store import OpRow, WorkflowRow
+from edge.store import OpRow, Store, WorkflowRow
 
 
 def iso(ts: float | None) -> str | None:
@@ -24,7 +24,7 @@ def _json_or_none(text: str | None) -> Any:
     return None if text is None else decode(text)
 
 
-def workflow_summary(wf: WorkflowRow) -> dict[str, Any]:
+def workflow_summary(wf: WorkflowRow, tags: dict[str, str] | None = None) -> dict[str, Any]:
     inp = decode(wf.input)
     return {
         "id": wf.id,
@@ -40,7 +40,14 @@ def workflow_summary(wf: WorkflowRow) -> dict[str, Any]:
         "blocked_on": wf.blocked_on,
         "queue": wf.queue,
         "parent_id": wf.parent_id,
+        "tags": dict(tags or {}),
     }
+
+
+def summaries(store: Store, rows: list[WorkflowRow]) -> list[dict[str, Any]]:
+    """The listed rows as users see them, with their tags (one read for the page)."""
+    tags = store.tags_for([r.id for r in rows])
+    return [workflow_summary(r, tags.get(r.id)) for r in rows]
 
 
 def op_view(op: OpRow) -> dict[str, Any]:
@@ -57,7 +64,8 @@ def op_view(op: OpRow) -> dict[str, Any]:
     }
 
 
-def workflow_detail(wf: WorkflowRow, ops: list[OpRow]) -> dict[str, Any]:
-    view = workflow_summary(wf)
+def workflow_detail(wf: WorkflowRow, ops: list[OpRow],
+                    tags: dict[str, str] | None = None) -> dict[str, Any]:
+    view = workflow_summary(wf, tags)
     view["steps"] = [op_view(op) for op in ops]
     return view

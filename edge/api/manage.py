@@ -83,7 +83,7 @@ def enqueue(node: Node, req: Request) -> Response:
     body = req.json_object(required=True)
     check_fields(body, {"workflow": ("str", True), "input": ("input", False),
                         "id": ("str?", False), "priority": ("any", False),
-                        "dedup": ("str?", False)})
+                        "dedup": ("str?", False), "tags": ("any", False)})
     prio = _int_field(body, "priority", False, -(2**31), 2**31) or 0
     inp = body.get("input")
     args = inp if isinstance(inp, list) else []
@@ -91,9 +91,17 @@ def enqueue(node: Node, req: Request) -> Response:
     wid, created = node.start_workflow(
         body["workflow"], args, kwargs, id=body.get("id"),
         queue=Queued(req.params["name"], prio, body.get("dedup")),
-        traceparent=req.headers.get("traceparent"))
+        traceparent=req.headers.get("traceparent"), tags=body.get("tags"))
     return json_response(201 if created else 200, {"id": wid, "created": created},
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
+
+
+def set_priority(node: Node, req: Request) -> Response:
+    body = req.json_object(required=True)
+    check_fields(body, {"priority": ("any", True)})
+    prio = _int_field(body, "priority", True, -(2**31), 2**31 - 1)
+    assert prio is not None
+    return json_response(200, node.set_priority(req.params["id"], prio))
 
 
 # ---- schedules --------------------------------------------------------------------------
@@ -145,6 +153,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ("v1", "queues", "{name}"), get_queue, query=frozenset({"limit"})),
     Route("POST", ("v1", "queues", "{name}", "workflows"), enqueue, body=True),
     Route("POST", ("v1", "workflows", "{id}", "fork"), fork, body=True),
+    Route("POST", ("v1", "workflows", "{id}", "priority"), set_priority, body=True),
     Route("GET", ("v1", "workflows", "{id}", "values"), get_values),
     Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value,
           query=frozenset({"timeout"})),

@@ -53,7 +53,13 @@ _WORKFLOW_PROPS: dict[str, Any] = {
     "blocked_on": {"type": ["string", "null"]},
     "queue": {"type": ["string", "null"]},
     "parent_id": {"type": ["string", "null"]},
+    "tags": {"type": "object", "additionalProperties": {"type": "string"},
+             "description": "what the workflow is about (set at start, inherited by children)"},
 }
+_TAGS_IN = {"type": ["object", "null"], "maxProperties": 20,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+            "additionalProperties": {"type": "string", "maxLength": 256},
+            "description": "tags to search by; a child inherits its parent's"}
 _CONTRACT_KEYS = ["id", "workflow", "status", "input", "output", "error", "created_at",
                   "updated_at", "wake_at", "waiting_for", "blocked_on"]
 
@@ -94,7 +100,8 @@ OPENAPI: dict[str, Any] = {
                           "type": ["object", "array", "null"]},
                 "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
                        "description": "idempotency key: an existing id is returned, "
-                                      "never run twice"}}},
+                                      "never run twice"},
+                "tags": _TAGS_IN}},
             "StartResponse": {"type": "object", "required": ["id"], "properties": {
                 "id": {"type": "string"}, "created": {"type": "boolean"}}},
             "EventRequest": {"type": "object", "additionalProperties": False, "properties": {
@@ -125,6 +132,17 @@ OPENAPI: dict[str, Any] = {
                                 "default": 50}},
                     {"name": "cursor", "in": "query", "schema": {"type": "string"},
                      "description": "next_cursor of the previous page"},
+                    {"name": "tag", "in": "query", "style": "form", "explode": True,
+                     "schema": {"type": "array", "items": {"type": "string",
+                                                           "pattern": "^[A-Za-z0-9_.:-]+=.*$"}},
+                     "description": "KEY=VALUE, repeatable: every one must match"},
+                    {"name": "since", "in": "query", "schema": {"type": "string"},
+                     "description": "created at or after: ISO 8601, epoch seconds or an age "
+                                    "(30m, 7d)"},
+                    {"name": "until", "in": "query", "schema": {"type": "string"},
+                     "description": "created before (same forms as since)"},
+                    {"name": "prefix", "in": "query", "schema": {"type": "string"},
+                     "description": "ids that start with this"},
                 ],
                 "responses": {"200": _json({"type": "object", "required": [
                     "workflows", "next_cursor"], "properties": {
@@ -249,6 +267,7 @@ MANAGE_PATHS: dict[str, Any] = {
                 "workflow": {"type": "string"}, "input": {"type": ["object", "array", "null"]},
                 "id": {"type": ["string", "null"]},
                 "priority": {"type": ["integer", "null"], "description": "higher runs first"},
+                "tags": _TAGS_IN,
                 "dedup": {"type": ["string", "null"], "description": "while a workflow of "
                           "the queue with this key is live, its id is returned instead"}}}}}},
         "responses": {"201": _json(_ref("StartResponse"), "queued"),
@@ -267,6 +286,19 @@ MANAGE_PATHS: dict[str, Any] = {
             "from_step": {"type": "integer"}, "reused": {"type": "integer"},
             "status": {"type": "string"}}}, "the new workflow"),
             "409": _err("the new id exists"), **_BODY_ERRORS}}},
+    "/v1/workflows/{id}/priority": {"post": {
+        "summary": "Re-prioritise a workflow waiting for a slot of its queue",
+        "parameters": [_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["priority"], "additionalProperties": False,
+            "properties": {"priority": {"type": "integer", "minimum": -2147483648,
+                                        "maximum": 2147483647,
+                                        "description": "higher is admitted first"}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "id": {"type": "string"}, "queue": {"type": "string"},
+            "priority": {"type": "integer"}, "status": {"type": "string"}}}, "re-prioritised"),
+            "409": _err("not waiting for a queue slot (not queued, admitted or final)"),
+            **_BODY_ERRORS}}},
     "/v1/workflows/{id}/values": {"get": {
         "summary": "Every value the workflow published with edge.set_event",
         "parameters": [_ID],

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from edge.api.openapi import OPENAPI
 from edge.errors import EdgeError, UsageError
 from edge.serialization import parse_json_arg
+from edge.tags import parse_filters
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -44,6 +45,7 @@ class Request:
     query: dict[str, str]
     body: bytes | None  # None when the request carried no body
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+    multi: dict[str, list[str]] = field(default_factory=dict)  # repeatable query parameters
 
     def json_object(self, required: bool) -> dict[str, Any]:
         """The body as a JSON object; an absent or empty body is ``{}`` unless required."""
@@ -86,6 +88,7 @@ class Route:
     handler: Handler
     query: frozenset[str] | None = None  # accepted query parameters; None: ignore the query
     body: bool = False  # True: the route reads a request body
+    multi: frozenset[str] = frozenset()  # query parameters that may repeat (tag=k=v&tag=...)
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
         if len(segments) != len(self.pattern):
@@ -196,12 +199,13 @@ def app_info(node: Node, req: Request) -> Response:
 def start_workflow(node: Node, req: Request) -> Response:
     body = req.json_object(required=True)
     check_fields(body, {"workflow": ("str", True), "input": ("input", False),
-                        "id": ("str?", False)})
+                        "id": ("str?", False), "tags": ("any", False)})
     inp = body.get("input")
     args = inp if isinstance(inp, list) else []
     kwargs = inp if isinstance(inp, dict) else {}
     wid, created = node.start_workflow(body["workflow"], args, kwargs, id=body.get("id"),
-                                       traceparent=req.headers.get("traceparent"))
+                                       traceparent=req.headers.get("traceparent"),
+                                       tags=body.get("tags"))
     return json_response(201 if created else 200, {"id": wid, "created": created},
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
@@ -218,7 +222,8 @@ def list_workflows(node: Node, req: Request) -> Response:
     st = q.get("status") or None
     return json_response(200, node.list_workflows(
         status=st.upper() if st else None, workflow=q.get("workflow") or None, limit=limit,
-        cursor=q.get("cursor") or None))
+        cursor=q.get("cursor") or None, tags=parse_filters(req.multi.get("tag", []), "tag"),
+        since=q.get("since"), until=q.get("until"), prefix=q.get("prefix") or None))
 
 
 def describe(node: Node, req: Request) -> Response:
@@ -252,7 +257,8 @@ CORE_ROUTES: tuple[Route, ...] = (
     Route("GET", ("v1", "app"), app_info),
     Route("POST", ("v1", "workflows"), start_workflow, body=True),
     Route("GET", ("v1", "workflows"), list_workflows,
-          query=frozenset({"status", "workflow", "limit", "cursor"})),
+          query=frozenset({"status", "workflow", "limit", "cursor", "since", "until",
+                           "prefix"}), multi=frozenset({"tag"})),
     Route("GET", ("v1", "workflows", "{id}"), describe),
     Route("POST", ("v1", "workflows", "{id}", "events", "{name}"), send_event, body=True),
     Route("POST", ("v1", "workflows", "{id}", "cancel"), cancel, body=True),

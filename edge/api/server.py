@@ -74,21 +74,27 @@ def _decode_segment(seg: str) -> str:
                        "after percent-decoding", "percent-encode ids as UTF-8") from None
 
 
-def _parse_query(text: str) -> dict[str, str]:
+def _parse_query(text: str, multi: frozenset[str] = frozenset()
+                 ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(parameters given once, parameters in ``multi`` that may repeat: ``tag=a=1&tag=b=2``)."""
     out: dict[str, str] = {}
+    many: dict[str, list[str]] = {}
     if not text:
-        return out
+        return out, many
     for part in text.split("&"):
         if not part:
             continue
         raw_key, _, raw_value = part.partition("=")
         key = _decode_segment(raw_key.replace("+", " "))
         value = _decode_segment(raw_value.replace("+", " "))
+        if key in multi:
+            many.setdefault(key, []).append(value)
+            continue
         if key in out:
             raise ApiError(400, "bad_query", f"query parameter {key!r} is given twice",
                            "give each parameter once")
         out[key] = value
-    return out
+    return out, many
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -167,7 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         if api.token is not None and not open_route:
             self._check_token(api.token)
         route, params = find_route(self.command, segments)
-        query = _parse_query(parts.query) if route.query is not None else {}
+        query, multi = _parse_query(parts.query, route.multi) if route.query is not None else (
+            {}, {})
         if route.query is not None:
             unknown = sorted(set(query) - route.query)
             if unknown:
@@ -175,7 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
                                f"accepted: {', '.join(sorted(route.query))}")
         body = self._read_body(api.max_body) if route.body else None
         return route.handler(api.node, Request(self.command, params, query, body,
-                                               {k.lower(): v for k, v in self.headers.items()}))
+                                               {k.lower(): v for k, v in self.headers.items()},
+                                               multi))
 
     def _check_token(self, token: str) -> None:
         header = self.headers.get("Authorization", "")

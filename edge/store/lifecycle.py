@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from edge.errors import ChecksumMismatch, Conflict, NotFound, UsageError
 from edge.serialization import decode, encode
 from edge.store.rows import OpRow, WorkflowRow, checksum
-from edge.store.sql import cancel_tree, one_workflow, upsert_op
+from edge.store.sql import cancel_tree, copy_tags, one_workflow, upsert_op
 from edge.store.store import Store
 
 LIVE = ("PENDING", "RUNNING", "SLEEPING", "WAITING")
@@ -148,6 +148,7 @@ def fork(store: Store, src_id: str, new_id: str, from_seq: int, now: float) -> t
             "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?)",
             (new_id, src.workflow, src.input, src.queue, int(prio[0]), deadline, now, now,
              WorkflowRow.digest_of(new_id, src.workflow, src.input, None, None)))
+        copy_tags(conn, src_id, new_id)  # a fork is about the same thing as its source
         for op in copied:
             new = OpRow(new_id, op.seq, op.kind, op.name, op.status, op.attempts, op.output,
                         op.error, op.started_at, op.finished_at)
@@ -181,7 +182,8 @@ def prune_batch(store: Store, cutoff: float, limit: int = 500) -> int:
             "p.id = w.parent_id AND p.status IN ('PENDING','RUNNING','SLEEPING','WAITING')) "
             "LIMIT ?", (cutoff, limit))]
         for table, col in (("operations", "workflow_id"), ("events", "workflow_id"),
-                           ("published", "workflow_id"), ("workflows", "id")):
+                           ("published", "workflow_id"), ("workflow_tags", "workflow_id"),
+                           ("workflows", "id")):
             conn.executemany(f"DELETE FROM {table} WHERE {col} = ?", [(i,) for i in ids])
         return len(ids)
 

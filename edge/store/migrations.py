@@ -133,6 +133,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        3,
+        "tags",
+        (
+            # Search by what a workflow is about: one row per (workflow, key); the
+            # (key, value) index serves `edge list --tag k=v`. The checksum covers the row:
+            # a damaged tag is refused, never a silently different search answer.
+            """CREATE TABLE workflow_tags (
+                workflow_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                checksum INTEGER NOT NULL,
+                PRIMARY KEY (workflow_id, key)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX workflow_tags_by_value ON workflow_tags(key, value, workflow_id)",
+            # Unfiltered, --since/--until and id-prefix listings, newest first.
+            "CREATE INDEX workflows_by_created ON workflows(created_at, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -22,8 +22,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from edge.errors import Conflict, NotFound
 from edge.store.rows import WorkflowRow
-from edge.store.sql import one_workflow
+from edge.store.sql import insert_tags, one_workflow
 from edge.store.store import Store
 
 _LIVE = "('PENDING', 'RUNNING', 'SLEEPING', 'WAITING')"
@@ -38,7 +39,8 @@ class Depth:
 
 def enqueue(store: Store, id: str, workflow: str, input: str, now: float, *, queue: str,
             priority: int = 0, dedup: str | None = None,
-            deadline: float | None = None) -> tuple[WorkflowRow, bool]:
+            deadline: float | None = None,
+            tags: dict[str, str] | None = None) -> tuple[WorkflowRow, bool]:
     """Create a queued PENDING workflow. An existing id, or a live workflow of the queue
     holding the same dedup key, is returned unchanged with created False."""
     digest = WorkflowRow.digest_of(id, workflow, input, None, None)
@@ -51,6 +53,8 @@ def enqueue(store: Store, id: str, workflow: str, input: str, now: float, *, que
             "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (id, workflow, input, queue, priority, dedup, deadline, now, now, digest))
         if cur.rowcount == 1:
+            if tags:
+                insert_tags(conn, id, tags)
             row = one_workflow(conn, id)
             assert row is not None
             return row, True
@@ -62,6 +66,32 @@ def enqueue(store: Store, id: str, workflow: str, input: str, now: float, *, que
             row = one_workflow(conn, hit[0]) if hit else None
         assert row is not None
         return row, False
+
+    return store.write(fn)
+
+
+def set_priority(store: Store, id: str, priority: int, now: float) -> WorkflowRow:
+    """Re-prioritise a workflow still waiting for a slot of its queue; returns its row."""
+
+    def fn(conn: sqlite3.Connection) -> WorkflowRow:
+        # CAS on "queued, not yet admitted": an admitted or finished workflow's priority
+        # no longer orders anything, so changing it would only mislead.
+        cur = conn.execute(
+            "UPDATE workflows SET priority = ?, updated_at = ? WHERE id = ? AND queue IS NOT "
+            "NULL AND admitted_at IS NULL AND status = 'PENDING'", (priority, now, id))
+        row = one_workflow(conn, id)
+        if row is None:
+            raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+        if cur.rowcount != 1:
+            if row.queue is None:
+                where = "is not queued"
+            elif row.status == "PENDING":
+                where = "was already admitted to its queue"
+            else:
+                where = f"is {row.status}"
+            raise Conflict(f"workflow {id} {where}; only a workflow waiting for a queue slot "
+                           "can be re-prioritised", "see the waiting ones: edge list --queue Q")
+        return row
 
     return store.write(fn)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from edge.errors import Conflict
-from edge.store.rows import OP_COLUMNS, WORKFLOW_COLUMNS, OpRow, WorkflowRow
+from edge.errors import ChecksumMismatch, Conflict
+from edge.store.rows import OP_COLUMNS, WORKFLOW_COLUMNS, OpRow, WorkflowRow, checksum
 
 
 class StaleRun(Conflict):
@@ -141,3 +141,40 @@ _FENCEDUPSERT_OP = (
     "WHERE EXISTS (SELECT 1 FROM workflows WHERE id = ? AND run_token = ? "
     "AND status = 'RUNNING')" + ON_CONFLICT
 )
+
+
+def tag_digest(workflow_id: str, key: str, value: str) -> int:
+    return checksum(workflow_id, key, value)
+
+
+def insert_tags(conn: sqlite3.Connection, workflow_id: str, tags: dict[str, str]) -> None:
+    # Replaces by key: a child's own tags override the ones it inherited.
+    if tags:
+        conn.executemany(
+            "INSERT INTO workflow_tags (workflow_id, key, value, checksum) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(workflow_id, key) DO UPDATE SET value = excluded.value, "
+            "checksum = excluded.checksum",
+            [(workflow_id, k, v, tag_digest(workflow_id, k, v)) for k, v in tags.items()])
+
+
+def copy_tags(conn: sqlite3.Connection, src: str, dst: str) -> None:
+    """Give ``dst`` every tag of ``src`` (verified), e.g. a child its parent's."""
+    insert_tags(conn, dst, tags_of(conn, [src]).get(src, {}))
+
+
+def tags_of(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, str]]:
+    """The tags of ``ids`` (verified against their checksums)."""
+    out: dict[str, dict[str, str]] = {}
+    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for wid, key, value, digest in conn.execute(
+                "SELECT workflow_id, key, value, checksum FROM workflow_tags "
+                f"WHERE workflow_id IN ({marks})", chunk):
+            if tag_digest(wid, key, value) != digest:
+                raise ChecksumMismatch(
+                    f"tag {key!r} of workflow {wid!r} fails its checksum",
+                    "the database file is damaged: restore it from the replica "
+                    "(edge restore) or move it aside so the node restores at boot")
+            out.setdefault(wid, {})[key] = value
+    return out

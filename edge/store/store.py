@@ -39,9 +39,12 @@ from edge.store.sql import (
     CANCELLED_ERROR,
     StaleRun,
     cancel_tree,
+    copy_tags,
     fence,
+    insert_tags,
     one_workflow,
     park,
+    tags_of,
     upsert_op,
     wake_parent,
 )
@@ -176,8 +179,9 @@ class Store:
         queue: str | None = None,
         parent_id: str | None = None,
         deadline: float | None = None,
+        tags: dict[str, str] | None = None,
     ) -> tuple[WorkflowRow, bool]:
-        """Create a PENDING workflow; an existing id is returned unchanged
+        """Create a PENDING workflow (with its tags); an existing id is returned unchanged
         (workflow ids are idempotency keys)."""
         digest = WorkflowRow.digest_of(id, workflow, input, None, None)
 
@@ -189,6 +193,8 @@ class Store:
                 (id, workflow, input, queue, parent_id, deadline, now, now, digest),
             )
             if cur.rowcount == 1:
+                if tags:
+                    insert_tags(conn, id, tags)
                 # We know what we inserted: no read-back while holding the writer.
                 return WorkflowRow(id, workflow, "PENDING", input, None, None, queue, parent_id,
                                    deadline, now, now, None, None, None, 0, None), True
@@ -452,10 +458,10 @@ class Store:
 
     def start_child(
         self, op: OpRow, token: str, child_id: str, workflow: str, input: str, now: float,
-        queue: str | None, deadline: float | None,
+        queue: str | None, deadline: float | None, tags: dict[str, str] | None = None,
     ) -> bool:
-        """Record the child-start operation and create the child in one transaction.
-        Returns whether the child row is new."""
+        """Record the child-start operation and create the child in one transaction, with
+        its parent's tags overridden by its own. Returns whether the child row is new."""
         digest = WorkflowRow.digest_of(child_id, workflow, input, None, None)
 
         def fn(conn: sqlite3.Connection) -> bool:
@@ -467,6 +473,9 @@ class Store:
                 (child_id, workflow, input, queue, op.workflow_id, deadline, now, now, digest),
             )
             upsert_op(conn, op, op.digest())
+            if cur.rowcount == 1:
+                copy_tags(conn, op.workflow_id, child_id)
+                insert_tags(conn, child_id, tags or {})
             return cur.rowcount == 1
 
         return self.write(fn)
@@ -506,10 +515,48 @@ class Store:
     def list_workflows(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
         cursor: str | None = None, parent_id: str | None = None, queue: str | None = None,
+        tags: dict[str, str] | None = None, since: float | None = None,
+        until: float | None = None, id_prefix: str | None = None,
     ) -> tuple[list[WorkflowRow], str | None]:
-        """Newest first; ``cursor`` continues after the last row of the previous page."""
+        """Newest first; ``cursor`` continues after the last row of the previous page.
+        ``tags``: every key=value must match; ``since``/``until``: created in [since, until);
+        ``id_prefix``: ids that start with it."""
+        sql, params = self._list_sql(status, workflow, cursor, parent_id, queue, tags, since,
+                                     until, id_prefix)
+        with self._read() as conn:
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        result = [WorkflowRow.from_db(r) for r in rows[:limit]]
+        nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
+        return result, nxt
+
+    def list_plan(self, **filters: object) -> list[str]:
+        """SQLite's query plan for ``list_workflows(**filters)`` (benchmarks, index tests)."""
+        sql, params = self._list_sql(**filters)  # type: ignore[arg-type]
+        with self._read() as conn:
+            return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, (*params, 1))]
+
+    @staticmethod
+    def _list_sql(status: str | None = None, workflow: str | None = None,
+                  cursor: str | None = None, parent_id: str | None = None,
+                  queue: str | None = None, tags: dict[str, str] | None = None,
+                  since: float | None = None, until: float | None = None,
+                  id_prefix: str | None = None) -> tuple[str, list[object]]:
         clauses: list[str] = []
         params: list[object] = []
+        for key, value in (tags or {}).items():
+            clauses.append("id IN (SELECT workflow_id FROM workflow_tags WHERE key = ? "
+                           "AND value = ?)")
+            params.extend([key, value])
+        if since is not None:
+            clauses.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("created_at < ?")
+            params.append(until)
+        if id_prefix:
+            # A range on the primary key (GLOB would treat * ? [ in ids as patterns).
+            clauses.append("id >= ? AND id < ?")
+            params.extend([id_prefix, id_prefix + "\U0010ffff"])
         if status:
             clauses.append("status = ?")
             params.append(status)
@@ -527,15 +574,15 @@ class Store:
             clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params.extend([created, created, after_id])
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?", params)
+
+    def tags_for(self, ids: list[str]) -> dict[str, dict[str, str]]:
+        """Each listed workflow's tags (absent: none)."""
+        if not ids:
+            return {}
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
-                "ORDER BY created_at DESC, id DESC LIMIT ?",
-                (*params, limit + 1),
-            ).fetchall()
-        result = [WorkflowRow.from_db(r) for r in rows[:limit]]
-        nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
-        return result, nxt
+            return tags_of(conn, ids)
 
     def counts(self) -> dict[str, int]:
         with self._read() as conn:

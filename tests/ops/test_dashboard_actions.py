@@ -189,3 +189,44 @@ def test_queue_and_schedule_pages(browser: WebDriver, node: edge.Node,  # noqa: 
 gate = app.workflows["gate"].fn
 job = app.workflows["job"].fn
 parent = app.workflows["parent"].fn
+
+
+def test_search_by_tag_prefix_and_time(browser: WebDriver, node: edge.Node,  # noqa: F811
+                                       url: str) -> None:
+    app.start(job, "t1", id="srch-paris-1", tags={"site": "paris"}).result(timeout=TIMEOUT)
+    app.start(job, "t2", id="srch-lyon-1", tags={"site": "lyon"}).result(timeout=TIMEOUT)
+    app.start(job, "t3", id="srch-paris-2", tags={"site": "paris", "vip": "yes"}).result(
+        timeout=TIMEOUT)
+    open_page(browser, url)
+    browser.find_element(By.ID, "f-tag").send_keys("site=paris")
+    browser.find_element(By.ID, "search-go").click()
+    until(browser, lambda d: row_ids(d) == ["srch-paris-2", "srch-paris-1"], "the tag search")
+    assert "tag=site%3Dparis" in browser.current_url  # the search is in the fragment
+
+    browser.find_element(By.ID, "f-tag").send_keys(" vip=yes")
+    browser.find_element(By.ID, "search-go").click()
+    until(browser, lambda d: row_ids(d) == ["srch-paris-2"], "two tags must both match")
+
+    browser.find_element(By.ID, "search-clear").click()
+    browser.find_element(By.ID, "f-prefix").send_keys("srch-lyon")
+    browser.find_element(By.ID, "search-go").click()
+    until(browser, lambda d: row_ids(d) == ["srch-lyon-1"], "the prefix search")
+
+    # A time range that ends before anything was created shows nothing.
+    browser.find_element(By.ID, "search-clear").click()
+    browser.execute_script(
+        "document.getElementById('f-until').value = '2001-01-01T00:00:00';")
+    browser.find_element(By.ID, "search-go").click()
+    until(browser, lambda d: d.find_element(By.ID, "wf-empty").is_displayed(), "an empty range")
+    assert text(browser, "#wf-empty") == "no workflows match these filters"
+
+    # A tag chip in the detail lists the workflows with that tag.
+    open_detail(browser, url, "srch-lyon-1")
+    browser.find_element(By.CSS_SELECTOR, "#detail-tags .tagchip").click()
+    until(browser, lambda d: row_ids(d) == ["srch-lyon-1"], "the tag chip's search")
+    assert console_problems(browser) == []
+
+
+def row_ids(driver: WebDriver) -> list[str]:
+    return [str(r.get_attribute("data-id"))
+            for r in driver.find_elements(By.CSS_SELECTOR, "#wf-rows tr")]

@@ -11,7 +11,8 @@
 
   const $ = (id) => document.getElementById(id);
   // What the user looks at; mirrored in the URL fragment (#status=&workflow=&limit=&id=).
-  const view = { page: "workflows", status: "", workflow: "", limit: DEFAULT_LIMIT, id: null };
+  const view = { page: "workflows", status: "", workflow: "", limit: DEFAULT_LIMIT, id: null,
+                 tags: [], prefix: "", since: "", until: "" };
   const st = {
     token: null, cursors: [null], nextCursor: null, paused: false, timer: 0, busy: false,
     again: false, skewMs: 0, names: null,
@@ -111,6 +112,10 @@
     const n = Number(p.get("limit"));
     view.limit = Number.isInteger(n) && n >= 1 && n <= 1000 ? n : DEFAULT_LIMIT;
     view.id = p.get("id") || null;
+    view.tags = p.getAll("tag").filter((t) => t.includes("="));
+    view.prefix = p.get("prefix") || "";
+    view.since = p.get("since") || "";
+    view.until = p.get("until") || "";
     const pg = p.get("page") || "workflows";
     view.page = PAGES.includes(pg) ? pg : "workflows";
     writeFragment();
@@ -120,6 +125,10 @@
     if (view.page !== "workflows") p.set("page", view.page);
     if (view.status) p.set("status", view.status);
     if (view.workflow) p.set("workflow", view.workflow);
+    for (const t of view.tags) p.append("tag", t);
+    if (view.prefix) p.set("prefix", view.prefix);
+    if (view.since) p.set("since", view.since);
+    if (view.until) p.set("until", view.until);
     if (view.limit !== DEFAULT_LIMIT) p.set("limit", String(view.limit));
     if (id) p.set("id", id);
     const text = p.toString();
@@ -307,13 +316,29 @@
     });
     $("wf-rows").replaceChildren(...rows);
     $("wf-empty").hidden = rows.length > 0;
-    $("wf-empty").textContent = view.status || view.workflow
+    $("wf-empty").textContent = view.status || view.workflow || searching()
       ? "no workflows match these filters" : "no workflows yet";
     st.nextCursor = page.next_cursor || null;
     $("older").disabled = !st.nextCursor;
     $("newer").disabled = st.cursors.length <= 1;
     const pageNo = st.cursors.length;
     $("page-info").textContent = "page " + pageNo + " \u00b7 " + rows.length + " shown";
+  }
+
+  const searching = () => view.tags.length || view.prefix || view.since || view.until;
+
+  // datetime-local holds local wall time without a zone; the API wants an absolute time.
+  function toIso(local) {
+    if (!local) return "";
+    const t = new Date(local);
+    return Number.isNaN(t.getTime()) ? "" : t.toISOString();
+  }
+  function toLocal(iso) {
+    const t = ms(iso);
+    if (t === null) return "";
+    const d = new Date(t);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
   function markSelected() {
@@ -359,6 +384,16 @@
       meta.push(["Parent", h("a", {
         href: fragment(d.parent_id), class: "mono", text: d.parent_id,
         onclick: (ev) => { ev.preventDefault(); select(d.parent_id); } })]);
+    }
+    const tags = Object.entries(d.tags || {});
+    if (tags.length) {
+      meta.push(["Tags", h("span", { id: "detail-tags" }, tags.map(([k, v]) => h("button", {
+        type: "button", class: "tagchip", title: "list workflows tagged " + k + "=" + v,
+        text: k + "=" + v, onclick: () => {
+          view.tags = [k + "=" + v];
+          view.prefix = view.since = view.until = "";
+          setFilter("", "");
+        } })))]);
     }
     kids.push(h("dl", { class: "kv" }, kv(meta)));
     const inp = d.input || {};
@@ -681,6 +716,10 @@
     const p = new URLSearchParams();
     if (view.status) p.set("status", view.status);
     if (view.workflow) p.set("workflow", view.workflow);
+    for (const t of view.tags) p.append("tag", t);
+    if (view.prefix) p.set("prefix", view.prefix);
+    if (view.since) p.set("since", view.since);
+    if (view.until) p.set("until", view.until);
     p.set("limit", String(view.limit));
     const cursor = st.cursors[st.cursors.length - 1];
     if (cursor) p.set("cursor", cursor);
@@ -815,6 +854,10 @@
 
   function syncControls() {
     $("f-status").value = view.status;
+    $("f-tag").value = view.tags.join(" ");
+    $("f-prefix").value = view.prefix;
+    $("f-since").value = toLocal(view.since);
+    $("f-until").value = toLocal(view.until);
     const sel = $("f-workflow");
     if (view.workflow && ![...sel.options].some((o) => o.value === view.workflow)) {
       $("f-workflow").append(h("option", { value: view.workflow, text: view.workflow }));
@@ -870,6 +913,19 @@
       saveToken(st.token);
       st.names = null;
       refresh();
+    });
+    $("search").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      view.tags = $("f-tag").value.split(/\s+/).filter((t) => t.includes("="));
+      view.prefix = $("f-prefix").value.trim();
+      view.since = toIso($("f-since").value);
+      view.until = toIso($("f-until").value);
+      setFilter(view.status, view.workflow);
+    });
+    $("search-clear").addEventListener("click", () => {
+      view.tags = [];
+      view.prefix = view.since = view.until = "";
+      setFilter(view.status, view.workflow);
     });
     $("jump").addEventListener("submit", (ev) => {
       ev.preventDefault();

@@ -73,7 +73,8 @@ def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
             raise NotFound(f"no workflow with id {wid!r} in {Path(data_dir) / DB_NAME}",
                            f"list workflows with: edge list --data-dir {data_dir}")
         out: dict[str, Any] = workflow_detail(row, store.load_ops(wid),
-                                              store.tags_for([wid]).get(wid))
+                                              store.tags_for([wid]).get(wid),
+                                              store.load_attempts(wid))
         return out
 
 
@@ -435,6 +436,20 @@ def format_show(view: dict[str, Any], *, color: bool | None = None, width: int |
     lines.append(table(header, steps, color=color, width=width, styles=[
         _plain, _plain, _plain, _status_sgr, attempts_sgr, _plain, _plain,
         lambda c: _RED if c else ""]))
+    history = [(s, a) for s in view.get("steps") or [] for a in s.get("history") or []]
+    if history:
+        lines.append("")
+        lines.append("failed attempts:")
+        for s, a in history:
+            retry = f", retry at {short_time(a['retry_at'])}" if a.get("retry_at") else ""
+            lines.append(safe(f"  seq {s['seq']} {s['name']} attempt {a['attempt']} "
+                              f"at {short_time(a['finished_at'])}{retry}: "
+                              f"{_clip(_error_text(a['error']), 300)}"))
+    for s in view.get("steps") or []:
+        if s.get("next_retry_at"):
+            lines.append(safe(f"next retry of seq {s['seq']} {s['name']}: "
+                              f"{short_time(s['next_retry_at'])} "
+                              f"({_relative(s['next_retry_at'], at)})"))
     return "\n".join(lines)
 
 

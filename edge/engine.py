@@ -163,6 +163,14 @@ class RunContext:
         self.node.store.record_op(op, self.token, self.node.clock.time())
         self.ops[op.seq] = op
 
+    def record_failed(self, op: OpRow, retry_in: float | None = None) -> None:
+        """A failed attempt: its progress row and its history row (the retry due in
+        ``retry_in`` s, or None when this failure is final)."""
+        now = self.node.clock.time()
+        self.node.store.record_failed_attempt(
+            op, self.token, now, None if retry_in is None else now + retry_in)
+        self.ops[op.seq] = op
+
 
 _local = threading.local()
 
@@ -235,15 +243,16 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             error = encode(_error_dict(exc), f"error of step {sd.name}")
             retry = attempt <= sd.retries and not isinstance(exc, sd.non_retryable)
             if retry:
-                run.record(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
-                                      attempts=attempt, started=started))
+                delay = sd.delay(attempt, run.rng)
+                run.record_failed(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
+                                             attempts=attempt, started=started), delay)
                 node.metrics.step_outcome(sd.name, "retried")
-                if node.clock.sleep(sd.delay(attempt, run.rng), node.draining):
+                if node.clock.sleep(delay, node.draining):
                     raise Drain() from None
                 attempt += 1
                 continue
-            run.record(run.new_op(seq, "step", sd.name, "FAILED", error=error,
-                                  attempts=attempt, started=started))
+            run.record_failed(run.new_op(seq, "step", sd.name, "FAILED", error=error,
+                                         attempts=attempt, started=started))
             node.metrics.step_outcome(sd.name, "failed")
             raise StepFailed(type(exc).__name__, str(exc), sd.name, seq) from exc
         finally:

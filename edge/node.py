@@ -431,7 +431,8 @@ class Node(ManageVerbs):
         row = self.store.get_workflow(wid)
         if row is None:
             raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
-        return workflow_detail(row, self.store.load_ops(wid), self.store.tags_for([wid]).get(wid))
+        return workflow_detail(row, self.store.load_ops(wid), self.store.tags_for([wid]).get(wid),
+                               self.store.load_attempts(wid))
 
     def list_workflows(self, status: str | None = None, workflow: str | None = None,
                        limit: int = 50, cursor: str | None = None,

@@ -50,7 +50,13 @@ def summaries(store: Store, rows: list[WorkflowRow]) -> list[dict[str, Any]]:
     return [workflow_summary(r, tags.get(r.id)) for r in rows]
 
 
-def op_view(op: OpRow) -> dict[str, Any]:
+def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One operation; ``attempts``: its failed attempts (``Store.load_attempts``), shown as
+    ``history`` with, for a step waiting to retry, ``next_retry_at``."""
+    history = [{"attempt": a["attempt"], "error": _json_or_none(a["error"]),
+                "finished_at": iso(a["finished_at"]), "retry_at": iso(a["retry_at"])}
+               for a in attempts or []]
+    retry_at = history[-1]["retry_at"] if history and op.status == "RUNNING" else None
     return {
         "seq": op.seq,
         "kind": op.kind,
@@ -61,11 +67,13 @@ def op_view(op: OpRow) -> dict[str, Any]:
         "error": _json_or_none(op.error),
         "started_at": iso(op.started_at),
         "finished_at": iso(op.finished_at),
+        "history": history,
+        "next_retry_at": retry_at,
     }
 
 
-def workflow_detail(wf: WorkflowRow, ops: list[OpRow],
-                    tags: dict[str, str] | None = None) -> dict[str, Any]:
+def workflow_detail(wf: WorkflowRow, ops: list[OpRow], tags: dict[str, str] | None = None,
+                    attempts: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     view = workflow_summary(wf, tags)
-    view["steps"] = [op_view(op) for op in ops]
+    view["steps"] = [op_view(op, (attempts or {}).get(op.seq)) for op in ops]
     return view

@@ -88,7 +88,13 @@ OPENAPI: dict[str, Any] = {
                 "status": {"enum": ["RUNNING", "SUCCEEDED", "FAILED"]},
                 "attempts": {"type": "integer"}, "output": {},
                 "error": {"oneOf": [{"type": "null"}, _ref("WorkflowError")]},
-                "started_at": _TIME, "finished_at": _TIME}},
+                "started_at": _TIME, "finished_at": _TIME,
+                "history": {"type": "array", "description": "failed attempts, oldest first",
+                            "items": {"type": "object", "properties": {
+                                "attempt": {"type": "integer"},
+                                "error": {"oneOf": [{"type": "null"}, _ref("WorkflowError")]},
+                                "finished_at": _TIME, "retry_at": _TIME}}},
+                "next_retry_at": _TIME}},
             "WorkflowDetail": {"allOf": [_ref("Workflow"), {
                 "type": "object", "required": ["steps"],
                 "properties": {"steps": {"type": "array", "items": _ref("Step")}}}]},

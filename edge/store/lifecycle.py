@@ -183,6 +183,7 @@ def prune_batch(store: Store, cutoff: float, limit: int = 500) -> int:
             "LIMIT ?", (cutoff, limit))]
         for table, col in (("operations", "workflow_id"), ("events", "workflow_id"),
                            ("published", "workflow_id"), ("workflow_tags", "workflow_id"),
+                           ("step_attempts", "workflow_id"),
                            ("workflows", "id")):
             conn.executemany(f"DELETE FROM {table} WHERE {col} = ?", [(i,) for i in ids])
         return len(ids)

@@ -150,6 +150,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX workflow_tags_by_value ON workflow_tags(key, value, workflow_id)",
             # Unfiltered, --since/--until and id-prefix listings, newest first.
             "CREATE INDEX workflows_by_created ON workflows(created_at, id)",
+            # Each failed attempt of a step (its error, when it ended, when the retry is
+            # due): written only on failure, so a step that succeeds pays nothing.
+            """CREATE TABLE step_attempts (
+                workflow_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                attempt INTEGER NOT NULL,
+                error TEXT NOT NULL,
+                finished_at REAL NOT NULL,
+                retry_at REAL,
+                checksum INTEGER NOT NULL,
+                PRIMARY KEY (workflow_id, seq, attempt)
+            ) WITHOUT ROWID""",
         ),
     ),
 )

@@ -31,7 +31,7 @@ APP = "tests.integration.apps.basic_app:app"
 SHOW_KEYS = {"id", "workflow", "status", "input", "output", "error", "created_at", "updated_at",
              "wake_at", "waiting_for", "blocked_on", "steps"}
 STEP_KEYS = {"seq", "kind", "name", "status", "attempts", "output", "error", "started_at",
-             "finished_at"}
+             "finished_at", "history", "next_retry_at"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:

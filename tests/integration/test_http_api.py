@@ -165,7 +165,7 @@ def test_describe_list_and_pagination(node: edge.Node, port: int, client: Client
     assert view["id"] == wid and view["input"] == {"args": [], "kwargs": {"name": "list"}}
     step = view["steps"][0]
     assert set(step) == {"seq", "kind", "name", "status", "attempts", "output", "error",
-                         "started_at", "finished_at"}
+                         "started_at", "finished_at", "history", "next_retry_at"}
     assert step["seq"] == 1 and step["status"] == "SUCCEEDED"
     status, body = call_json(port, "GET", "/v1/workflows/list%2F1%20%C3%A9")
     assert status == 200 and body["id"] == wid

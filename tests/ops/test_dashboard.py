@@ -269,6 +269,12 @@ def test_failed_workflow_shows_errors_and_attempts(browser: WebDriver, url: str)
     cells = [c.text for c in step.find_elements(By.TAG_NAME, "td")]
     assert cells[1:4] == ["refund_payment", "FAILED", "3"]
     assert text(browser, "#steps tr.errrow") == "PaymentDeclined: card for order-2 was closed"
+    # Every failed attempt is listed, with when it failed; the retried ones say when the
+    # retry was due, the final one does not.
+    attempts = browser.find_elements(By.CSS_SELECTOR, "#steps tr.attempt")
+    assert [a.get_attribute("data-attempt") for a in attempts] == ["1", "2", "3"]
+    assert all("PaymentDeclined: card for order-2 was closed" in a.text for a in attempts)
+    assert ["retry at" in a.text for a in attempts] == [True, True, False]
     browser.find_element(By.ID, "detail-close").click()
     until(browser, lambda d: not d.find_element(By.ID, "detail").is_displayed(), "closed")
     assert "id=" not in browser.execute_script("return location.hash")

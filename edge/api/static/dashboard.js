@@ -614,6 +614,23 @@
         h("td", { class: "num", text: dur(secs) }),
         h("td", { class: "bar" }, h("div", { class: "track" }, seg)),
         h("td", { class: "out mono", title: out, text: clip(out, 200) })));
+      for (const a of s.history || []) {
+        const when = ms(a.retry_at);
+        rows.push(h("tr", { class: "attempt", data: { seq: String(s.seq), attempt: String(a.attempt) } },
+          h("td"),
+          h("td", { colspan: "6" },
+            h("span", { class: "kind", text: "attempt " + a.attempt + " failed " +
+                                             clock(ms(a.finished_at)) }),
+            " ", h("span", { class: "err", text: errText(a.error) }),
+            when === null ? null : h("span", { class: "kind",
+                                              text: " \u00b7 retry at " + clock(when) }))));
+      }
+      if (s.next_retry_at) {
+        const next = ms(s.next_retry_at);
+        rows.push(h("tr", { class: "next-retry", data: { seq: String(s.seq) } }, h("td"),
+          h("td", { colspan: "6" }, h("b", { text: "next retry " }),
+            clock(next) + " (" + rel(next) + ")")));
+      }
       if (s.error) {
         rows.push(h("tr", { class: "errrow" }, h("td"),
                     h("td", { colspan: "6", text: errText(s.error) })));

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from edge import queues
+from edge.cancels import CancelFlags
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
@@ -38,6 +39,7 @@ from edge.errors import (
     UsageError,
     WorkflowCancelled,
     WorkflowFailed,
+    WriteFailed,
 )
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
@@ -49,6 +51,7 @@ from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
 from edge.store import queues as store_queues
 from edge.views import workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
+from edge.write_recovery import TIMER_KEY, WriteRecovery
 
 if TYPE_CHECKING:
     from edge.api.server import ApiServer
@@ -80,7 +83,7 @@ class Node(ManageVerbs):
         self.state = "created"
         self.ready = False
         self.draining = threading.Event()
-        self.cancel_requests: set[str] = set()
+        self.cancel_requests = CancelFlags(self.draining)
         self.node_id = ""
         self.started_at = self.clock.time()
         self._store: Store | None = None
@@ -97,6 +100,8 @@ class Node(ManageVerbs):
         self.queues = queues.Dispatcher(self)
         self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
+        self.writes = WriteRecovery(self)
+        self._writes_failing = False
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -151,6 +156,7 @@ class Node(ManageVerbs):
             self.replication.before_open()  # lease, trust decision, restore
         self._check_not_stopping()
         self._store = Store.open(s.db_path, s.durability, self.clock.time())
+        self._store.on_write_error(self._on_write_error)
         os.chmod(s.db_path, 0o600)
         if self.replication is not None:
             self.replication.after_open()  # record epoch/owner, start the sidecar
@@ -192,6 +198,7 @@ class Node(ManageVerbs):
         self.ready = False
         self.metrics.ready.set(0)
         self.draining.set()
+        self.cancel_requests.interrupt_all()  # retry back-offs end: drain
         self.timers.stop()
         if not self.workers.stop(grace):
             log.warning("grace period of %.1f s ran out with steps still running; "
@@ -210,6 +217,7 @@ class Node(ManageVerbs):
         self.ready = False
         self.metrics.ready.set(0)
         self.draining.set()
+        self.cancel_requests.interrupt_all()
         self.timers.stop()
         self.workers.stop(self.settings.grace_period)
         self._teardown(flush=False, quarantine_db=quarantine_db)
@@ -249,6 +257,27 @@ class Node(ManageVerbs):
         with self._finished:
             self._finished.notify_all()
 
+    def _on_write_error(self, err: WriteFailed | None) -> None:
+        # Called by the store for every refused write, and once with None when writes
+        # succeed again: count, report each transition once, keep a retry round armed.
+        if err is not None:
+            self.metrics.write_error(err.code)
+            if not self._writes_failing:
+                self._writes_failing = True
+                self.metrics.ready.set(0)
+                log.error("writes fail: %s (%s)", err.message, err.hint)
+            self.writes.arm()
+        elif self._writes_failing:
+            self._writes_failing = False
+            self.metrics.ready.set(1 if self.ready else 0)
+            log.info("writes succeed again in %s", self.settings.data_dir)
+
+    def require_writable(self) -> None:
+        """Raise the last write error while writes fail (/readyz answers 503 with it)."""
+        fault = self._store.write_fault if self._store is not None else None
+        if fault is not None:
+            raise fault
+
     def require_ready(self) -> None:
         if not self.ready:
             hint = "wait for /readyz to return 200"
@@ -261,8 +290,21 @@ class Node(ManageVerbs):
     def _timer_due(self, kind: str, key: str, now: float) -> None:
         if self._store is None or self.draining.is_set():
             return
+        if kind == TIMER_KEY:
+            self.writes.retry(now)
+            return
+        self.fire_timer(kind, key, now)
+
+    def fire_timer(self, kind: str, key: str, now: float) -> None:
+        """Do what timer ``kind``/``key`` is for; a failed write defers it (write_recovery)."""
+        try:
+            self._fire_timer(kind, key, now)
+        except WriteFailed as exc:
+            self.writes.strand_timer(kind, key, exc)
+
+    def _fire_timer(self, kind: str, key: str, now: float) -> None:
         if kind == "wake":
-            if self._store.wake(key, now):
+            if self.store.wake(key, now):
                 self.workers.submit(key)
         elif kind == "deadline":
             self._expire(key, now)
@@ -281,12 +323,16 @@ class Node(ManageVerbs):
         if row is None:
             return  # not due, already final, or RUNNING (its own run ends it)
         log.info("workflow %s (%s) ran past its deadline: CANCELLED", wid, row.workflow)
-        self.metrics.workflow_finished(row.workflow, "CANCELLED")
         self._after_cancel(wid, cancelled, row.parent_id)
 
     def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
         for cid in cancelled:
             self.cancel_requests.discard(cid)
+            self.timers.forget_deadline(cid)
+            # Every path to a final state counts once: these ended in the store's cancel
+            # tree (pending, parked, queued; the root or a descendant; a cancel or a deadline).
+            crow = self.store.get_workflow(cid)
+            self.metrics.workflow_finished(crow.workflow if crow else "unknown", "CANCELLED")
         # Running descendants get the in-memory flag too (the store set the durable one).
         todo = [wid]
         while todo:
@@ -314,6 +360,7 @@ class Node(ManageVerbs):
                     queue: str | None = None) -> None:
         self.metrics.workflow_finished(workflow, status)
         self.cancel_requests.discard(wid)
+        self.timers.forget_deadline(wid)
         if parent_id is not None:
             self.workers.submit(parent_id)  # the store woke it if it was waiting on us
         if queue is not None:

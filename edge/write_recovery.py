@@ -100,6 +100,9 @@ class WriteRecovery:
                 node.store.probe_write()
         except WriteFailed:
             pass  # still failing: keep what is left for the next round
+        except Exception:
+            # Not a disk fault (a bug): say so, but keep the retries armed.
+            log.exception("write recovery round failed")
         with self._lock:
             for wid, token in left.items():
                 if token is not None or wid not in self._runs:

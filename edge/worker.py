@@ -113,6 +113,11 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
                                       "message": f"workflow {wid} ran past its deadline"}
     except Cancelled:
         status, error = "CANCELLED", CANCELLED_ERROR
+    except WriteFailed as exc:
+        # A write outside RunContext.call (none is meant to be): never fail the workflow
+        # for the disk's fault.
+        node.writes.strand_run(wid, token, exc)
+        return
     except Exception as exc:
         fatal = run.fatal if run.fatal is not None else exc
         status, error = "FAILED", _error_dict(fatal)

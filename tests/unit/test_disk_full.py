@@ -139,3 +139,49 @@ def test_the_probe_brings_readiness_back_when_nothing_is_stranded() -> None:
         t.advance(5)
         assert http(t, "GET", "/readyz")[0] == 200
         assert t.node.store.write_fault is None
+
+
+def failing_then_ok(monkeypatch: Any, obj: object, name: str, failures: int) -> list[int]:
+    """Make ``obj.name`` refuse ``failures`` calls the way Store.write does on a full disk
+    (a classified SQLITE_FULL), then behave again. Returns the call counter."""
+    from edge.store.faults import classify
+
+    real = getattr(obj, name)
+    calls = [0]
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] <= failures:
+            err = classify(sqlite3.OperationalError("database or disk is full"), "/x/edge.db")
+            assert err is not None
+            raise err
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, wrapper)
+    return calls
+
+
+def test_a_failed_claim_and_a_failed_wake_are_retried(monkeypatch: Any) -> None:
+    clock = edge.FakeClock()
+    app = edge.App("disk-full-paths")
+
+    @app.workflow(name="nap")
+    def nap() -> str:
+        edge.sleep(10)
+        return "rested"
+
+    with TestNode(app, clock=clock) as t:
+        claims = failing_then_ok(monkeypatch, t.node.store, "claim", 2)
+        h = t.start(nap)
+        assert t.status(h.id) == "PENDING" and claims[0] == 1  # held, not dropped
+        t.advance(0.1)
+        assert claims[0] == 2 and t.status(h.id) == "PENDING"
+        t.advance(1)
+        assert t.status(h.id) == "SLEEPING"
+
+        wakes = failing_then_ok(monkeypatch, t.node.store, "wake", 1)
+        t.advance(10)
+        assert wakes[0] >= 1
+        t.advance(1)
+        assert t.status(h.id) == "SUCCEEDED"
+        assert t.result(h.id) == "rested"

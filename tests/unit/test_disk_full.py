@@ -185,3 +185,34 @@ def test_a_failed_claim_and_a_failed_wake_are_retried(monkeypatch: Any) -> None:
         t.advance(1)
         assert t.status(h.id) == "SUCCEEDED"
         assert t.result(h.id) == "rested"
+
+
+def test_a_batch_whose_transaction_sqlite_rolled_back_fails_whole_with_the_disk_error(
+        tmp_path: Any) -> None:
+    """Group commit: SQLITE_FULL in one request of a batch rolls the whole transaction
+    back; every request then carries that error (classified as disk_full), never a
+    'no such savepoint' bug, and nothing of the batch is committed."""
+    from edge.errors import WriteFailed
+    from edge.store.faults import classify
+    from edge.store.writer import GroupCommitWriter, _Request
+
+    conn = sqlite3.connect(tmp_path / "b.db", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    writer = GroupCommitWriter(conn)
+
+    def small(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (1)")
+
+    def big(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (?)", ("x" * BIG,))
+
+    batch = [_Request(small), _Request(big), _Request(small)]
+    writer._commit(batch)
+    for req in batch:
+        assert req.done and req.error is not None
+        assert isinstance(classify(req.error, tmp_path / "b.db"), WriteFailed), req.error
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    conn.close()

@@ -528,6 +528,8 @@ class Node(ManageVerbs):
                         "queued": self.workers.depth()},
             "replication": None,
         }
+        fault = self._store.write_fault if self._store is not None else None
+        out["write_fault"] = None if fault is None else fault.to_dict()  # writes fail now
         if self.replication is not None:
             out["replication"] = self.replication.status()
             out["leader"] = self._lock.held and self.replication.holding

@@ -102,6 +102,7 @@ class Node(ManageVerbs):
         self.timers = Timers(self.clock, self._timer_due)
         self.writes = WriteRecovery(self)
         self._writes_failing = False
+        self._writes_logged: float | None = None
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -265,12 +266,16 @@ class Node(ManageVerbs):
             if not self._writes_failing:
                 self._writes_failing = True
                 self.metrics.ready.set(0)
-                log.error("writes fail: %s (%s)", err.message, err.hint)
+                # Retries flap the state while the disk stays full: one line per 10 s.
+                mono = self.clock.monotonic()
+                if self._writes_logged is None or mono - self._writes_logged > 10.0:
+                    self._writes_logged = mono
+                    log.error("writes fail: %s (%s)", err.message, err.hint)
             self.writes.arm()
         elif self._writes_failing:
             self._writes_failing = False
             self.metrics.ready.set(1 if self.ready else 0)
-            log.info("writes succeed again in %s", self.settings.data_dir)
+            log.debug("writes succeed again in %s", self.settings.data_dir)
 
     def require_writable(self) -> None:
         """Raise the last write error while writes fail (/readyz answers 503 with it)."""

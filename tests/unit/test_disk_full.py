@@ -61,6 +61,7 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
     app = edge.App("disk-full")
     gate = threading.Event()
     entered: list[str] = []
+    held: list[str] = []
 
     @app.step()
     def produce() -> str:
@@ -68,13 +69,26 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
         gate.wait(30)  # real time: lets the test fill the disk while the steps run
         return "x" * BIG
 
+    @app.step()
+    def hold() -> str:
+        held.append(edge.context().workflow_id)
+        return "small"
+
     @app.workflow(name="big")
     def big(pad: str = "") -> int:
-        return len(produce())
+        return len(produce())  # its checkpoint fails
+
+    @app.workflow(name="big_result")
+    def big_result() -> str:
+        out = hold()  # checkpointed before the disk fills
+        entered.append(edge.context().workflow_id)
+        gate.wait(30)
+        return out + "y" * BIG  # its finish fails
 
     with TestNode(app, clock=clock, listen="127.0.0.1:0", workers=8) as t:
         ids = [app.start(big, id=f"w{i}").id for i in range(5)]  # acknowledged
-        wait_until(lambda: len(set(entered)) == 5, what="every step to start")
+        ids += [app.start(big_result, id=f"r{i}").id for i in range(3)]
+        wait_until(lambda: len(set(entered)) == 8, what="every step to start")
         set_max_pages(t, None)  # the disk is now full for anything that grows the file
         before = write_errors(t, "disk_full")
         gate.set()
@@ -82,8 +96,8 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
 
         # Nothing lost, nothing finished: each run is held, its claim kept.
         assert {t.node.store.get_workflow(i).status for i in ids} == {"RUNNING"}
-        assert t.node.writes.pending() == 5
-        assert write_errors(t, "disk_full") >= before + 5
+        assert t.node.writes.pending() == 8
+        assert write_errors(t, "disk_full") >= before + 8
         status, body = http(t, "GET", "/readyz")
         assert status == 503 and body["code"] == "disk_full", body
         assert str(t.data_dir) in body["hint"], body
@@ -108,7 +122,9 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
         t.advance(5)
         for i in ids:
             assert t.status(i) == "SUCCEEDED", t.describe(i)
-            assert t.result(i) == BIG
+            assert t.result(i) == (BIG if i.startswith("w") else "small" + "y" * BIG)
+        # The finish re-ran from the checkpoint: hold's body ran once per workflow.
+        assert sorted(held) == ["r0", "r1", "r2"]
         assert t.node.writes.pending() == 0
         status, body = http(t, "GET", "/readyz")
         assert status == 200, body

@@ -101,8 +101,6 @@ class Node(ManageVerbs):
         self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
         self.writes = WriteRecovery(self)
-        self._writes_failing = False
-        self._writes_logged: float | None = None
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -157,7 +155,7 @@ class Node(ManageVerbs):
             self.replication.before_open()  # lease, trust decision, restore
         self._check_not_stopping()
         self._store = Store.open(s.db_path, s.durability, self.clock.time())
-        self._store.on_write_error(self._on_write_error)
+        self._store.on_write_error(self.writes.on_write_error)
         os.chmod(s.db_path, 0o600)
         if self.replication is not None:
             self.replication.after_open()  # record epoch/owner, start the sidecar
@@ -257,25 +255,6 @@ class Node(ManageVerbs):
         self._stopped.set()
         with self._finished:
             self._finished.notify_all()
-
-    def _on_write_error(self, err: WriteFailed | None) -> None:
-        # Called by the store for every refused write, and once with None when writes
-        # succeed again: count, report each transition once, keep a retry round armed.
-        if err is not None:
-            self.metrics.write_error(err.code)
-            if not self._writes_failing:
-                self._writes_failing = True
-                self.metrics.ready.set(0)
-                # Retries flap the state while the disk stays full: one line per 10 s.
-                mono = self.clock.monotonic()
-                if self._writes_logged is None or mono - self._writes_logged > 10.0:
-                    self._writes_logged = mono
-                    log.error("writes fail: %s (%s)", err.message, err.hint)
-            self.writes.arm()
-        elif self._writes_failing:
-            self._writes_failing = False
-            self.metrics.ready.set(1 if self.ready else 0)
-            log.debug("writes succeed again in %s", self.settings.data_dir)
 
     def require_writable(self) -> None:
         """Raise the last write error while writes fail (/readyz answers 503 with it)."""

@@ -46,6 +46,29 @@ class WriteRecovery:
         self._delay = MIN_DELAY
         self._armed = False
         self._last_failure: float | None = None
+        self._failing = False
+        self._logged: float | None = None
+
+    def on_write_error(self, err: WriteFailed | None) -> None:
+        """The store's hook: ``err`` for every refused write, None once when writes
+        succeed again. Counts, reports each transition, keeps a retry round armed."""
+        node = self._node
+        if err is None:
+            if self._failing:
+                self._failing = False
+                node.metrics.ready.set(1 if node.ready else 0)
+                log.debug("writes succeed again in %s", node.settings.data_dir)
+            return
+        node.metrics.write_error(err.code)
+        if not self._failing:
+            self._failing = True
+            node.metrics.ready.set(0)
+            # Retries flap the state while the disk stays full: one line per QUIET s.
+            mono = node.clock.monotonic()
+            if self._logged is None or mono - self._logged > QUIET:
+                self._logged = mono
+                log.error("writes fail: %s (%s)", err.message, err.hint)
+        self.arm()
 
     def pending(self) -> int:
         with self._lock:

@@ -76,15 +76,16 @@ class WriteRecovery:
 
     def strand_run(self, wid: str, token: str | None, err: WriteFailed) -> None:
         """A run of ``wid`` stopped on a failed write; ``token``: the claim it still holds."""
-        log.warning("workflow %s paused: %s; it re-runs from its last checkpoint once "
-                    "writes succeed", wid, err.message)
+        # Debug only: the node logs one error line per failing period (on_write_error).
+        log.debug("workflow %s held: %s; it re-runs from its last checkpoint once "
+                  "writes succeed", wid, err.message)
         with self._lock:
             if token is not None or wid not in self._runs:
                 self._runs[wid] = token
         self.arm()
 
     def strand_timer(self, kind: str, key: str, err: WriteFailed) -> None:
-        log.warning("timer %s %s deferred: %s", kind, key, err.message)
+        log.debug("timer %s %s deferred: %s", kind, key, err.message)
         with self._lock:
             self._timers.add((kind, key))
         self.arm()
@@ -111,6 +112,7 @@ class WriteRecovery:
             runs, self._runs = self._runs, {}
             timers, self._timers = self._timers, set()
         left: dict[str, str | None] = dict(runs)
+        left_timers = set(timers)
         try:
             for wid, token in runs.items():
                 # CAS on the token it still holds: a newer state (resumed, recovered) wins.
@@ -118,6 +120,7 @@ class WriteRecovery:
                     node.workers.submit(wid)
                 del left[wid]
             for kind, key in timers:
+                left_timers.discard((kind, key))
                 node.fire_timer(kind, key, now)  # re-strands itself if it fails again
             if not runs and not timers and node.store.write_fault is not None:
                 node.store.probe_write()
@@ -130,6 +133,7 @@ class WriteRecovery:
             for wid, token in left.items():
                 if token is not None or wid not in self._runs:
                     self._runs[wid] = token
+            self._timers |= left_timers
             busy = bool(self._runs or self._timers or node.store.write_fault is not None)
             self._delay = min(MAX_DELAY, self._delay * 2)
         if busy:

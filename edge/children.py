@@ -33,9 +33,8 @@ def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs:
     op = run.new_op(seq, "child", wd.name, "SUCCEEDED", output=encode(child_id, "child id"))
     now = node.clock.time()
     t = timeout if timeout is not None else wd.timeout
-    created = node.store.start_child(op, run.token, child_id, wd.name, input_text, now,
-                                     queue or wd.queue, None if t is None else now + t,
-                                     own_tags)
+    created = run.call(node.store.start_child, op, run.token, child_id, wd.name, input_text,
+                       now, queue or wd.queue, None if t is None else now + t, own_tags)
     run.ops[seq] = op
     if created:
         node.on_started(wd.name, child_id, queue or wd.queue)
@@ -51,7 +50,8 @@ def child_result(run: RunContext, handle: Handle) -> Any:
         return _outcome(handle.id, decode(rec.output or "{}"))
     op = rec or run.new_op(seq, "child_result", handle.workflow or "child", "RUNNING",
                            output=encode({"child": handle.id}, "child id"))
-    child = node.store.child_outcome_or_park(op, run.token, handle.id, node.clock.time())
+    child = run.call(node.store.child_outcome_or_park, op, run.token, handle.id,
+                     node.clock.time())
     if child is None:
         arm_deadline(run)
         raise Suspend()

@@ -38,9 +38,10 @@ from edge.errors import (
     NotReady,
     StepFailed,
     UsageError,
+    WriteFailed,
 )
 from edge.serialization import decode, encode
-from edge.store import OpRow, WorkflowRow
+from edge.store import CancelPending, OpRow, WorkflowRow
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -59,6 +60,16 @@ class Suspend(BaseException):
 
 class Drain(BaseException):
     """Unwinds a workflow because the node is stopping; it resumes at the next boot."""
+
+
+class WriteStalled(BaseException):
+    """Unwinds a run whose write failed (disk full, I/O error): a BaseException, so user
+    code cannot catch it and go on as if its step were checkpointed. The worker hands
+    the run to the node's write recovery, which re-runs it once writes succeed."""
+
+    def __init__(self, error: WriteFailed) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class DeadlineExceeded(Cancelled):
@@ -135,7 +146,10 @@ class RunContext:
         node = self.node
         if self.wf.id in node.cancel_requests:
             raise Cancelled()
-        if self.wf.deadline is not None and node.clock.time() > self.wf.deadline:
+        # The timers' rule: wall time past the deadline *and* monotonic progress, so a
+        # wall clock stepped forward cannot end a workflow early.
+        if self.wf.deadline is not None and node.timers.deadline_passed(self.wf.id,
+                                                                         self.wf.deadline):
             raise DeadlineExceeded()
         if node.draining.is_set():
             raise Drain()
@@ -159,16 +173,26 @@ class RunContext:
         return OpRow(self.wf.id, seq, kind, name, status, attempts, output, error,
                      started if started is not None else now, final)
 
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """A store write of this run: a cancel pending in the database ends the run
+        CANCELLED, a failed write unwinds it (neither can be caught by user code)."""
+        try:
+            return fn(*args, **kwargs)
+        except CancelPending:
+            raise Cancelled() from None
+        except WriteFailed as exc:
+            raise WriteStalled(exc) from None
+
     def record(self, op: OpRow) -> None:
-        self.node.store.record_op(op, self.token, self.node.clock.time())
+        self.call(self.node.store.record_op, op, self.token, self.node.clock.time())
         self.ops[op.seq] = op
 
     def record_failed(self, op: OpRow, retry_in: float | None = None) -> None:
         """A failed attempt: its progress row and its history row (the retry due in
         ``retry_in`` s, or None when this failure is final)."""
         now = self.node.clock.time()
-        self.node.store.record_failed_attempt(
-            op, self.token, now, None if retry_in is None else now + retry_in)
+        self.call(self.node.store.record_failed_attempt,
+                  op, self.token, now, None if retry_in is None else now + retry_in)
         self.ops[op.seq] = op
 
 
@@ -247,8 +271,8 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 run.record_failed(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
                                              attempts=attempt, started=started), delay)
                 node.metrics.step_outcome(sd.name, "retried")
-                if node.clock.sleep(delay, node.draining):
-                    raise Drain() from None
+                if node.cancel_requests.sleep(run.wf.id, node.clock, delay):
+                    run.guard()  # a cancel or a drain cut the back-off short
                 attempt += 1
                 continue
             run.record_failed(run.new_op(seq, "step", sd.name, "FAILED", error=error,
@@ -331,7 +355,7 @@ def set_event(key: str, value: Any) -> None:
     op = run.new_op(seq, "set_event", key, "SUCCEEDED", output=text)
     from edge.store import lifecycle
 
-    lifecycle.publish(node.store, op, run.token, node.clock.time())
+    run.call(lifecycle.publish, node.store, op, run.token, node.clock.time())
     run.ops[seq] = op
     node.on_published()
 
@@ -388,8 +412,8 @@ def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -
             run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=out))
             return
         op = run.new_op(seq, "sleep", name, "RUNNING", output=out)
-        node.store.suspend(run.wf.id, run.token, "SLEEPING", now_,
-                           wake_at=wake_at, waiting_for=None, op=op)
+        run.call(node.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
+                 wake_at=wake_at, waiting_for=None, op=op)
         run.ops[seq] = op
     elif rec.status == "SUCCEEDED":
         return
@@ -399,8 +423,8 @@ def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -
             run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=rec.output,
                                   started=rec.started_at))
             return
-        node.store.suspend(run.wf.id, run.token, "SLEEPING", now_,
-                           wake_at=wake_at, waiting_for=None, op=None)
+        run.call(node.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
+                 wake_at=wake_at, waiting_for=None, op=None)
     node.timers.add(wake_at, run.wf.id)
     arm_deadline(run)
     raise Suspend()
@@ -426,7 +450,7 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
                          output=encode({"deadline": deadline}, "event deadline"))
     else:
         deadline = decode(rec.output or "{}").get("deadline")
-    got = node.store.wait_event_or_park(rec, run.token, now_, deadline)
+    got = run.call(node.store.wait_event_or_park, rec, run.token, now_, deadline)
     if got is not None:
         run.ops[seq] = got
         return decode(got.output or "{}").get("value")

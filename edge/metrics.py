@@ -133,6 +133,11 @@ class Metrics:
         self.info = Gauge("edge_info", "Always 1; labels say how this node is set up",
                           ["replication", "version"], registry=r)
         self.version = version()
+        self.write_errors = Counter("edge_write_errors",
+                                    "Writes the disk refused, by kind (disk_full, io_error)",
+                                    ["kind"], registry=r)
+        for kind in ("disk_full", "io_error"):
+            self.write_errors.labels(kind)  # exported at 0, so alerts see the series
         self._step_children: dict[tuple[str, str], Any] = {}
         self._started_children: dict[str, Any] = {}
         self._finished_children: dict[tuple[str, str], Any] = {}
@@ -176,3 +181,6 @@ class Metrics:
         if child is None:
             child = self._duration_children[step] = self.step_seconds.labels(step)
         child.observe(seconds)
+
+    def write_error(self, kind: str) -> None:
+        self.write_errors.labels(kind).inc()

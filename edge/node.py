@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from edge import queues
+from edge.cancels import CancelFlags
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
@@ -38,6 +39,7 @@ from edge.errors import (
     UsageError,
     WorkflowCancelled,
     WorkflowFailed,
+    WriteFailed,
 )
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
@@ -52,6 +54,7 @@ from edge.tags import check_tags
 from edge.tracing import Tracing, valid_traceparent
 from edge.views import summaries, workflow_detail
 from edge.worker import Timers, Workers
+from edge.write_recovery import TIMER_KEY, WriteRecovery
 
 if TYPE_CHECKING:
     from edge.api.server import ApiServer
@@ -85,7 +88,7 @@ class Node(ManageVerbs):
         self.state = "created"
         self.ready = False
         self.draining = threading.Event()
-        self.cancel_requests: set[str] = set()
+        self.cancel_requests = CancelFlags(self.draining)
         self.node_id = ""
         self.started_at = self.clock.time()
         self._store: Store | None = None
@@ -102,6 +105,7 @@ class Node(ManageVerbs):
         self.queues = queues.Dispatcher(self)
         self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
+        self.writes = WriteRecovery(self)
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -156,6 +160,7 @@ class Node(ManageVerbs):
             self.replication.before_open()  # lease, trust decision, restore
         self._check_not_stopping()
         self._store = Store.open(s.db_path, s.durability, self.clock.time())
+        self._store.on_write_error(self.writes.on_write_error)
         os.chmod(s.db_path, 0o600)
         if self.replication is not None:
             self.replication.after_open()  # record epoch/owner, start the sidecar
@@ -197,6 +202,7 @@ class Node(ManageVerbs):
         self.ready = False
         self.metrics.ready.set(0)
         self.draining.set()
+        self.cancel_requests.interrupt_all()  # retry back-offs end: drain
         self.timers.stop()
         if not self.workers.stop(grace):
             log.warning("grace period of %.1f s ran out with steps still running; "
@@ -215,6 +221,7 @@ class Node(ManageVerbs):
         self.ready = False
         self.metrics.ready.set(0)
         self.draining.set()
+        self.cancel_requests.interrupt_all()
         self.timers.stop()
         self.workers.stop(self.settings.grace_period)
         self._teardown(flush=False, quarantine_db=quarantine_db)
@@ -254,6 +261,12 @@ class Node(ManageVerbs):
         with self._finished:
             self._finished.notify_all()
 
+    def require_writable(self) -> None:
+        """Raise the last write error while writes fail (/readyz answers 503 with it)."""
+        fault = self._store.write_fault if self._store is not None else None
+        if fault is not None:
+            raise fault
+
     def require_ready(self) -> None:
         if not self.ready:
             hint = "wait for /readyz to return 200"
@@ -266,8 +279,21 @@ class Node(ManageVerbs):
     def _timer_due(self, kind: str, key: str, now: float) -> None:
         if self._store is None or self.draining.is_set():
             return
+        if kind == TIMER_KEY:
+            self.writes.retry(now)
+            return
+        self.fire_timer(kind, key, now)
+
+    def fire_timer(self, kind: str, key: str, now: float) -> None:
+        """Do what timer ``kind``/``key`` is for; a failed write defers it (write_recovery)."""
+        try:
+            self._fire_timer(kind, key, now)
+        except WriteFailed as exc:
+            self.writes.strand_timer(kind, key, exc)
+
+    def _fire_timer(self, kind: str, key: str, now: float) -> None:
         if kind == "wake":
-            if self._store.wake(key, now):
+            if self.store.wake(key, now):
                 self.workers.submit(key)
         elif kind == "deadline":
             self._expire(key, now)
@@ -286,12 +312,16 @@ class Node(ManageVerbs):
         if row is None:
             return  # not due, already final, or RUNNING (its own run ends it)
         log.info("workflow %s (%s) ran past its deadline: CANCELLED", wid, row.workflow)
-        self.metrics.workflow_finished(row.workflow, "CANCELLED")
         self._after_cancel(wid, cancelled, row.parent_id)
 
     def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
         for cid in cancelled:
             self.cancel_requests.discard(cid)
+            self.timers.forget_deadline(cid)
+            # Every path to a final state counts once: these ended in the store's cancel
+            # tree (pending, parked, queued; the root or a descendant; a cancel or a deadline).
+            crow = self.store.get_workflow(cid)
+            self.metrics.workflow_finished(crow.workflow if crow else "unknown", "CANCELLED")
         # Running descendants get the in-memory flag too (the store set the durable one).
         todo = [wid]
         while todo:
@@ -319,6 +349,7 @@ class Node(ManageVerbs):
                     queue: str | None = None) -> None:
         self.metrics.workflow_finished(workflow, status)
         self.cancel_requests.discard(wid)
+        self.timers.forget_deadline(wid)
         if parent_id is not None:
             self.workers.submit(parent_id)  # the store woke it if it was waiting on us
         if queue is not None:
@@ -506,6 +537,8 @@ class Node(ManageVerbs):
                         "queued": self.workers.depth()},
             "replication": None,
         }
+        fault = self._store.write_fault if self._store is not None else None
+        out["write_fault"] = None if fault is None else fault.to_dict()  # writes fail now
         if self.replication is not None:
             out["replication"] = self.replication.status()
             out["leader"] = self._lock.held and self.replication.holding

@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edge.errors import ConfigError, UsageError
+from edge.errors import ConfigError, UsageError, WriteFailed
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -126,7 +126,12 @@ class Dispatcher:
         node = self._node
         qd = self.definition(name)
         now = node.clock.time()
-        admitted, retry_at = store_queues.admit(node.store, name, qd.concurrency, qd.rate, now)
+        try:
+            admitted, retry_at = store_queues.admit(node.store, name, qd.concurrency, qd.rate,
+                                                    now)
+        except WriteFailed as exc:
+            node.writes.strand_timer("queue", name, exc)  # admitted once writes succeed
+            return []
         for wid in admitted:
             node.workers.submit(wid)
         if retry_at is not None:

@@ -8,7 +8,10 @@ Invariants:
   with the code boots (DBOS strands such runs; we keep them);
 - one timer loop serves every sleeper and event timeout; ``Timers.tick(now)``
   is one iteration with time injected, so tests drive it without sleeping;
-- workers hold no thread for a parked workflow.
+- workers hold no thread for a parked workflow;
+- a failed write (``WriteFailed``) never strands a run: the claim, the run or the
+  finish that hit it is handed to ``node.writes`` (write_recovery.py), which
+  re-runs it from its last checkpoint once writes succeed.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from edge.engine import (
     Drain,
     RunContext,
     Suspend,
+    WriteStalled,
     _error_dict,
     set_current_run,
 )
-from edge.errors import Cancelled, DataError, EdgeError
+from edge.errors import Cancelled, DataError, EdgeError, WriteFailed
 from edge.serialization import decode, encode
 from edge.store import StaleRun, WorkflowRow
 
@@ -57,11 +61,21 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     wd = node.app.workflows.get(wf.workflow)
     if wd is None:
-        node.block_unknown(wf)
+        try:
+            node.block_unknown(wf)
+        except WriteFailed:
+            pass  # informational only: it stays PENDING either way
         return
     token = os.urandom(8).hex()
-    if not store.claim(wid, token, clock.time()):
+    try:
+        claimed = store.claim(wid, token, clock.time())
+    except WriteFailed as exc:
+        node.writes.strand_run(wid, None, exc)  # still PENDING: hand it back later
+        return
+    if not claimed:
         return  # someone else (a cancel, another worker) changed it first
+    if wf.deadline is not None:
+        node.timers.learn_deadline(wid, wf.deadline)  # if not known since its start
     try:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
@@ -88,7 +102,14 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     except Drain:
         outcome = "drained"
-        store.release(wid, token, clock.time())
+        try:
+            store.release(wid, token, clock.time())
+        except WriteFailed:
+            pass  # still RUNNING in the file: the next boot's recovery resumes it
+        return
+    except WriteStalled as exc:
+        outcome = "stalled"
+        node.writes.strand_run(wid, token, exc.error)
         return
     except StaleRun:
         outcome = "stale"
@@ -98,6 +119,12 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
                                       "message": f"workflow {wid} ran past its deadline"}
     except Cancelled:
         status, error = "CANCELLED", CANCELLED_ERROR
+    except WriteFailed as exc:
+        # A write outside RunContext.call (none is meant to be): never fail the workflow
+        # for the disk's fault.
+        outcome = "stalled"
+        node.writes.strand_run(wid, token, exc)
+        return
     except Exception as exc:
         fatal = run.fatal if run.fatal is not None else exc
         status, error, failure = "FAILED", _error_dict(fatal), fatal
@@ -108,8 +135,13 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         node.tracing.end_run(span, outcome or status, failure)
     error_text = None if error is None else encode(error, "workflow error")
     try:
-        store.finish(run.wf, token, status, output, error_text, clock.time())
+        # The status written: CANCELLED if a cancel landed while the run computed its outcome.
+        status = store.finish(run.wf, token, status, output, error_text, clock.time())
     except StaleRun:
+        return
+    except WriteFailed as exc:
+        # Never acknowledged: re-running from the last checkpoint reaches it again.
+        node.writes.strand_run(wid, token, exc)
         return
     node.on_finished(wd.name, wid, status, run.wf.parent_id, run.wf.queue)
 
@@ -207,6 +239,12 @@ class Timers:
     minute, and a wall clock stepped backwards delays it (it also waits for wall time
     to reach ``wake_at``, which the store's wake CAS checks too). Across a restart only
     wall time exists: a timer whose ``at`` passed while the node was down fires at boot.
+
+    Workflow deadlines follow the same rule inside a run (``deadline_passed``, asked by
+    ``RunContext.guard``): the monotonic due time of a workflow's deadline is learned once
+    per process (when its ``deadline`` timer is first armed, or when a run of it starts)
+    and kept until it is final (``forget_deadline``), so neither the timer nor the run
+    ends it early after a wall-clock jump.
     """
 
     def __init__(self, clock: Clock, on_due: Callable[[str, str, float], None]) -> None:
@@ -217,11 +255,37 @@ class Timers:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._deadlines: dict[str, tuple[float, float]] = {}  # key -> (at, mono_due)
+
+    def learn_deadline(self, key: str, at: float) -> float:
+        """The monotonic time at which deadline ``at`` of workflow ``key`` is due: learned
+        at the first call in this process (first learned wins), kept until forgotten."""
+        with self._cond:
+            known = self._deadlines.get(key)
+            if known is not None and known[0] == at:
+                return known[1]
+            due = self._clock.monotonic() + max(0.0, at - self._clock.time())
+            self._deadlines[key] = (at, due)
+            return due
+
+    def deadline_passed(self, key: str, at: float) -> bool:
+        """The timers' rule for a workflow deadline: wall time past ``at`` and the
+        monotonic clock past the due time learned for it."""
+        if self._clock.time() <= at:
+            return False
+        return self._clock.monotonic() >= self.learn_deadline(key, at)
+
+    def forget_deadline(self, key: str) -> None:
+        with self._cond:
+            self._deadlines.pop(key, None)
 
     def add(self, at: float, key: str, kind: str = "wake") -> None:
         """Call ``on_due(kind, key, now)`` once wall time reaches ``at`` (and as much
         monotonic time as that was away has elapsed)."""
-        mono_due = self._clock.monotonic() + max(0.0, at - self._clock.time())
+        if kind == "deadline":
+            mono_due = self.learn_deadline(key, at)  # one due time per deadline, see above
+        else:
+            mono_due = self._clock.monotonic() + max(0.0, at - self._clock.time())
         with self._cond:
             if (at, kind, key) in self._pending:
                 return  # e.g. a deadline re-armed at every park of the same workflow

@@ -170,8 +170,11 @@ def readyz(node: Node, req: Request) -> Response:
                            "node_id": node.node_id}
     try:
         node.require_ready()
+        node.require_writable()
     except EdgeError as exc:
         out.update(ready=False, message=exc.message, hint=exc.hint)
+        if exc.http_status == 503 and exc.code != "not_ready":
+            out["code"] = exc.code  # disk_full, io_error: the writes fail
         return json_response(503, out)
     return json_response(200, out)
 

@@ -2,10 +2,10 @@
 
 from edge.store.migrations import LATEST, MIGRATIONS
 from edge.store.rows import FINAL_STATUSES, WORKFLOW_STATUSES, EventRow, OpRow, WorkflowRow
-from edge.store.sql import StaleRun
+from edge.store.sql import CancelPending, StaleRun
 from edge.store.store import Recovery, Store
 
 __all__ = [
     "FINAL_STATUSES", "LATEST", "MIGRATIONS", "WORKFLOW_STATUSES", "EventRow", "OpRow",
-    "Recovery", "StaleRun", "Store", "WorkflowRow",
+    "CancelPending", "Recovery", "StaleRun", "Store", "WorkflowRow",
 ]

@@ -4,6 +4,10 @@ Invariants (the reason for each CAS is written beside it):
 - ``upsert_op`` never overwrites a final checkpoint (SUCCEEDED/FAILED);
 - ``fence``/``park``/fenced ``upsert_op`` write only while the workflow is RUNNING
   under the caller's run token: a stale thread cannot write into a newer run;
+- ``fence`` and ``park`` also refuse a run with a pending cancel (``cancel_requested``):
+  a cancel that lands between the engine's in-memory check and the park is never
+  lost; the run ends CANCELLED instead of parking or starting a child
+  (``CancelPending``);
 - ``cancel_tree`` ends a workflow and its non-final descendants in the caller's
   transaction, waking a parent that waits on a cancelled child.
 """
@@ -22,6 +26,22 @@ class StaleRun(Conflict):
     code = "stale_run"
 
 
+class CancelPending(Conflict):
+    """A cancel was requested while this run was RUNNING: it must end CANCELLED now
+    (not park, not start a child). The engine turns it into ``Cancelled``."""
+
+    code = "cancel_pending"
+
+
+def _refused(conn: sqlite3.Connection, id: str, token: str) -> Conflict:
+    """Why a CAS on our run (RUNNING, our token, no pending cancel) matched no row."""
+    row = conn.execute("SELECT cancel_requested FROM workflows WHERE id = ? AND run_token = ? "
+                       "AND status = 'RUNNING'", (id, token)).fetchone()
+    if row is not None and row[0]:
+        return CancelPending(f"workflow {id} has a pending cancel", "")
+    return StaleRun(f"workflow {id} is no longer running under this run", "")
+
+
 def one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
     row = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (id,)).fetchone()
     return None if row is None else WorkflowRow.from_db(row)
@@ -29,25 +49,30 @@ def one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
 
 def fence(conn: sqlite3.Connection, id: str, token: str, now: float) -> None:
     # CAS on our run token: a thread whose run was cancelled, drained or resumed
-    # under a newer token must not write checkpoints into the new run.
+    # under a newer token must not write checkpoints into the new run; and on no
+    # pending cancel: a cancelled run must not start children or consume events.
     cur = conn.execute(
-        "UPDATE workflows SET updated_at = ? WHERE id = ? AND run_token = ? AND status = 'RUNNING'",
+        "UPDATE workflows SET updated_at = ? WHERE id = ? AND run_token = ? AND status = 'RUNNING' "
+        "AND cancel_requested = 0",
         (now, id, token),
     )
     if cur.rowcount != 1:
-        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+        raise _refused(conn, id, token)
 
 
 def park(conn: sqlite3.Connection, id: str, token: str, status: str, now: float,
           wake_at: float | None, waiting_for: str | None) -> None:
-    # CAS on our run: only the thread that claimed the workflow parks it.
+    # CAS on our run: only the thread that claimed the workflow parks it; and on no
+    # pending cancel: a cancel recorded while it ran (cancel_tree left only the flag)
+    # would otherwise be parked away, and a wait without timeout would never end.
     cur = conn.execute(
         "UPDATE workflows SET status = ?, wake_at = ?, waiting_for = ?, updated_at = ?, "
-        "run_token = NULL WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+        "run_token = NULL WHERE id = ? AND status = 'RUNNING' AND run_token = ? "
+        "AND cancel_requested = 0",
         (status, wake_at, waiting_for, now, id, token),
     )
     if cur.rowcount != 1:
-        raise StaleRun(f"workflow {id} is no longer running under this run", "")
+        raise _refused(conn, id, token)
 
 
 CANCELLED_ERROR = '{"type": "Cancelled", "message": "cancelled by request"}'

@@ -9,7 +9,10 @@ Invariants:
 - a workflow's steps are written only while it is RUNNING under the run token
   that claimed it: a stale thread (drained, cancelled and resumed) cannot
   write into a newer run;
-- reads verify row checksums (rows.py) before returning.
+- reads verify row checksums (rows.py) before returning;
+- a write the disk refused (SQLITE_FULL, an I/O error) raises ``WriteFailed``
+  (``faults.classify``), never a bare sqlite3 error: nothing of it was committed;
+  ``write_fault`` holds the last such error until a write succeeds again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound
+from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound, WriteFailed
 from edge.store import migrations
 from edge.store.connection import connect, connect_readonly
+from edge.store.faults import classify
 from edge.store.rows import (
     OP_COLUMNS,
     WORKFLOW_COLUMNS,
@@ -73,6 +77,8 @@ class Store:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.write_fault: WriteFailed | None = None
+        self._on_write_error: Callable[[WriteFailed | None], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -122,10 +128,42 @@ class Store:
         if self._writer is not None:
             self._writer.on_commit = fn
 
+    def on_write_error(self, fn: Callable[[WriteFailed | None], None] | None) -> None:
+        """Call ``fn(error)`` for every write the disk refused, and ``fn(None)`` once when
+        a write succeeds again after that."""
+        self._on_write_error = fn
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
             raise Conflict("this store is open read-only", "inspection never writes")
-        return self._writer.run(fn)
+        try:
+            result = self._writer.run(fn)
+        except sqlite3.Error as exc:
+            err = classify(exc, self.path)
+            if err is None:
+                raise
+            if isinstance(err, WriteFailed):
+                self.write_fault = err
+                if self._on_write_error is not None:
+                    self._on_write_error(err)
+            raise err from exc
+        if self.write_fault is not None:
+            self.write_fault = None
+            if self._on_write_error is not None:
+                self._on_write_error(None)
+        return result
+
+    def probe_write(self) -> None:
+        """A write that needs fresh pages (and frees them again in the same transaction):
+        it succeeds only once the disk takes writes again."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO edge_meta (key, value) VALUES ('write_probe', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         ("0" * 16384,))
+            conn.execute("DELETE FROM edge_meta WHERE key = 'write_probe'")
+
+        self.write(fn)
 
     def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A pooled read connection, for the store's feature modules beside this one."""
@@ -269,24 +307,36 @@ class Store:
     def finish(
         self, wf: WorkflowRow, token: str, status: str, output: str | None,
         error: str | None, now: float,
-    ) -> None:
-        digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, output, error)
+    ) -> str:
+        """RUNNING -> final; returns the status written: CANCELLED instead of the run's
+        outcome when a cancel was requested while the run computed it."""
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: sqlite3.Connection) -> str:
+            row = conn.execute(
+                "SELECT cancel_requested FROM workflows WHERE id = ? AND status = 'RUNNING' "
+                "AND run_token = ?", (wf.id, token)).fetchone()
+            if row is None:
+                raise StaleRun(f"workflow {wf.id} is no longer running under this run", "")
+            final, out, err = status, output, error
+            if row[0] and status != "CANCELLED":
+                # The canceller was told "requested": honour it, never drop it.
+                final, out, err = "CANCELLED", None, CANCELLED_ERROR
+            digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, out, err)
             # CAS on our run: a cancelled or resumed workflow is not finished by a stale thread.
             cur = conn.execute(
                 "UPDATE workflows SET status = ?, output = ?, error = ?, updated_at = ?, "
                 "run_token = NULL, wake_at = NULL, waiting_for = NULL, blocked_on = NULL, "
                 "cancel_requested = 0, checksum = ? "
                 "WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
-                (status, output, error, now, digest, wf.id, token),
+                (final, out, err, now, digest, wf.id, token),
             )
             if cur.rowcount != 1:
                 raise StaleRun(f"workflow {wf.id} is no longer running under this run", "")
             if wf.parent_id is not None:
                 wake_parent(conn, wf.parent_id, wf.id, now)
+            return final
 
-        self.write(fn)
+        return self.write(fn)
 
     def suspend(
         self, id: str, token: str, status: str, now: float, *, wake_at: float | None,

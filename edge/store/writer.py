@@ -4,7 +4,9 @@ Invariants:
 - a caller's ``run(fn)`` returns only after the transaction holding its
   write has COMMITTED (so a step never proceeds before its checkpoint is
   durable), or raises the error its own ``fn`` raised (its savepoint was
-  rolled back, the rest of the batch is unaffected), or the commit's error;
+  rolled back, the rest of the batch is unaffected), or the commit's error
+  (also the error of a request that made SQLite roll the whole transaction back:
+  a disk fault fails the batch, with the original error, never a savepoint error);
 - exactly one thread (the leader) uses the write connection at a time; the
   leader is whichever caller found no commit in progress, so a lone
   sequential caller commits on its own thread with no hand-off cost;
@@ -99,6 +101,11 @@ class GroupCommitWriter:
                     req.result = req.fn(conn)
                     conn.execute("RELEASE w")
                 except Exception as exc:
+                    req.error = exc
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
+                        # error): the batch failed, and every request in it with this error.
+                        raise
                     # Only this request's changes are undone; the batch commits the rest.
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")

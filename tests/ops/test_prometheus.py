@@ -113,6 +113,7 @@ def test_alerts_cover_the_operational_failures() -> None:
         "EdgeWorkflowsFailing": "edge_workflows_finished_total",
         "EdgeStandbyTooLong": "edge_leader",
         "EdgeNodeDown": "up",
+        "EdgeWriteErrors": "edge_write_errors_total",
     }
     for alert, metric in wanted.items():
         assert alert in by_name, f"missing alert {alert}"
@@ -244,6 +245,21 @@ RULE_TESTS: list[dict[str, Any]] = [
          {"eval_time": "3m", "alertname": "EdgeNodeDown", "exp_alerts": []},
          {"eval_time": "5m", "alertname": "EdgeNodeDown", "exp_alerts": [
              {"exp_labels": {"severity": "critical", "job": "edge", "instance": "dead"}}]}]},
+    {"interval": "1m",
+     "input_series": [
+         # a: the disk fills at minute 3 and refuses writes for 2 minutes; b: healthy.
+         {"series": 'edge_write_errors_total{job="edge",instance="a",kind="disk_full"}',
+          "values": "0 0 0 4 9 9 9 9 9 9 9 9 9"},
+         {"series": 'edge_write_errors_total{job="edge",instance="a",kind="io_error"}',
+          "values": "0x12"},
+         {"series": 'edge_write_errors_total{job="edge",instance="b",kind="disk_full"}',
+          "values": "0x12"}],
+     "alert_rule_test": [
+         {"eval_time": "2m", "alertname": "EdgeWriteErrors", "exp_alerts": []},
+         {"eval_time": "4m", "alertname": "EdgeWriteErrors", "exp_alerts": [
+             {"exp_labels": {"severity": "critical", "job": "edge", "instance": "a",
+                             "kind": "disk_full"}}]},
+         {"eval_time": "12m", "alertname": "EdgeWriteErrors", "exp_alerts": []}]},
 ]
 
 

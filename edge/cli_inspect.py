@@ -186,7 +186,10 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    # A lone surrogate (a row stored before the door refused them) has no UTF-8 form:
+    # print it as the JSON escape \udXXXX (still valid JSON), never fail the command.
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def short_time(iso: str | None) -> str:

@@ -269,7 +269,7 @@ def test_bad_input_is_refused_cleanly(node: Running, tmp_path: Path) -> None:
         (["start", "greet", "--input", "{not json"], 2, "--input"),
         (["start", "greet", "--input", '"bob"'], 2, "--input"),
         (["start", "greet", "--input", "42"], 2, "--input"),
-        (["start", "greet", "--input", '{"nme": "x"}'], 2, "greet"),
+        (["start", "greet", "--input", '{"nme": "x"}'], 1, "greet"),
         (["show", "no-such-id"], 1, "no-such-id"),
         (["send", "no-such-id", "go"], 1, "no-such-id"),
         (["send", "cli-ann", "go", "--value", "{bad"], 2, "--value"),

@@ -404,8 +404,11 @@ def format_show(view: dict[str, Any], *, color: bool | None = None, width: int |
     state = _state_line(view, at)
     if state:
         lines.append(field("state", safe(state), _RED if view.get("blocked_on") else ""))
-    lines.append(field("input", f"args={_clip(json.dumps(inp.get('args', [])))} "
-                                f"kwargs={_clip(json.dumps(inp.get('kwargs', {})))}"))
+    if isinstance(inp, dict):
+        lines.append(field("input", f"args={_clip(json.dumps(inp.get('args', [])))} "
+                                    f"kwargs={_clip(json.dumps(inp.get('kwargs', {})))}"))
+    else:  # a placeholder for an input that could not be rendered (edge/views.py)
+        lines.append(field("input", _clip(str(inp))))
     if view.get("output") is not None:
         lines.append(field("output", _clip(json.dumps(view["output"]), 400)))
     if view.get("error") is not None:

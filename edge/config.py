@@ -142,8 +142,12 @@ def check_host(host: str, what: str) -> str:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen: {listen!r} is not HOST:PORT", "e.g. 127.0.0.1:8080")
+    bracketed = host.startswith("[") or host.endswith("]")
+    if (not sep or not host or not port.isascii() or not port.isdigit() or len(port) > 5
+            or not 0 <= int(port) <= 65535
+            or (bracketed and not (host.startswith("[") and host.endswith("]")))):
+        raise ConfigError(f"--listen: {listen[:200]!r} is not HOST:PORT",
+                          "e.g. 127.0.0.1:8080 or [::1]:8080")
     return check_host(host.strip("[]"), "--listen"), int(port)
 
 

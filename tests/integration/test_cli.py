@@ -237,7 +237,7 @@ def test_per_call_options_never_read_the_environment(node: Running,
                    EDGE_ID="from-env")
     assert edge("list", env=env).returncode == 0
     res = edge("start", "greet", env=env)
-    assert_clean_error(res, 2, "greet")  # no --input: the node says which argument is missing
+    assert_clean_error(res, 1, "greet")  # no --input: the node refuses, naming the argument
     res = edge("start", "fail", env=env)
     assert res.returncode == 0 and res.stdout.strip() != "from-env"
 

@@ -196,6 +196,8 @@ def short_time(iso: str | None) -> str:
     """``2026-01-02T03:04:05.678901Z`` -> ``2026-01-02 03:04:05Z``."""
     if not iso:
         return "-"
+    if _parse(iso) is None:  # a placeholder such as "<unrenderable: time 1e+20>": as is
+        return safe(iso)
     return iso.replace("T", " ")[:19] + "Z"
 
 

@@ -264,6 +264,7 @@ def test_a_row_written_past_the_door_still_lists_and_shows(
     code, out, err = run_cli(["list", "--data-dir", str(data)], capsys)
     assert code == 0, err
     assert all(i in out for i in ids), out
+    assert "sleeping until <unrenderable: time 1e+20>" in out, out
     code, out, err = run_cli(["list", "--data-dir", str(data), "--json"], capsys)
     assert code == 0, err
     rows = {w["id"]: w for w in json.loads(out)["workflows"]}

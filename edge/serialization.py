@@ -51,22 +51,30 @@ _ENCODER = json.JSONEncoder(default=to_json_default, allow_nan=False, separators
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _UTF8_ENCODER = json.JSONEncoder(default=to_json_default, allow_nan=False, ensure_ascii=False,
                                  separators=(",", ":"))
-# A JSON string (escapes included) or one bracket: strings are skipped whole, so a
-# bracket inside one does not count as nesting.
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# The depth check runs on the stored text with C-speed string operations only. The
+# encoder escapes every quote and backslash inside a string (\" and \\): once those
+# escapes are dropped, the quotes left delimit strings. Keep only quotes and brackets,
+# drop the strings (a bracket inside one is not nesting: "" pairs first, the rare
+# string holding a bracket by regex), then peel innermost pairs, one level a pass.
+_QUOTES_AND_BRACKETS = str.maketrans(
+    "", "", "".join(chr(c) for c in range(128) if chr(c) not in '[]{}"'))
+_STRING = re.compile(r'"[^"]*"')
+_PAIR = re.compile(r"\[\]|\{\}")
 
 
 def _depth_over(text: str, limit: int) -> bool:
-    depth = 0
-    for m in _TOKENS.finditer(text):
-        ch = m.group()
-        if ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
+    marks = text.replace("\\\\", "").replace('\\"', "").translate(_QUOTES_AND_BRACKETS)
+    brackets = marks.replace('""', "")
+    if '"' in brackets:
+        brackets = _STRING.sub("", marks)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        peeled = _PAIR.sub("", brackets)  # one pass, both kinds at once: one level
+        if peeled == brackets:
+            return False  # unbalanced: never the encoder's own output
+        brackets = peeled
+    return bool(brackets)
 
 
 def _check_renderable(value: Any, text: str, what: str) -> None:

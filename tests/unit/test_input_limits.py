@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import edge
 from edge.config import Settings, parse_duration
@@ -399,3 +401,47 @@ def test_wrong_arguments_exit_1_naming_unexpected_and_missing(
         edge.Client(url).start("chain", {"nope": 1})
     assert exc.value.exit_code == 1 and exc.value.http_status == 400  # type: ignore[attr-defined]
     assert node.store.counts() == {}
+
+
+# ---- the door as a property: whatever encode accepts is read back and rendered ---------------
+
+_tricky = st.text(st.sampled_from(list('[]{}"\\ab\u00e9\U0001f600') + ["\ud800"]), max_size=8)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _tricky,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(_tricky, kids, max_size=3),
+    max_leaves=20)
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 0
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(value=_values, limit=st.integers(0, 6))
+def test_depth_check_agrees_with_the_tree(value: Any, limit: int) -> None:
+    from edge.serialization import _ENCODER, _depth_over
+
+    try:
+        text = _ENCODER.encode(value)
+    except ValueError:
+        return  # NaN or infinity: refused before any depth check
+    assert _depth_over(text, limit) == (_depth(value) > limit)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(value=_values)
+def test_what_encode_accepts_decodes_and_renders(value: Any) -> None:
+    from edge.api.routes import json_response
+
+    try:
+        text = encode(value, "v")
+    except SerializationError:
+        return
+    back = decode(text)
+    body = json_response(200, {"v": back}).body
+    assert json.loads(body) == {"v": back}
+    json.dumps(back, ensure_ascii=False).encode("utf-8")  # no lone surrogate got through

@@ -16,6 +16,7 @@ from typing import Any
 
 from edge.engine import Handle, RunContext, Suspend, WorkflowDef, arm_deadline
 from edge.errors import WorkflowCancelled, WorkflowFailed
+from edge.limits import check_duration, check_name, check_time
 from edge.serialization import decode, encode
 from edge.tags import check_tags
 
@@ -27,12 +28,17 @@ def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs:
     seq, rec = run.next_op("child", wd.name)
     if rec is not None:
         return Handle(node, str(decode(rec.output or '""')), wd.name)
+    if id is not None:
+        check_name(id, "workflow id")
     child_id = id or f"{run.wf.id}:{seq}"
     own_tags = check_tags(tags)
     input_text = node.encode_input(wd, list(args), kwargs)
     op = run.new_op(seq, "child", wd.name, "SUCCEEDED", output=encode(child_id, "child id"))
     now = node.clock.time()
     t = timeout if timeout is not None else wd.timeout
+    if t is not None:
+        check_duration(t, "timeout", zero_ok=False)
+        check_time(now + t, f"deadline of child workflow {wd.name}")
     created = run.call(node.store.start_child, op, run.token, child_id, wd.name, input_text,
                        now, queue or wd.queue, None if t is None else now + t, own_tags)
     run.ops[seq] = op

@@ -189,13 +189,18 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    # A lone surrogate (a row stored before the door refused them) has no UTF-8 form:
+    # print it as the JSON escape \udXXXX (still valid JSON), never fail the command.
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def short_time(iso: str | None) -> str:
     """``2026-01-02T03:04:05.678901Z`` -> ``2026-01-02 03:04:05Z``."""
     if not iso:
         return "-"
+    if _parse(iso) is None:  # a placeholder such as "<unrenderable: time 1e+20>": as is
+        return safe(iso)
     return iso.replace("T", " ")[:19] + "Z"
 
 
@@ -404,8 +409,11 @@ def format_show(view: dict[str, Any], *, color: bool | None = None, width: int |
     state = _state_line(view, at)
     if state:
         lines.append(field("state", safe(state), _RED if view.get("blocked_on") else ""))
-    lines.append(field("input", f"args={_clip(json.dumps(inp.get('args', [])))} "
-                                f"kwargs={_clip(json.dumps(inp.get('kwargs', {})))}"))
+    if isinstance(inp, dict):
+        lines.append(field("input", f"args={_clip(json.dumps(inp.get('args', [])))} "
+                                    f"kwargs={_clip(json.dumps(inp.get('kwargs', {})))}"))
+    else:  # a placeholder for an input that could not be rendered (edge/views.py)
+        lines.append(field("input", _clip(str(inp))))
     if view.get("output") is not None:
         lines.append(field("output", _clip(json.dumps(view["output"]), 400)))
     if view.get("error") is not None:

@@ -34,6 +34,7 @@ from edge.errors import (
     EdgeError,
     NotFound,
     NotReady,
+    RequestRefused,
     Unreachable,
     UsageError,
     WorkflowCancelled,
@@ -76,12 +77,22 @@ def error_from_response(status: int, payload: Any, url: str) -> EdgeError:
     elif status in (401, 403):
         cls = EdgeError
     elif 400 <= status < 500:
-        cls = UsageError
+        cls = RequestRefused
     else:
         cls = EdgeError
     exc = cls(message, hint, code=code)
     exc.http_status = status
     return exc
+
+
+def _quote(text: str, what: str) -> str:
+    """A path segment; text with no UTF-8 form (a lone surrogate, e.g. from an argv byte
+    that is not UTF-8) is refused here rather than failing inside urllib."""
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError:
+        raise UsageError(f"invalid {what} {text[:60]!r}: not valid Unicode text",
+                         "pass UTF-8 text") from None
 
 
 class RemoteHandle:
@@ -135,19 +146,23 @@ class Client:
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
                  timeout: float = 10.0) -> None:
         url = (url or DEFAULT_URL).strip().rstrip("/")
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)
             port_ok = parts.port is None or parts.port > 0
-        except ValueError:
-            port_ok = False
-        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-            raise UsageError(f"--url {url!r} is not an http(s)://HOST:PORT address",
+            host = parts.hostname
+        except ValueError:  # "http://[::1": an unclosed IPv6 literal, a bad port
+            port_ok, host = False, None
+        if not port_ok or not host or parts.scheme not in ("http", "https"):
+            raise UsageError(f"--url {url[:200]!r} is not an http(s)://HOST:PORT address",
                              f"e.g. {DEFAULT_URL}")
+        from edge.config import check_host
+
+        check_host(host, "--url")
         self.url = url
         self.token = token or None
         self.timeout = timeout
         handlers: list[urllib.request.BaseHandler] = []
-        if _is_loopback(parts.hostname):
+        if _is_loopback(host):
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
 
@@ -206,7 +221,7 @@ class Client:
     def _id(id: str) -> str:
         if not isinstance(id, str) or not id:
             raise UsageError(f"invalid workflow id {id!r}", "ids are non-empty strings")
-        return quote(id, safe="")
+        return _quote(id, "workflow id")
 
     # ---- verbs -------------------------------------------------------------------
 
@@ -264,7 +279,7 @@ class Client:
         if dedup is not None:
             body["dedup"] = dedup
         out: dict[str, Any] = self._call(
-            "POST", f"/v1/workflows/{self._id(id)}/events/{quote(event, safe='')}", body)
+            "POST", f"/v1/workflows/{self._id(id)}/events/{_quote(event, 'event name')}", body)
         return out
 
     def cancel(self, id: str) -> dict[str, Any]:
@@ -284,7 +299,7 @@ class Client:
         if not isinstance(key, str) or not key:
             raise UsageError(f"invalid key {key!r}", "the key passed to edge.set_event")
         deadline = time.monotonic() + max(0.0, timeout)
-        path = f"/v1/workflows/{self._id(id)}/values/{quote(key, safe='')}"
+        path = f"/v1/workflows/{self._id(id)}/values/{_quote(key, 'key')}"
         while True:
             wait = max(0.0, min(30.0, deadline - time.monotonic()))
             out = self._call("GET", path, query={"timeout": f"{wait:.3f}"},
@@ -319,8 +334,8 @@ class Client:
             body["dedup"] = dedup
         if tags:
             body["tags"] = tags
-        status, out = self.request("POST", f"/v1/queues/{quote(queue, safe='')}/workflows",
-                                   body)
+        path = f"/v1/queues/{_quote(queue, 'queue name')}/workflows"
+        status, out = self.request("POST", path, body)
         return RemoteHandle(self, str(out["id"]), created=status == 201)
 
     def queues(self, name: str | None = None, limit: int = 50) -> dict[str, Any]:
@@ -329,7 +344,7 @@ class Client:
         if name is None:
             out: dict[str, Any] = self._call("GET", "/v1/queues")
         else:
-            out = self._call("GET", f"/v1/queues/{quote(name, safe='')}",
+            out = self._call("GET", f"/v1/queues/{_quote(name, 'name')}",
                              query={"limit": limit})
         return out
 
@@ -339,12 +354,12 @@ class Client:
 
     def pause_schedule(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call(
-            "POST", f"/v1/schedules/{quote(name, safe='')}/pause", {})
+            "POST", f"/v1/schedules/{_quote(name, 'name')}/pause", {})
         return out
 
     def resume_schedule(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call(
-            "POST", f"/v1/schedules/{quote(name, safe='')}/resume", {})
+            "POST", f"/v1/schedules/{_quote(name, 'name')}/resume", {})
         return out
 
     def prune(self, finished_before: str | float) -> dict[str, Any]:

@@ -8,13 +8,16 @@ arguments) explicitly, so many nodes can run in one process.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ConfigError
+from edge.limits import MAX_DURATION
 from edge.serialization import DEFAULT_MAX_BYTES
 
 DB_NAME = "edge.db"
+MAX_SECONDS_SETTING = 86400.0  # a day: grace period, sync interval, lease TTL/renew
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,22 @@ class Settings:
                       "full survives power loss; normal survives process crashes only")
         if self.log_format not in ("human", "json"):
             raise bad("--log-format", f"{self.log_format!r} is not human or json", "")
-        if self.grace_period < 0:
-            raise bad("--grace-period", "must be >= 0", "seconds to let running steps finish")
+        day = MAX_SECONDS_SETTING
+        for name, value, lo, hi in (("--grace-period", self.grace_period, 0.0, day),
+                                    ("--sync-interval", self.sync_interval, None, day),
+                                    ("--lease-ttl", self.lease_ttl, None, day),
+                                    ("--lease-renew", self.lease_renew, None, day),
+                                    ("epoch_retention", self.epoch_retention, None,
+                                     MAX_DURATION)):
+            # NaN passes every comparison as false, and inf overflows every timer:
+            # refuse both here, by name, before any of them is used.
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+                  and math.isfinite(value) and (value >= lo if lo is not None else value > 0)
+                  and value <= hi)
+            if not ok:
+                first = "0" if lo is not None else "more than 0"
+                raise bad(name, f"{value!r} is out of range",
+                          f"a finite number of seconds, {first}..{hi:.0f}")
         if self.max_value_bytes < 1024:
             raise bad("max_value_bytes", "must be at least 1024", "")
         if self.sync_interval <= 0 or self.lease_ttl <= 0 or self.lease_renew <= 0:
@@ -69,9 +86,11 @@ class Settings:
         if self.replication == "external" and not self.sidecar_socket:
             raise bad("--sidecar-socket", "required with --replication external",
                       "the path of the sidecar's control socket (shared volume)")
-        if self.retention is not None and not self.retention > 0:
+        if self.retention is not None and not 0 < self.retention <= MAX_DURATION:
             raise bad("--retention", f"{self.retention!r} must be a duration > 0",
-                      "e.g. 7d; leave it unset to keep every workflow")
+                      f"e.g. 7d, at most {MAX_DURATION:.0f} s (100 years); leave it "
+                      "unset to keep every workflow")
+        check_data_dir(self.data_dir)
         if self.listen is not None:
             parse_listen(self.listen)
         if self.replica is not None:
@@ -81,11 +100,55 @@ class Settings:
         return self
 
 
+def check_data_dir(path: Path) -> None:
+    """Refuse a --data-dir that cannot be one (an existing non-directory, or under a
+    non-directory) before the node takes any lock; creating it is boot's job."""
+    try:
+        for p in (path, *path.parents):
+            if p.exists():
+                if not p.is_dir():
+                    what = "is" if p == path else f"is under {p}, which is"
+                    raise ConfigError(f"--data-dir: {str(path)!r} {what} not a directory",
+                                      "pass a directory edge can create and write, e.g. "
+                                      "./edge-data")
+                return
+    except OSError as exc:
+        raise ConfigError(f"--data-dir: {str(path)!r} cannot be checked: "
+                          f"{exc.strerror or exc}", "pass a writable directory") from None
+
+
+def check_host(host: str, what: str) -> str:
+    """A host name or IP literal that can be resolved: DNS limits (253 characters,
+    labels of 1..63) and IDNA-encodable; else a ConfigError naming ``what``."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    ok = 0 < len(host) <= 253 and all(0 < len(label) <= 63
+                                      for label in host.rstrip(".").split("."))
+    if ok:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            ok = False
+    if not ok:
+        raise ConfigError(f"{what}: host {host[:80]!r} is not a valid host name",
+                          "a name of at most 253 characters (labels of 1..63) or an IP address")
+    return host
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen: {listen!r} is not HOST:PORT", "e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
+    bracketed = host.startswith("[") or host.endswith("]")
+    if (not sep or not host or not port.isascii() or not port.isdigit() or len(port) > 5
+            or not 0 <= int(port) <= 65535
+            or (bracketed and not (host.startswith("[") and host.endswith("]")))):
+        raise ConfigError(f"--listen: {listen[:200]!r} is not HOST:PORT",
+                          "e.g. 127.0.0.1:8080 or [::1]:8080")
+    return check_host(host.strip("[]"), "--listen"), int(port)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -103,4 +166,8 @@ def parse_duration(text: str, what: str = "duration") -> float:
     if not value >= 0 or value == float("inf"):
         raise ConfigError(f"{what}: {text!r} is not a duration",
                           "a number with a unit s, m, h, d or w (e.g. 7d, 12h), or seconds")
+    if value > MAX_DURATION:
+        raise ConfigError(f"{what}: {text!r} is out of range: the valid range is "
+                          f"0..{MAX_DURATION:.0f} seconds (0s..36500d, 100 years)",
+                          "e.g. 7d, 12h, 30m, 45s")
     return value

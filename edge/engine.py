@@ -40,6 +40,7 @@ from edge.errors import (
     UsageError,
     WriteFailed,
 )
+from edge.limits import check_name, check_time, scrub
 from edge.serialization import decode, encode
 from edge.store import CancelPending, OpRow, WorkflowRow
 
@@ -228,7 +229,8 @@ def context() -> Context:
 
 
 def _error_dict(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
+    # Never refused: an exception's text may echo any input; scrub makes it storable.
+    return {"type": type(exc).__name__, "message": scrub(str(exc))}
 
 
 # ---- steps -------------------------------------------------------------------
@@ -343,9 +345,7 @@ def patched(name: str) -> bool:
 def set_event(key: str, value: Any) -> None:
     """Publish ``value`` under ``key`` for others to read (``app.get_event``,
     ``Client.get_event``): progress reporting. Recorded; a later call replaces it."""
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise UsageError(f"edge.set_event key {key!r} must be a string of 1..200 characters",
-                         "e.g. edge.set_event(\"progress\", 0.5)")
+    check_name(key, "edge.set_event key")
     run = _require_run("edge.set_event()")
     seq, rec = run.next_op("set_event", key)
     if rec is not None:
@@ -376,7 +376,9 @@ def sleep(seconds: float) -> None:
             or not seconds >= 0 or seconds == float("inf")):
         raise UsageError(f"edge.sleep({seconds!r}): seconds must be a finite number >= 0",
                          "pass a duration in seconds")
-    _durable_sleep(_require_run("edge.sleep()"), "sleep", lambda now: now + float(seconds))
+    _durable_sleep(_require_run("edge.sleep()"), "sleep",
+                   lambda now: check_time(now + float(seconds),
+                                          f"edge.sleep({seconds!r}): the wake-up time"))
 
 
 def sleep_until(when: datetime | float) -> None:
@@ -386,9 +388,9 @@ def sleep_until(when: datetime | float) -> None:
         if when.tzinfo is None:
             raise UsageError(f"edge.sleep_until({when!r}): the datetime has no time zone",
                              "pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)")
-        at = when.timestamp()
+        at = check_time(when.timestamp(), f"edge.sleep_until({when!r})")
     elif isinstance(when, (int, float)) and not isinstance(when, bool) and when == when:
-        at = float(when)
+        at = check_time(when, f"edge.sleep_until({when!r})")
     else:
         raise UsageError(f"edge.sleep_until({when!r}): expected an aware datetime or epoch "
                          "seconds", "e.g. edge.sleep_until(datetime(2030, 1, 1, tzinfo=UTC))")
@@ -433,8 +435,11 @@ def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -
 def wait_event(name: str, timeout: float | None = None) -> Any:
     """Park until event ``name`` arrives (returns its value) or ``timeout`` passes
     (raises TimeoutError). An event sent before the wait is kept for it."""
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
-        raise UsageError(f"edge.wait_event timeout {timeout!r} must be >= 0 or None", "")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 <= timeout < float("inf")):
+        raise UsageError(f"edge.wait_event timeout {timeout!r} must be a finite number >= 0 "
+                         "or None", "None waits for ever")
+    check_name(name, "event name")
     run = _require_run("edge.wait_event()")
     seq, rec = run.next_op("wait_event", name)
     node = run.node
@@ -445,7 +450,8 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
         return out.get("value")
     now_ = node.clock.time()
     if rec is None:
-        deadline = None if timeout is None else now_ + float(timeout)
+        deadline = None if timeout is None else check_time(
+            now_ + float(timeout), f"edge.wait_event({name!r}, timeout={timeout!r}): the deadline")
         rec = run.new_op(seq, "wait_event", name, "RUNNING",
                          output=encode({"deadline": deadline}, "event deadline"))
     else:
@@ -507,6 +513,12 @@ class App:
 
     def workflow(self, name: str | None = None, queue: str | None = None,
                  timeout: float | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < float("inf")):
+            raise ConfigError(f"workflow timeout {timeout!r} must be a finite number of "
+                              "seconds > 0", "e.g. @app.workflow(timeout=600)")
+
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             wname = name or fn.__qualname__
             sig = inspect.signature(fn)
@@ -533,11 +545,15 @@ class App:
         """A checkpointed step. ``timeout``: seconds one attempt may run; an overrun
         attempt fails with TimeoutError (retried like any error; its late result is
         discarded; the body's thread runs on to its end: see _run_with_timeout)."""
-        if retries < 0 or backoff < 1.0 or initial_delay < 0 or max_delay < 0:
+        import math
+
+        if (retries < 0 or not backoff >= 1.0 or not 0 <= initial_delay < math.inf
+                or not 0 <= max_delay < math.inf):
             raise ConfigError("step retry settings must be non-negative (backoff >= 1)",
                               "e.g. @app.step(retries=5, backoff=2.0, max_delay=60.0)")
         if timeout is not None and (isinstance(timeout, bool)
-                                    or not isinstance(timeout, (int, float)) or not timeout > 0):
+                                    or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < 86400 * 365):
             raise ConfigError(f"step timeout {timeout!r} must be a number of seconds > 0",
                               "e.g. @app.step(timeout=30)")
 

@@ -207,3 +207,12 @@ class WorkflowCancelled(Exception):
 
 class Cancelled(BaseException):
     """Raised inside a workflow at its next durable operation after a cancel."""
+
+
+class RequestRefused(UsageError):
+    """A node answered a 4xx: the request was well formed for the client, the node refused it
+    (wrong workflow arguments, a value out of range). Exit 1 (DESIGN.md: 2 is for bad flags
+    and bad JSON only); a UsageError still, for callers of edge.Client."""
+
+    code = "refused"
+    exit_code = EXIT_FAILED

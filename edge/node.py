@@ -32,6 +32,7 @@ from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
 from edge.errors import (
+    ConfigError,
     Conflict,
     EdgeError,
     NotFound,
@@ -42,6 +43,7 @@ from edge.errors import (
     WriteFailed,
 )
 from edge.leader import LocalLock, node_id
+from edge.limits import check_duration, check_name, check_time
 from edge.metrics import Metrics
 from edge.node_manage import ManageVerbs
 from edge.queues import Queued, QueueDef
@@ -61,6 +63,35 @@ if TYPE_CHECKING:
     from edge.replicator import Replicator
 
 log = logging.getLogger("edge.node")
+
+
+def argument_problems(sig: inspect.Signature, args: list[Any],
+                      kwargs: dict[str, Any]) -> list[str]:
+    """Every way ``args``/``kwargs`` miss ``sig`` (signature.bind names only the first):
+    too many positional arguments, unexpected keywords, keywords given twice, missing
+    required parameters."""
+    P = inspect.Parameter
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    var_pos = any(p.kind == P.VAR_POSITIONAL for p in params)
+    var_kw = any(p.kind == P.VAR_KEYWORD for p in params)
+    by_kw = {p.name for p in params if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)}
+    out: list[str] = []
+    if len(args) > len(positional) and not var_pos:
+        out.append(f"takes {len(positional)} positional argument(s) but {len(args)} were given")
+    filled = {p.name for p in positional[:len(args)]}
+    unexpected = sorted(k for k in kwargs if k not in by_kw) if not var_kw else []
+    if unexpected:
+        out.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
+    twice = sorted(k for k in kwargs if k in filled)
+    if twice:
+        out.append("argument(s) given twice " + ", ".join(repr(k) for k in twice))
+    missing = [p.name for p in params if p.default is P.empty
+               and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)
+               and p.name not in filled and p.name not in kwargs]
+    if missing:
+        out.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
+    return out
 
 
 class Node(ManageVerbs):
@@ -147,8 +178,14 @@ class Node(ManageVerbs):
 
     def _boot(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock.acquire()
+        try:
+            s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock.acquire()
+        except OSError as exc:  # /proc/x, a read-only mount, a file in the way
+            raise ConfigError(f"--data-dir: cannot use {str(s.data_dir)!r}: "
+                              f"{exc.strerror or exc}",
+                              "pass a directory this user can create and write, "
+                              "e.g. ./edge-data") from None
         self.node_id = node_id(s.data_dir)
         if s.replica is None:
             log.warning("no --replica configured: losing this disk loses every workflow")
@@ -380,7 +417,8 @@ class Node(ManageVerbs):
             wd.signature.bind(*args, **kwargs)
         except TypeError as exc:
             params = ", ".join(str(p) for p in wd.signature.parameters.values())
-            raise UsageError(f"wrong arguments for workflow {wd.name}: {exc}",
+            problems = argument_problems(wd.signature, args, kwargs) or [str(exc)]
+            raise UsageError(f"wrong arguments for workflow {wd.name}: {'; '.join(problems)}",
                              f"it takes ({params})", code="bad_arguments") from exc
         envelope: dict[str, Any] = {"args": args, "kwargs": kwargs}
         trace = trace or self.tracing.current()
@@ -401,10 +439,10 @@ class Node(ManageVerbs):
         W3C trace context of the request (ignored when malformed)."""
         self.require_ready()
         wd = self.app.resolve(name)
-        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
-            raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise UsageError(f"invalid timeout {timeout!r}", "a number of seconds > 0")
+        if id is not None:
+            check_name(id, "workflow id")
+        if timeout is not None:
+            check_duration(timeout, "timeout", zero_ok=False)
         tag_map = check_tags(tags)
         input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}),
                                        valid_traceparent(traceparent))
@@ -412,7 +450,7 @@ class Node(ManageVerbs):
         now = self.clock.time()
         t = timeout if timeout is not None else wd.timeout
         q = queues.resolve(queue, wd.queue)
-        deadline = None if t is None else now + t
+        deadline = None if t is None else check_time(now + t, f"deadline of workflow {wd.name}")
         if q is None:
             row, created = self.store.insert_workflow(wid, wd.name, input_text, now,
                                                       deadline=deadline, tags=tag_map)
@@ -490,8 +528,9 @@ class Node(ManageVerbs):
     def send_event(self, wid: str, name: str, value: Any = None,
                    dedup: str | None = None) -> dict[str, Any]:
         self.require_ready()
-        if not name or len(name) > 200:
-            raise UsageError(f"invalid event name {name!r}", "1..200 characters")
+        check_name(name, "event name")
+        if dedup is not None:
+            check_name(dedup, "dedup key")
         text = encode(value, f"value of event {name}", self.settings.max_value_bytes)
         stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
         if woke:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import queues
 from edge.errors import NotFound, UsageError
+from edge.limits import check_duration, check_name
 from edge.queues import QueueDef
 from edge.serialization import decode
 from edge.store import WorkflowRow, lifecycle
@@ -64,8 +65,8 @@ class ManageVerbs:
         if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 1:
             raise UsageError(f"--from-step {from_step!r} must be a whole number >= 1",
                              f"see the SEQ column of: edge show {wid}")
-        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
-            raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
+        if id is not None:
+            check_name(id, "workflow id")
         new_id = id or (f"{wid}:fork:{os.urandom(4).hex()}" if len(wid) <= 180
                         else os.urandom(12).hex())
         row, reused = lifecycle.fork(self.store, wid, new_id, from_step, self.clock.time())
@@ -172,11 +173,8 @@ class ManageVerbs:
         their operations, events and published values) in batches of ``batch``, each its
         own short transaction. A finished child of a live parent is kept."""
         self.require_ready()
-        if (isinstance(finished_before, bool) or not isinstance(finished_before, (int, float))
-                or not finished_before >= 0):
-            raise UsageError(f"--finished-before {finished_before!r} must be a duration >= 0",
-                             "e.g. 7d, 12h, 30m or seconds")
-        cutoff = self.clock.time() - float(finished_before)
+        seconds = check_duration(finished_before, "--finished-before")
+        cutoff = self.clock.time() - seconds
         total = 0
         while True:
             n = lifecycle.prune_batch(self.store, cutoff, batch)

@@ -61,9 +61,9 @@ class QueueDef:
 
 
 def check_name(name: object, what: str = "queue name") -> str:
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise UsageError(f"invalid {what} {name!r}", "1..200 characters")
-    return name
+    from edge.limits import check_name as check
+
+    return check(name, what)
 
 
 def declare(name: str, concurrency: int | None, rate: tuple[int, float] | None) -> QueueDef:

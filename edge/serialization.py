@@ -7,7 +7,13 @@ Invariants:
   run and a replay see the same thing (a tuple comes back as a list both times);
 - dataclasses and pydantic models are encoded through ``to_json_default``
   (``dataclasses.asdict`` / ``model_dump(mode="json")``); anything else that
-  JSON cannot express is a clear SerializationError naming what was encoded.
+  JSON cannot express is a clear SerializationError naming what was encoded;
+- only what the node can read back and render is stored (edge/limits.py): no
+  NaN or infinity, no lone surrogate in a string or key (it has no UTF-8 form:
+  no response could carry it), no nesting deeper than ``MAX_DEPTH`` levels.
+  The checks are cheap on the hot path: the stored text is ASCII (escaped), so
+  a surrogate can only hide behind a ``\\ud`` escape and deep nesting needs
+  more than ``MAX_DEPTH`` brackets; only such texts are scanned.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from typing import Any
 
 from edge.errors import SerializationError
+from edge.limits import MAX_DEPTH
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
@@ -41,6 +49,47 @@ def _reject_constant(name: str) -> Any:
 # decoder on every call, which is measurable on the per-step hot path.
 _ENCODER = json.JSONEncoder(default=to_json_default, allow_nan=False, separators=(",", ":"))
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_UTF8_ENCODER = json.JSONEncoder(default=to_json_default, allow_nan=False, ensure_ascii=False,
+                                 separators=(",", ":"))
+# The depth check runs on the stored text with C-speed string operations only. The
+# encoder escapes every quote and backslash inside a string (\" and \\): once those
+# escapes are dropped, the quotes left delimit strings. Keep only quotes and brackets,
+# drop the strings (a bracket inside one is not nesting: "" pairs first, the rare
+# string holding a bracket by regex), then peel innermost pairs, one level a pass.
+_QUOTES_AND_BRACKETS = str.maketrans(
+    "", "", "".join(chr(c) for c in range(128) if chr(c) not in '[]{}"'))
+_STRING = re.compile(r'"[^"]*"')
+_PAIR = re.compile(r"\[\]|\{\}")
+
+
+def _depth_over(text: str, limit: int) -> bool:
+    marks = text.replace("\\\\", "").replace('\\"', "").translate(_QUOTES_AND_BRACKETS)
+    brackets = marks.replace('""', "")
+    if '"' in brackets:
+        brackets = _STRING.sub("", marks)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        peeled = _PAIR.sub("", brackets)  # one pass, both kinds at once: one level
+        if peeled == brackets:
+            return False  # unbalanced: never the encoder's own output
+        brackets = peeled
+    return bool(brackets)
+
+
+def _check_renderable(value: Any, text: str, what: str) -> None:
+    if "\\ud" in text:  # a surrogate pair (an emoji) or a lone surrogate: find out which
+        try:
+            _UTF8_ENCODER.encode(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start] if isinstance(exc.object, str) else "?"
+            raise SerializationError(
+                f"{what} contains a lone surrogate (U+{ord(bad):04X}), which is not text",
+                "send valid Unicode: a surrogate must be half of a pair "
+                "(\\ud83d\\ude00 is one emoji; \\ud800 alone is refused)") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth_over(text, MAX_DEPTH):
+        raise SerializationError(f"{what} nests deeper than {MAX_DEPTH} levels",
+                                 "flatten the value")
 
 
 def encode(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
@@ -53,6 +102,7 @@ def encode(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
             "return and pass only JSON values (dict, list, str, int, float, bool, None), "
             "dataclasses or pydantic models",
         ) from exc
+    _check_renderable(value, text, what)
     if len(text) > max_bytes and len(text.encode("utf-8")) > max_bytes:
         raise SerializationError(
             f"{what} is {len(text.encode('utf-8'))} bytes, over the {max_bytes}-byte limit",

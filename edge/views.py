@@ -3,6 +3,15 @@
 Invariant: one function per shape, shared by the HTTP API and the CLI's
 read-only inspection, so a node and a restored copy print the same thing.
 Times are ISO 8601 UTC; absent values are null.
+
+Defence in depth: the door (edge/limits.py, serialization.encode) refuses what
+cannot be rendered, but a row written by an older version or by hand must not
+fail a whole listing. Each field is rendered on its own; one that cannot be
+(a time past year 9999, JSON that does not decode, an input that is not an
+object) becomes the string ``"<unrenderable: ...>"`` and the rest of the row,
+and every other row, is served as usual. Lone surrogates in decoded strings
+are left to the response encoders (api/routes.json_response, cli_inspect.dumps),
+which escape them as JSON ``\\udXXXX``.
 """
 
 from __future__ import annotations
@@ -13,24 +22,51 @@ from typing import Any
 from edge.serialization import decode
 from edge.store import OpRow, Store, WorkflowRow
 
+UNRENDERABLE = "<unrenderable: {}>"
+# What decoding or rendering a damaged value can raise (datetime: ValueError,
+# OverflowError, OSError; json: ValueError, RecursionError; a wrong shape: the rest).
+_RENDER_ERRORS = (ValueError, OverflowError, OSError, RecursionError, TypeError,
+                  AttributeError, KeyError)
+
+
+def _placeholder(exc: BaseException) -> str:
+    return UNRENDERABLE.format(f"{type(exc).__name__}: {str(exc)[:100]}")
+
 
 def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC; a time no datetime can hold renders as a placeholder, never raises."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except _RENDER_ERRORS:
+        return UNRENDERABLE.format(f"time {ts!r}")
 
 
 def _json_or_none(text: str | None) -> Any:
-    return None if text is None else decode(text)
+    if text is None:
+        return None
+    try:
+        return decode(text)
+    except _RENDER_ERRORS as exc:
+        return _placeholder(exc)
+
+
+def _input_view(text: str) -> Any:
+    try:
+        inp = decode(text)
+        args, kwargs = inp.get("args", []), inp.get("kwargs", {})
+    except _RENDER_ERRORS as exc:
+        return _placeholder(exc)
+    return {"args": args, "kwargs": kwargs}
 
 
 def workflow_summary(wf: WorkflowRow, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    inp = decode(wf.input)
     return {
         "id": wf.id,
         "workflow": wf.workflow,
         "status": wf.status,
-        "input": {"args": inp.get("args", []), "kwargs": inp.get("kwargs", {})},
+        "input": _input_view(wf.input),
         "output": _json_or_none(wf.output),
         "error": _json_or_none(wf.error),
         "created_at": iso(wf.created_at),

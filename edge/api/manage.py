@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from edge.api.routes import ApiError, Request, Response, Route, check_fields, json_response
+from edge.errors import EdgeError
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -136,8 +137,13 @@ def prune(node: Node, req: Request) -> Response:
             seconds = parse_duration(value, "finished_before")
         except ConfigError as exc:
             raise ApiError(400, "bad_field", exc.message, exc.hint) from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        seconds = float(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        from edge.limits import check_duration
+
+        try:
+            seconds = check_duration(value, "field 'finished_before'")
+        except EdgeError as exc:
+            raise ApiError(400, "bad_field", exc.message, exc.hint) from None
     else:
         raise ApiError(400, "bad_field", f"field 'finished_before' must be a duration "
                        f"(\"7d\") or seconds >= 0, not {value!r}", "e.g. \"7d\" or 3600")

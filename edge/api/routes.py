@@ -105,7 +105,10 @@ class Route:
 
 
 def json_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # backslashreplace: a lone surrogate (from a row written before the door refused
+    # them) becomes the JSON escape \udXXXX, still valid JSON, instead of a 500.
+    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace")
     return Response(status, body + b"\n", JSON_TYPE + "; charset=utf-8", headers or {})
 
 

@@ -237,7 +237,7 @@ def test_per_call_options_never_read_the_environment(node: Running,
                    EDGE_ID="from-env")
     assert edge("list", env=env).returncode == 0
     res = edge("start", "greet", env=env)
-    assert_clean_error(res, 2, "greet")  # no --input: the node says which argument is missing
+    assert_clean_error(res, 1, "greet")  # no --input: the node refuses, naming the argument
     res = edge("start", "fail", env=env)
     assert res.returncode == 0 and res.stdout.strip() != "from-env"
 
@@ -269,7 +269,7 @@ def test_bad_input_is_refused_cleanly(node: Running, tmp_path: Path) -> None:
         (["start", "greet", "--input", "{not json"], 2, "--input"),
         (["start", "greet", "--input", '"bob"'], 2, "--input"),
         (["start", "greet", "--input", "42"], 2, "--input"),
-        (["start", "greet", "--input", '{"nme": "x"}'], 2, "greet"),
+        (["start", "greet", "--input", '{"nme": "x"}'], 1, "greet"),
         (["show", "no-such-id"], 1, "no-such-id"),
         (["send", "no-such-id", "go"], 1, "no-such-id"),
         (["send", "cli-ann", "go", "--value", "{bad"], 2, "--value"),

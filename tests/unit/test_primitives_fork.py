@@ -104,6 +104,6 @@ def test_fork_over_http_and_the_cli(make_node, capsys):
     assert code == 0 and out.strip() == "c1-cli"
     assert app.handle("c1-cli").result(timeout=10) == "shipped receipt"
     code, _, err = run(["fork", "c1", "--from-step", "42", "--url", url], capsys)
-    assert code == 2 and "out of range" in err and "hint:" in err
+    assert code == 1 and "out of range" in err and "hint:" in err
     code, _, err = run(["fork", "ghost", "--from-step", "1", "--url", url], capsys)
     assert code == 1 and "no workflow with id 'ghost'" in err

@@ -222,3 +222,37 @@ def test_a_real_node_keeps_its_tokens_from_ps_litestream_and_step_code(tmp_path:
         rc = proc.wait(30)
         log.close()
     assert rc == 0, (tmp_path / "node.log").read_text()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_explicit_opt_out_runs_open_and_says_so_loudly(tmp_path: Path, how: str) -> None:
+    """--insecure-no-token on 0.0.0.0, inside a network namespace of its own (unshare -n:
+    no interface but a down loopback), so the open port is reachable from nowhere."""
+    unshare = "/usr/bin/unshare"
+    if not os.path.exists(unshare) or subprocess.run([unshare, "-n", "true"]).returncode:
+        pytest.skip("unshare -n is refused here: cannot bind 0.0.0.0 in isolation")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env["PYTHONPATH"] = str(REPO)
+    argv = [unshare, "-n", EDGE, "run", "--app", "tests.integration.apps.basic_app:app",
+            "--data-dir", str(tmp_path / "d"), "--listen", "0.0.0.0:8080"]
+    if how == "flag":
+        argv.append("--insecure-no-token")
+    else:
+        env["EDGE_INSECURE_NO_TOKEN"] = "1"
+    log_path = tmp_path / "node.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def booted() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            return " ready: " in log_path.read_text()
+
+        wait_until(booted, 30, "the node ready", 0.05)
+        text = log_path.read_text()
+        (line,) = [t for t in text.splitlines() if "INSECURE" in t]
+        assert "WARN" in line and "0.0.0.0:8080" in line and "no token" in line, line
+        assert "--insecure-no-token" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    assert rc == 0, log_path.read_text()

@@ -83,6 +83,7 @@ class Replicator:
         self._blocked = 0
         # Serialises fence and unfence decisions; never held across a bucket call.
         self._fence_lock = threading.Lock()
+        self._slow_warned = False  # "stays fenced" is logged once per fenced period
         self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, node.clock.monotonic,
                                     backstop=min(1.0, s.lease_renew))
         self._opened = False  # the database is open (regaining a lease writes to it)
@@ -312,21 +313,26 @@ class Replicator:
             log.warning("the fence fired %.2f s after its bound", late)
 
     def _maybe_unfence(self) -> None:
-        """After a successful renew: resume only if the renewed deadline is still
-        ahead of the fence bound (a renew whose reply took longer than that is no
-        proof that a standby has not started counting)."""
+        """After a successful renew: resume only with one renew interval of headroom
+        before the renewed bound. A renew answered after its bound is no proof that a
+        standby has not started counting; one answered just before would only have
+        the sidecar flap (respawned, fenced again before the next renew returns)."""
+        renew = self.node.settings.lease_renew
         with self._fence_lock:
             if self.fenced_reason != "lease not renewed" or self.sidecar is None:
                 return
-            left = (self.lease.expires_at - self.node.settings.lease_renew
-                    - self.node.clock.monotonic())
-            if left <= 0:
-                log.warning("lease renewed, but its reply came %.1f s past the fence bound: "
-                            "the sidecar stays fenced (the bucket is too slow)", -left)
+            left = self.lease.expires_at - renew - self.node.clock.monotonic()
+            if left <= renew:
+                if not self._slow_warned:
+                    self._slow_warned = True
+                    log.warning("lease renewed, but %.1f s before the fence bound (%.1f s "
+                                "needed): the sidecar stays fenced while the bucket is this "
+                                "slow", left, renew)
                 return
             log.info("replica reachable again: lease renewed, sidecar resumes")
             self.sidecar.unfence()
             self.fenced_reason = None
+            self._slow_warned = False
         self._fence.poke()
 
     def wait_replicated(self, run: RunContext | None) -> None:

@@ -126,6 +126,7 @@ def test_slow_bucket_fences_the_old_sidecar_before_the_standby_takes_over(site):
         assert dead < takeover_sent, (dead - slow_at, takeover_sent - slow_at, a.text())
         assert fenced_logged < takeover_sent
         assert "sidecar resumes" not in a.text()[a.text().index("fencing the sidecar"):]
+        assert "the sidecar stays fenced" in a.text(), "a late renew reply must not unfence"
         print(f"\n[slow bucket, replies +{DELAY:g} s] old sidecar dead by "
               f"{dead - slow_at:.2f} s (fence logged {fenced_logged - slow_at:.2f} s), "
               f"standby's takeover sent {takeover_sent - slow_at:.2f} s after the slowdown: "
@@ -134,4 +135,28 @@ def test_slow_bucket_fences_the_old_sidecar_before_the_standby_takes_over(site):
     finally:
         if observer is not None:
             observer.stop()
+        proxy.close()
+
+
+def test_a_slow_bucket_keeps_the_sidecar_fenced_until_it_is_fast_again(site):
+    """No standby: while replies are late the renews succeed but never unfence; once
+    the bucket answers in time the sidecar resumes and the lag drains."""
+    port = int(site.endpoint.rsplit(":", 1)[1])
+    proxy = FlakyProxy(port)
+    via_proxy = f"s3://{site.bucket}/site?endpoint=http://127.0.0.1:{proxy.port}"
+    try:
+        a = site.node("a", replica=via_proxy)
+        a.wait_ready()
+        poll(lambda: a.litestream_pid() is not None, 10, "litestream up")
+        proxy.set_mode("delay", DELAY)
+        poll(lambda: a.status()["replication"]["fenced"] == "lease not renewed", 15, "fenced")
+        poll(lambda: "the sidecar stays fenced" in a.text(), 20, "a late renew, still fenced")
+        assert a.status()["replication"]["sidecar"]["pid"] is None
+        a.start("job", 1, "while-slow")
+        a.wait_all(["while-slow"])  # workflows keep running locally
+        proxy.set_mode("pass")
+        poll(lambda: a.status()["replication"]["fenced"] is None, 30, "unfenced")
+        poll(lambda: a.status()["replication"]["lag_seconds"] < 1.0, 30, "lag drained")
+        assert a.term() == 0
+    finally:
         proxy.close()

@@ -84,6 +84,7 @@ class Replicator:
         # Serialises fence and unfence decisions; never held across a bucket call.
         self._fence_lock = threading.Lock()
         self._slow_warned = False  # "stays fenced" is logged once per fenced period
+        self._sidecar_deferred = False  # holding, but the sidecar waits for a timely renew
         self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, node.clock.monotonic,
                                     backstop=min(1.0, s.lease_renew))
         self._opened = False  # the database is open (regaining a lease writes to it)
@@ -212,25 +213,44 @@ class Replicator:
             self._spawn(self._prune_once, "edge-prune")
         node.metrics.leader.set(1 if self.holding else 0)
 
-    def _start_sidecar(self) -> None:
+    def _headroom(self) -> float:
+        """Seconds until the fence bound (negative once it passed)."""
+        return (self.lease.expires_at - self.node.settings.lease_renew
+                - self.node.clock.monotonic())
+
+    def _start_sidecar(self, min_headroom: float = 0.0) -> None:
         s = self.node.settings
         # Litestream's default 30 s shutdown sync does not fit a 10 s container stop.
         flush_budget = max(1.0, min(5.0, s.grace_period - 1.0))
-        if s.replication == "external":
-            assert s.sidecar_socket is not None
-            self.sidecar = ExternalSidecar(
-                db_path=s.db_path.resolve(), target=self.target, epoch=self.epoch,
-                socket_path=s.sidecar_socket, shutdown_sync_timeout=flush_budget,
-                on_event=self._sidecar_event)
-        else:
-            self.sidecar = Sidecar(
-                db_path=s.db_path, target=self.target, epoch=self.epoch,
-                run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
-                shutdown_sync_timeout=flush_budget, on_event=self._sidecar_event)
-        self.sidecar.start()
         with self._fence_lock:
+            left = self._headroom()
+            if left <= min_headroom:
+                # Renews failed or came back late since the lease was taken (a slow
+                # bucket during a restore): starting now could upload after a standby
+                # took over. The first renew that leaves headroom starts it.
+                if not self._sidecar_deferred:
+                    log.error("the lease is %.1f s from its fence bound: the sidecar starts "
+                              "once a renew comes back in time; workflows run locally", left)
+                self._sidecar_deferred = True
+                self.fenced_reason = "lease not renewed"
+                return
+            self._sidecar_deferred = False
+            if s.replication == "external":
+                assert s.sidecar_socket is not None
+                sidecar: Sidecar = ExternalSidecar(
+                    db_path=s.db_path.resolve(), target=self.target, epoch=self.epoch,
+                    socket_path=s.sidecar_socket, shutdown_sync_timeout=flush_budget,
+                    on_event=self._sidecar_event)
+            else:
+                sidecar = Sidecar(
+                    db_path=s.db_path, target=self.target, epoch=self.epoch,
+                    run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
+                    shutdown_sync_timeout=flush_budget, on_event=self._sidecar_event)
+            # Visible to the watchdog before it runs: a fence during start() kills it.
+            self.sidecar = sidecar
             self.fenced_reason = None
-        self._fence.poke()  # a restore may have outlasted the bound: look at once
+        self._fence.poke()
+        sidecar.start()
 
     def _start_watchdog(self) -> None:
         if not self._fence.alive:
@@ -318,10 +338,19 @@ class Replicator:
         standby has not started counting; one answered just before would only have
         the sidecar flap (respawned, fenced again before the next renew returns)."""
         renew = self.node.settings.lease_renew
+        if self._sidecar_deferred:
+            try:
+                self._start_sidecar(min_headroom=renew)
+            except ReplicationError as exc:
+                with self._fence_lock:
+                    self._sidecar_deferred = True
+                    self.fenced_reason = "lease not renewed"
+                log.error("the deferred sidecar failed to start: %s", exc.message)
+            return
         with self._fence_lock:
             if self.fenced_reason != "lease not renewed" or self.sidecar is None:
                 return
-            left = self.lease.expires_at - renew - self.node.clock.monotonic()
+            left = self._headroom()
             if left <= renew:
                 if not self._slow_warned:
                     self._slow_warned = True

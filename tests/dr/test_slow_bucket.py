@@ -160,3 +160,34 @@ def test_a_slow_bucket_keeps_the_sidecar_fenced_until_it_is_fast_again(site):
         assert a.term() == 0
     finally:
         proxy.close()
+
+
+def test_a_lease_taken_on_a_slow_bucket_does_not_start_the_sidecar(site):
+    """Every reply is late from the first request on: the lease is stale the moment
+    its creation is answered, so the node boots and runs workflows with the sidecar
+    not started; it starts once a renew comes back in time."""
+    port = int(site.endpoint.rsplit(":", 1)[1])
+    proxy = FlakyProxy(port)
+    proxy.set_mode("delay", DELAY)
+    via_proxy = f"s3://{site.bucket}/site?endpoint=http://127.0.0.1:{proxy.port}"
+    try:
+        a = site.node("a", replica=via_proxy)
+        seen: list[bool] = []
+
+        def ready() -> bool:
+            seen.append(bool(litestream_children(a.proc.pid)))
+            return a.ready()
+
+        poll(ready, 60, "a ready on a slow bucket", interval=0.05)
+        a.start("job", 1, "slow-boot")
+        a.wait_all(["slow-boot"])
+        assert a.status()["replication"]["fenced"] == "lease not renewed"
+        assert not any(seen) and not litestream_children(a.proc.pid), "sidecar ran on a stale lease"
+        assert "the sidecar starts once a renew comes back in time" in a.text()
+        proxy.set_mode("pass")
+        poll(lambda: litestream_children(a.proc.pid), 30, "the sidecar started")
+        poll(lambda: a.status()["replication"]["fenced"] is None, 10, "unfenced")
+        poll(lambda: a.status()["replication"]["lag_seconds"] < 1.0, 30, "lag drained")
+        assert a.term() == 0
+    finally:
+        proxy.close()

@@ -14,7 +14,8 @@ Invariants:
   expire, counted from the SEND time of its last successful renew and checked
   by a watchdog thread of its own (edge/replication/watchdog.py) that no
   barrier or renew call can delay; a renew whose reply comes back after that
-  bound does not unfence; a holder whose lease was taken over (a zombie) stops, quarantines
+  bound does not unfence, nor is a sidecar started on a lease past that
+  bound; a holder whose lease was taken over (a zombie) stops, quarantines
   its database and exits with a clear error;
 - a standby never opens the database and is never ready;
 - with the bucket unreachable at boot, a trusted-looking local file runs with

@@ -1,7 +1,10 @@
 # edge: one node per container. Build from the repository root:
 #   docker build -t edge:local .
-# Run (the example app; mount a volume on /data, point EDGE_REPLICA at a bucket):
-#   docker run -p 8080:8080 -v edge-data:/data -e EDGE_REPLICA=s3://bucket/site-1 edge:local
+# Run (the example app; mount a volume on /data, point EDGE_REPLICA at a bucket, and
+# mount the API token: the node refuses to listen on 0.0.0.0 without one):
+#   docker run -p 8080:8080 -v edge-data:/data -e EDGE_REPLICA=s3://bucket/site-1 \
+#     -v "$PWD/edge-api-token:/run/secrets/edge-api-token:ro" \
+#     -e EDGE_API_TOKEN_FILE=/run/secrets/edge-api-token edge:local
 # Your own app: build FROM this image, COPY your package into /app, set EDGE_APP.
 FROM python:3.11-slim-bookworm
 
@@ -37,7 +40,9 @@ COPY litestream.yml /etc/litestream.yml
 
 # Settings (edge run reads EDGE_*; a flag given on the command line wins).
 # EDGE_REPLICA is unset: set it to s3://BUCKET/PREFIX[?endpoint=...&region=...]
-# (credentials from AWS_*); without it edge runs and warns once.
+# (credentials from AWS_*); without it edge runs and warns once. No API token is
+# baked in: on 0.0.0.0 the node refuses to start (exit 2) until EDGE_API_TOKEN_FILE
+# names a mounted Secret (or EDGE_INSECURE_NO_TOKEN=1 opts out, logged as INSECURE).
 ENV EDGE_APP=examples.shop:app \
     EDGE_DATA_DIR=/data \
     EDGE_LISTEN=0.0.0.0:8080 \

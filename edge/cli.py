@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from edge import cli_inspect as out
+from edge.auth import resolve_token
 from edge.config import Settings
 from edge.errors import EXIT_FAILED, EdgeError, UsageError
 
@@ -91,6 +92,18 @@ LeaseRenewOpt = Annotated[float, typer.Option(
 TokenOpt = Annotated[str | None, typer.Option(
     "--api-token", envvar="EDGE_API_TOKEN", show_default=False,
     help="Bearer token of the HTTP API (the node requires it; clients send it).")]
+TokenFileOpt = Annotated[Path | None, typer.Option(
+    "--api-token-file", envvar="EDGE_API_TOKEN_FILE", show_default=False,
+    help="Read the API token from this file (a mounted Secret): not in `ps` or the env.")]
+ReadTokenOpt = Annotated[str | None, typer.Option(
+    "--api-read-token", envvar="EDGE_API_READ_TOKEN", show_default=False,
+    help="A read-only token: reads, /metrics and the dashboard; writes are refused (403).")]
+ReadTokenFileOpt = Annotated[Path | None, typer.Option(
+    "--api-read-token-file", envvar="EDGE_API_READ_TOKEN_FILE", show_default=False,
+    help="Read the read-only token from this file.")]
+InsecureOpt = Annotated[bool, typer.Option(
+    "--insecure-no-token", envvar="EDGE_INSECURE_NO_TOKEN",
+    help="Serve a non-loopback --listen without an API token (logged as INSECURE).")]
 RetentionOpt = Annotated[str | None, typer.Option(
     "--retention", envvar="EDGE_RETENTION", show_default=False,
     help="Delete finished workflows older than this (7d, 12h, ...) hourly; default: keep all.")]
@@ -115,10 +128,10 @@ def fail(exc: EdgeError) -> NoReturn:
     raise SystemExit(exc.exit_code)
 
 
-def _client(url: str, token: str | None) -> Client:
+def _client(url: str, token: str | None, token_file: Path | None = None) -> Client:
     from edge.client import Client
 
-    return Client(url, token=token)
+    return Client(url, token=resolve_token(token, token_file, "--api-token"))
 
 
 def parse_input(text: str | None) -> dict[str, Any] | list[Any] | None:
@@ -205,7 +218,11 @@ def run(
     lease_ttl: LeaseTtlOpt = _D.lease_ttl,
     lease_renew: LeaseRenewOpt = _D.lease_renew,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
     retention: RetentionOpt = None,
+    api_read_token: ReadTokenOpt = None,
+    api_read_token_file: ReadTokenFileOpt = None,
+    insecure_no_token: InsecureOpt = False,
 ) -> None:
     """Run a node: recover in-flight workflows, serve the HTTP API, replicate. Stops on SIGTERM."""
     from edge.config import parse_duration
@@ -217,9 +234,14 @@ def run(
         durability=durability, grace_period=grace_period, log_format=log_format,
         allow_empty=allow_empty, no_wait=no_wait, replication=replication,
         sidecar_socket=sidecar_socket or None, sync_interval=sync_interval,
-        lease_ttl=lease_ttl, lease_renew=lease_renew, api_token=api_token or None,
+        lease_ttl=lease_ttl, lease_renew=lease_renew,
+        api_token=resolve_token(api_token, api_token_file, "--api-token"),
         retention=keep,
+        api_read_token=resolve_token(api_read_token, api_read_token_file, "--api-read-token"),
+        insecure_no_token=insecure_no_token,
     ).validate()
+    for name in ("EDGE_API_TOKEN", "EDGE_API_READ_TOKEN"):
+        os.environ.pop(name, None)  # the node's children (steps, litestream) never see it
     from edge.logs import configure
     from edge.node import Node
 
@@ -323,13 +345,15 @@ def start(
         help="KEY=VALUE to search by (edge list --tag); repeatable.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
     from edge.tags import parse_filters
 
     value = parse_input(input)
     tags = parse_filters(tag or [], "--tag")
-    handle = _client(url, api_token).start(workflow, value, id=id, tags=tags or None)
+    handle = _client(url, api_token, api_token_file).start(workflow, value, id=id,
+                                                           tags=tags or None)
     print(handle.id)
 
 
@@ -360,6 +384,7 @@ def list_(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
     data_dir: InspectOpt = None,
 ) -> None:
     """List workflows, newest first."""
@@ -376,15 +401,16 @@ def list_(
     if queue is not None:
         from edge.cli_manage import list_queue
 
-        list_queue(queue, st, workflow, limit, json_, url, api_token, data_dir)
+        token = resolve_token(api_token, api_token_file, "--api-token")
+        list_queue(queue, st, workflow, limit, json_, url, token, data_dir)
         return
     if data_dir is not None:
         page = out.list_file(data_dir, st, workflow, limit, {
             "tags": tags, "since": lo, "until": hi, "id_prefix": id_prefix})
     else:
-        page = _client(url, api_token).list(status=st, workflow=workflow, limit=limit,
-                                            tags=tags or None, since=lo, until=hi,
-                                            prefix=id_prefix)
+        client = _client(url, api_token, api_token_file)
+        page = client.list(status=st, workflow=workflow, limit=limit, tags=tags or None,
+                           since=lo, until=hi, prefix=id_prefix)
     if json_:
         _echo_json({"workflows": page["workflows"]})
         return
@@ -402,13 +428,14 @@ def show(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
     data_dir: InspectOpt = None,
 ) -> None:
     """Show one workflow: status, input, output or error, and its step timeline."""
     if data_dir is not None:
         view = out.show_file(data_dir, id)
     else:
-        view = _client(url, api_token).get(id)
+        view = _client(url, api_token, api_token_file).get(id)
     if json_:
         _echo_json(view)
     else:
@@ -427,12 +454,13 @@ def send(
         help="Dedup key: a retried send with the same key is delivered once.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Send an event to a workflow (kept until its wait_event takes it)."""
     from edge.serialization import parse_json_arg
 
     parsed = None if value is None else parse_json_arg(value, "--value")
-    res = _client(url, api_token).send(id, event, parsed, dedup=dedup)
+    res = _client(url, api_token, api_token_file).send(id, event, parsed, dedup=dedup)
     if res.get("duplicate"):
         print(f"duplicate: event {event} with dedup key {dedup!r} was already sent to {id}")
     else:
@@ -444,9 +472,10 @@ def cancel(
     id: Annotated[str, typer.Argument(help="The workflow id.", show_default=False)],
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Cancel a workflow and its children (at their next durable operation)."""
-    res = _client(url, api_token).cancel(id)
+    res = _client(url, api_token, api_token_file).cancel(id)
     if res.get("cancel") == "done":
         print(f"cancelled {id}")
     else:
@@ -459,9 +488,10 @@ def resume(
     id: Annotated[str, typer.Argument(help="The workflow id.", show_default=False)],
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Run a FAILED or CANCELLED workflow again from its checkpoints."""
-    res = _client(url, api_token).resume(id)
+    res = _client(url, api_token, api_token_file).resume(id)
     print(f"resumed {id} ({res.get('status', 'PENDING')})")
 
 
@@ -470,10 +500,12 @@ def status(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
     data_dir: InspectOpt = None,
 ) -> None:
     """Node, leader, state, counts by status, replication."""
-    st = out.status_file(data_dir) if data_dir is not None else _client(url, api_token).status()
+    st = (out.status_file(data_dir) if data_dir is not None
+          else _client(url, api_token, api_token_file).status())
     if json_:
         _echo_json(st)
     else:

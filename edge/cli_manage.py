@@ -1,7 +1,8 @@
 """`edge` management commands: fork, queues (and `edge list --queue`), schedules, prune.
 
 Registered on the typer app of edge/cli.py (which imports this module last); they
-reuse its options declared once (``--url``/``EDGE_URL``, ``--api-token``) and
+reuse its options declared once (``--url``/``EDGE_URL``, ``--api-token``,
+``--api-token-file``) and
 its error handling: every failure is one `error:` line, a `hint:` line and the
 documented exit code.
 """
@@ -15,7 +16,16 @@ from typing import Annotated, Any
 import typer
 
 from edge import cli_inspect as out
-from edge.cli import DEFAULT_URL, JsonOpt, TokenOpt, UrlOpt, _client, _echo_json, app
+from edge.cli import (
+    DEFAULT_URL,
+    JsonOpt,
+    TokenFileOpt,
+    TokenOpt,
+    UrlOpt,
+    _client,
+    _echo_json,
+    app,
+)
 from edge.errors import UsageError
 
 
@@ -30,10 +40,11 @@ def fork(
     ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Start a new workflow with ID's input, reusing its checkpoints before --from-step;
     prints the new id alone on stdout."""
-    print(_client(url, api_token).fork(id, from_step, new_id).id)
+    print(_client(url, api_token, api_token_file).fork(id, from_step, new_id).id)
 
 
 def _queue_line(q: dict[str, Any]) -> str:
@@ -99,6 +110,7 @@ def queues(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Queues with their limits and depth; `edge queues priority ID N` re-prioritises a
     workflow still waiting for a slot."""
@@ -111,7 +123,7 @@ def queues(
         except ValueError:
             raise UsageError(f"priority {n!r} is not a whole number",
                              "e.g. edge queues priority o-9 10") from None
-        res = _client(url, api_token).set_priority(id, prio)
+        res = _client(url, api_token, api_token_file).set_priority(id, prio)
         if json_:
             _echo_json(res)
         else:
@@ -121,7 +133,7 @@ def queues(
         raise UsageError(f"unknown action {action!r}" if action != "list" else
                          "`edge queues list` takes no other argument",
                          "edge queues, or edge queues priority ID N")
-    info = _client(url, api_token).queues()
+    info = _client(url, api_token, api_token_file).queues()
     if json_:
         _echo_json(info)
         return
@@ -140,9 +152,10 @@ def schedules(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Cron schedules: `edge schedules list`, `edge schedules pause|resume NAME`."""
-    client = _client(url, api_token)
+    client = _client(url, api_token, api_token_file)
     if action == "list":
         if name is not None:
             raise UsageError(f"`edge schedules list` takes no NAME (got {name!r})",
@@ -178,10 +191,11 @@ def prune(
         help="Delete workflows that ended longer ago than this: 7d, 12h, 30m, 45s or seconds.")],
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Delete finished workflows (and their steps, events, values) older than a duration."""
     from edge.config import parse_duration
 
     seconds = parse_duration(finished_before, "--finished-before")
-    res = _client(url, api_token).prune(seconds)
+    res = _client(url, api_token, api_token_file).prune(seconds)
     print(f"pruned {res['deleted']} workflows that finished before {res['cutoff']}")

@@ -13,21 +13,25 @@ Invariants:
 - ``RemoteHandle.result`` has the semantics of ``edge.Handle.result``:
   SUCCEEDED -> the output, FAILED -> WorkflowFailed, CANCELLED ->
   WorkflowCancelled, not final in time -> TimeoutError;
-- proxies from the environment are honoured, except for loopback nodes.
+- proxies from the environment are honoured, except for loopback nodes;
+- the token may be read from a file (``token_file``, e.g. a mounted Secret),
+  once, when the client is made.
 """
 
 from __future__ import annotations
 
 import builtins
 import http.client
-import ipaddress
 import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from edge.auth import is_loopback as _is_loopback
+from edge.auth import read_token_file
 from edge.errors import (
     Conflict,
     DataError,
@@ -45,15 +49,6 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 _DATA_CODES = {"data_error", "checksum_mismatch", "corrupt_database", "foreign_database",
                "newer_schema", "no_database"}
 _UNREACHABLE_HINT = "start it with `edge run --app MODULE:ATTR` or set --url / EDGE_URL"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def error_from_response(status: int, payload: Any, url: str) -> EdgeError:
@@ -144,7 +139,7 @@ class Client:
     """A node's HTTP API as Python calls."""
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, *, token_file: str | Path | None = None) -> None:
         url = (url or DEFAULT_URL).strip().rstrip("/")
         try:
             parts = urlsplit(url)
@@ -159,7 +154,10 @@ class Client:
 
         check_host(host, "--url")
         self.url = url
-        self.token = token or None
+        if token and token_file:
+            raise UsageError("both --api-token and --api-token-file are given", "give one")
+        self.token = read_token_file(token_file, "--api-token-file") if token_file else (
+            token or None)
         self.timeout = timeout
         handlers: list[urllib.request.BaseHandler] = []
         if _is_loopback(host):

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.auth import check_exposure
 from edge.errors import ConfigError
 from edge.limits import MAX_DURATION
 from edge.serialization import DEFAULT_MAX_BYTES
@@ -40,6 +41,8 @@ class Settings:
     epoch_retention: float = 7 * 86400.0
     api_token: str | None = None
     retention: float | None = None  # seconds: finished workflows older than this are pruned
+    api_read_token: str | None = None  # grants GET/HEAD only (viewers, Prometheus)
+    insecure_no_token: bool = False  # the explicit opt-out: a non-loopback listen without token
 
     @property
     def db_path(self) -> Path:
@@ -91,8 +94,8 @@ class Settings:
                       f"e.g. 7d, at most {MAX_DURATION:.0f} s (100 years); leave it "
                       "unset to keep every workflow")
         check_data_dir(self.data_dir)
-        if self.listen is not None:
-            parse_listen(self.listen)
+        host = parse_listen(self.listen)[0] if self.listen is not None else "127.0.0.1"
+        check_exposure(host, self.api_token, self.api_read_token, self.insecure_no_token)
         if self.replica is not None:
             from edge.replication import parse_replica_url
 

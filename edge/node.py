@@ -167,7 +167,8 @@ class Node(ManageVerbs):
             from edge.api.server import ApiServer
 
             host, port = parse_listen(s.listen)
-            self.http = ApiServer(self, host, port, token=s.api_token)
+            self.http = ApiServer(self, host, port, token=s.api_token,
+                                  read_token=s.api_read_token)
             self.http.start()
         try:
             self._boot()

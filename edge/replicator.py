@@ -11,7 +11,11 @@ and the lag monitor.
 Invariants:
 - the replica never has two writers: the sidecar runs only while we hold the
   lease; a holder that cannot renew fences its sidecar before the lease could
-  expire; a holder whose lease was taken over (a zombie) stops, quarantines
+  expire, counted from the SEND time of its last successful renew and checked
+  by a watchdog thread of its own (edge/replication/watchdog.py) that no
+  barrier or renew call can delay; a renew whose reply comes back after that
+  bound does not unfence, nor is a sidecar started on a lease past that
+  bound; a holder whose lease was taken over (a zombie) stops, quarantines
   its database and exits with a clear error;
 - a standby never opens the database and is never ready;
 - with the bucket unreachable at boot, a trusted-looking local file runs with
@@ -45,6 +49,7 @@ from edge.replication import (
     quarantine,
     restore,
 )
+from edge.replication.watchdog import FenceWatchdog
 from edge.store import Store
 
 if TYPE_CHECKING:
@@ -76,8 +81,13 @@ class Replicator:
         self._lag_lock = threading.Lock()
         self._first_unsynced: float | None = None
         self._last_commit = 0.0
-        self._last_renew = node.clock.monotonic()
         self._blocked = 0
+        # Serialises fence and unfence decisions; never held across a bucket call.
+        self._fence_lock = threading.Lock()
+        self._slow_warned = False  # "stays fenced" is logged once per fenced period
+        self._sidecar_deferred = False  # holding, but the sidecar waits for a timely renew
+        self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, node.clock.monotonic,
+                                    backstop=min(1.0, s.lease_renew))
         self._opened = False  # the database is open (regaining a lease writes to it)
 
     # ---- boot ----------------------------------------------------------------
@@ -114,10 +124,10 @@ class Replicator:
                 raise NotReady("stopped while standing by", "")
         self.standby = None
         self.holding, self.epoch = True, res.epoch
-        self._last_renew = node.clock.monotonic()
         # Renew from now on: a restore may take longer than the TTL, and a standby
         # must not take over while we restore.
         self._spawn(self._keep_lease, "edge-lease")
+        self._start_watchdog()
         node.metrics.lease_epoch.set(res.epoch)
         node.state = "booting"
         trusted = local is not None and (res.trusted_local or res.kind == "created")
@@ -198,28 +208,54 @@ class Replicator:
         self._opened = True
         if not any(t.name == "edge-lease" for t in self._threads):
             self._spawn(self._keep_lease, "edge-lease")
+        self._start_watchdog()
         self._spawn(self._monitor, "edge-lag")
         if self.holding:
             self._spawn(self._prune_once, "edge-prune")
         node.metrics.leader.set(1 if self.holding else 0)
 
-    def _start_sidecar(self) -> None:
+    def _headroom(self) -> float:
+        """Seconds until the fence bound (negative once it passed)."""
+        return (self.lease.expires_at - self.node.settings.lease_renew
+                - self.node.clock.monotonic())
+
+    def _start_sidecar(self, min_headroom: float = 0.0) -> None:
         s = self.node.settings
         # Litestream's default 30 s shutdown sync does not fit a 10 s container stop.
         flush_budget = max(1.0, min(5.0, s.grace_period - 1.0))
-        if s.replication == "external":
-            assert s.sidecar_socket is not None
-            self.sidecar = ExternalSidecar(
-                db_path=s.db_path.resolve(), target=self.target, epoch=self.epoch,
-                socket_path=s.sidecar_socket, shutdown_sync_timeout=flush_budget,
-                on_event=self._sidecar_event)
-        else:
-            self.sidecar = Sidecar(
-                db_path=s.db_path, target=self.target, epoch=self.epoch,
-                run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
-                shutdown_sync_timeout=flush_budget, on_event=self._sidecar_event)
-        self.sidecar.start()
-        self.fenced_reason = None
+        with self._fence_lock:
+            left = self._headroom()
+            if left <= min_headroom:
+                # Renews failed or came back late since the lease was taken (a slow
+                # bucket during a restore): starting now could upload after a standby
+                # took over. The first renew that leaves headroom starts it.
+                if not self._sidecar_deferred:
+                    log.error("the lease is %.1f s from its fence bound: the sidecar starts "
+                              "once a renew comes back in time; workflows run locally", left)
+                self._sidecar_deferred = True
+                self.fenced_reason = "lease not renewed"
+                return
+            self._sidecar_deferred = False
+            if s.replication == "external":
+                assert s.sidecar_socket is not None
+                sidecar: Sidecar = ExternalSidecar(
+                    db_path=s.db_path.resolve(), target=self.target, epoch=self.epoch,
+                    socket_path=s.sidecar_socket, shutdown_sync_timeout=flush_budget,
+                    on_event=self._sidecar_event)
+            else:
+                sidecar = Sidecar(
+                    db_path=s.db_path, target=self.target, epoch=self.epoch,
+                    run_dir=s.data_dir / "sidecar", sync_interval=s.sync_interval,
+                    shutdown_sync_timeout=flush_budget, on_event=self._sidecar_event)
+            # Visible to the watchdog before it runs: a fence during start() kills it.
+            self.sidecar = sidecar
+            self.fenced_reason = None
+        self._fence.poke()
+        sidecar.start()
+
+    def _start_watchdog(self) -> None:
+        if not self._fence.alive:
+            self._fence.start()
 
     def _spawn(self, fn: Any, name: str) -> None:
         t = threading.Thread(target=fn, name=name, daemon=True)
@@ -269,25 +305,65 @@ class Replicator:
     def _monitor(self) -> None:
         m, s = self.node.metrics, self.node.settings
         while not self._stop.wait(s.sync_interval):
-            self._watchdog()
-            # Bounded by the renew interval, so the watchdog above runs often enough.
             ok = self._barrier(timeout=min(s.lease_renew, max(1.0, s.sync_interval * 3)))
             m.replication_up.set(1 if ok else 0)
             m.replication_lag.set(self.lag())
 
-    def _watchdog(self) -> None:
-        """Fence the sidecar before the lease could expire, on our monotonic clock.
+    def _fence_bound(self) -> float | None:
+        """When to fence (monotonic), or None when there is no sidecar to guard.
 
-        Runs beside the lease keeper, whose renew call may itself hang on a
-        blackholed bucket: the fence must not wait for that call to fail."""
-        s = self.node.settings
-        since = self.node.clock.monotonic() - self._last_renew
-        if self.holding and self.fenced_reason is None and since > s.lease_ttl - s.lease_renew:
-            log.error("lease not renewed for %.1f s: fencing the sidecar; workflows keep "
-                      "running locally", since)
+        The lease's deadline is the send time of its last successful write plus
+        the TTL (a lock-free read: a renew may hold the lease's lock on a slow
+        bucket); we fence one renew interval before it."""
+        if not self.holding or self.fenced_reason is not None:
+            return None
+        return self.lease.expires_at - self.node.settings.lease_renew
+
+    def _fence_fire(self, late: float) -> None:
+        """Fence the sidecar: the lease may soon be taken over (the watchdog thread)."""
+        with self._fence_lock:
+            if not self.holding or self.fenced_reason is not None:
+                return
+            since = self.node.clock.monotonic() - (self.lease.expires_at - self.lease.ttl)
+            log.error("lease not renewed for %.1f s (since its last renew was sent): fencing "
+                      "the sidecar; workflows keep running locally", since)
             self.fenced_reason = "lease not renewed"
             if self.sidecar is not None:
                 self.sidecar.fence()
+        if late > 0.5:
+            log.warning("the fence fired %.2f s after its bound", late)
+
+    def _maybe_unfence(self) -> None:
+        """After a successful renew: resume only with one renew interval of headroom
+        before the renewed bound. A renew answered after its bound is no proof that a
+        standby has not started counting; one answered just before would only have
+        the sidecar flap (respawned, fenced again before the next renew returns)."""
+        renew = self.node.settings.lease_renew
+        if self._sidecar_deferred:
+            try:
+                self._start_sidecar(min_headroom=renew)
+            except ReplicationError as exc:
+                with self._fence_lock:
+                    self._sidecar_deferred = True
+                    self.fenced_reason = "lease not renewed"
+                log.error("the deferred sidecar failed to start: %s", exc.message)
+            return
+        with self._fence_lock:
+            if self.fenced_reason != "lease not renewed" or self.sidecar is None:
+                return
+            left = self._headroom()
+            if left <= renew:
+                if not self._slow_warned:
+                    self._slow_warned = True
+                    log.warning("lease renewed, but %.1f s before the fence bound (%.1f s "
+                                "needed): the sidecar stays fenced while the bucket is this "
+                                "slow", left, renew)
+                return
+            log.info("replica reachable again: lease renewed, sidecar resumes")
+            self.sidecar.unfence()
+            self.fenced_reason = None
+            self._slow_warned = False
+        self._fence.poke()
 
     def wait_replicated(self, run: RunContext | None) -> None:
         node = self.node
@@ -312,23 +388,18 @@ class Replicator:
                     node.store.set_blocked(run.wf.id, None)
 
     def _keep_lease(self) -> None:
-        s, clock = self.node.settings, self.node.clock
+        s = self.node.settings
         while not self._stop.wait(s.lease_renew):
             try:
                 if self.holding:
                     self.lease.renew()
-                    self._last_renew = clock.monotonic()
-                    if self.fenced_reason == "lease not renewed" and self.sidecar is not None:
-                        log.info("replica reachable again: lease renewed, sidecar resumes")
-                        self.sidecar.unfence()
-                        self.fenced_reason = None
+                    self._fence.poke()
+                    self._maybe_unfence()
                 elif self._opened:
                     self._regain()
             except Unreachable as exc:
+                # The watchdog fences well before the TTL, whatever this call did.
                 log.warning("lease renewal failed: %s", exc.message)
-                # Fence well before the TTL: a standby may take over at expiry, and
-                # then our sidecar must already have stopped uploading.
-                self._watchdog()
             except LeaseLost as exc:
                 self._zombie(exc)
                 return
@@ -349,7 +420,6 @@ class Replicator:
             self._zombie(LeaseLost(f"the lease moved to {res.holder} (epoch {res.epoch})", ""))
             return
         self.holding, self.epoch = True, res.epoch
-        self._last_renew = self.node.clock.monotonic()
         self.node.store.set_meta({"epoch": str(self.epoch), "owner": self.node.node_id})
         self._start_sidecar()
         self.node.metrics.leader.set(1)
@@ -376,6 +446,7 @@ class Replicator:
 
     def shutdown(self, flush: bool) -> None:
         self._stop.set()
+        self._fence.stop()
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout=5.0)

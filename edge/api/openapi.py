@@ -30,6 +30,7 @@ _ERRORS = {
 }
 _BODY_ERRORS = {
     **_ERRORS,
+    "403": _err("the read-only token on a write (code read_only_token)"),
     "411": _err("a chunked body without Content-Length"),
     "413": _err("the body is over the size limit (2 MiB)"),
     "415": _err("the body is not application/json"),

@@ -13,6 +13,9 @@ Invariants:
 - with a token, every request except /healthz, /readyz and the dashboard shell (GET /) needs
   ``Authorization: Bearer``
   (compared in constant time);
+- the read-only token (edge/auth.py) passes that check for GET and HEAD only; any
+  other method with it is 403 ``read_only_token``, whatever the route, so a new
+  write route is guarded without being listed anywhere;
 - the server runs before the node is ready (boot step 1), so routes cope with
   a node that has no database yet;
 - per-request lines go to the ``edge.http`` logger at debug, never to stderr.
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from edge.api.routes import ApiError, Request, Response, error_response, find_route, json_response
+from edge.auth import is_loopback
 from edge.errors import EdgeError
 
 if TYPE_CHECKING:
@@ -171,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         open_route = segments in (["healthz"], ["readyz"]) or (
             segments == [] and self.command in ("GET", "HEAD"))
         if api.token is not None and not open_route:
-            self._check_token(api.token)
+            self._check_token(api.token, api.read_token)
         route, params = find_route(self.command, segments)
         query, multi = _parse_query(parts.query, route.multi) if route.query is not None else (
             {}, {})
@@ -185,14 +189,22 @@ class _Handler(BaseHTTPRequestHandler):
                                                {k.lower(): v for k, v in self.headers.items()},
                                                multi))
 
-    def _check_token(self, token: str) -> None:
+    def _check_token(self, token: str, read_token: str | None) -> None:
         header = self.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode("utf-8", "replace"), token.encode("utf-8")):
-            raise ApiError(401, "unauthorized", "missing or wrong API token",
-                           "send Authorization: Bearer <token> (the CLI: --api-token or "
-                           "EDGE_API_TOKEN)")
+        sent = given.strip().encode("utf-8", "replace")
+        if scheme.lower() == "bearer" and hmac.compare_digest(sent, token.encode("utf-8")):
+            return
+        if (read_token is not None and scheme.lower() == "bearer"
+                and hmac.compare_digest(sent, read_token.encode("utf-8"))):
+            if self.command in ("GET", "HEAD"):
+                return
+            raise ApiError(403, "read_only_token",
+                           f"the read-only API token cannot {self.command} {self.path[:120]}",
+                           "send the API token (not the read-only one) for writes")
+        raise ApiError(401, "unauthorized", "missing or wrong API token",
+                       "send Authorization: Bearer <token> (the CLI: --api-token-file or "
+                       "EDGE_API_TOKEN_FILE, --api-token or EDGE_API_TOKEN)")
 
     def _read_body(self, limit: int) -> bytes | None:
         if self.headers.get("Transfer-Encoding"):
@@ -251,11 +263,12 @@ class ApiServer:
     """Serves ``node`` over HTTP on ``host:port`` (port 0 picks a free one: see ``.port``)."""
 
     def __init__(self, node: Node, host: str, port: int, token: str | None = None,
-                 max_body: int = MAX_BODY_BYTES) -> None:
+                 max_body: int = MAX_BODY_BYTES, read_token: str | None = None) -> None:
         self.node = node
         self.host = host
         self.requested_port = port
         self.token = token or None
+        self.read_token = (read_token or None) if self.token else None
         self.max_body = max_body
         self._bound_port: int | None = None
         self._server: _HttpServer | None = None
@@ -289,6 +302,10 @@ class ApiServer:
                                         name="edge-http", daemon=True)
         self._thread.start()
         log.info("HTTP API on %s", self.url)
+        if self.token is None and not is_loopback(self.host):
+            log.warning("INSECURE: the HTTP API on %s has no token (--insecure-no-token): "
+                        "anyone who can reach it can start, cancel, resume, fork and prune "
+                        "workflows", self.url)
         return self
 
     def stop(self) -> None:

@@ -170,7 +170,11 @@ class Lease:
 
     @property
     def expires_at(self) -> float:
-        """Monotonic deadline: stop replicating before this unless renewed."""
+        """Monotonic deadline: stop replicating before this unless renewed.
+
+        The send time of the last successful write plus the TTL (never the reply's
+        arrival). Read without the lock, so a watchdog can read it while a renew
+        is stuck on a slow bucket."""
         return self._deadline if self._etag is not None else 0.0
 
     @property

@@ -17,6 +17,8 @@ Invariants:
   its binary and child environment), so the sidecar and restores agree on it.
   Hazard: Litestream 0.5.17 cannot build its S3 client when ``AWS_CA_BUNDLE`` is
   set; ``child_env`` drops it whenever no TLS is involved.
+* A litestream child never carries the node's API tokens: ``child_env`` drops
+  every ``EDGE_*TOKEN*`` variable (the tokens and their file paths).
 """
 
 from __future__ import annotations
@@ -251,7 +253,8 @@ def find_litestream(explicit: str | None = None) -> str:
 
 def child_env(target: ReplicaTarget, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a litestream child (see the AWS_CA_BUNDLE hazard above)."""
-    out = dict(os.environ if env is None else env)
+    out = {k: v for k, v in (os.environ if env is None else env).items()
+           if not (k.startswith("EDGE_") and "TOKEN" in k)}
     if target.plain_http:
         out.pop("AWS_CA_BUNDLE", None)
     return out

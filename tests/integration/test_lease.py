@@ -251,3 +251,31 @@ def test_missing_bucket_is_unreachable_with_a_hint(moto_endpoint):
     with pytest.raises(Unreachable) as err:
         lease(target, "node-a").acquire(None)
     assert "does not exist" in err.value.message and "bucket" in err.value.hint
+
+
+class SlowReplyStore:
+    """A real store whose conditional writes land at once but answer ``delay`` later
+    (on the caller's fake monotonic clock): a slow bucket."""
+
+    def __init__(self, inner: ObjectStore, clock: FakeClock, delay: float) -> None:
+        self._inner, self._clock, self._delay = inner, clock, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def put_if_match(self, key: str, body: bytes, etag: str) -> str | None:
+        new = self._inner.put_if_match(key, body, etag)
+        self._clock.now += self._delay
+        return new
+
+
+def test_a_slow_reply_does_not_extend_the_deadline_past_the_send_time(target):
+    """The deadline counts from when the renew was SENT: a standby may start its TTL
+    as soon as the write lands, whenever its reply reaches the holder."""
+    clock = FakeClock(100.0)
+    a = lease(target, "node-a", clock, store=SlowReplyStore(open_store(target), clock, 4.0))
+    a.acquire(None)
+    clock.now = 105.0
+    a.renew()  # sent at 105, answered at 109
+    assert clock.now == pytest.approx(109.0)
+    assert a.expires_at == pytest.approx(115.0)

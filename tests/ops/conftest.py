@@ -61,9 +61,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 5.0, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        req = urllib.request.Request(url, headers=headers)  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -125,32 +127,41 @@ class LiveNode:
     metrics_text: str
     sample_names: set[str]
     samples: list[tuple[str, dict[str, str], float]]
+    read_token: str  # the node's read-only token (it has a write token too, as deployed)
+
+
+LIVE_READ_TOKEN = "ops-read-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     """An in-process node (tests/integration/apps/basic_app.py) that ran a succeeding
-    and a failing workflow, so labelled series exist; with its /metrics parsed."""
+    and a failing workflow, so labelled series exist; with its /metrics parsed (read
+    with the read-only token, as deploy/prometheus/prometheus.yml scrapes it)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     import edge
     from tests.integration.apps import basic_app
 
     data = tmp_path_factory.mktemp("ops-node")
-    node = edge.Node(basic_app.app, data_dir=data, listen="127.0.0.1:0", workers=2)
+    node = edge.Node(basic_app.app, data_dir=data, listen="127.0.0.1:0", workers=2,
+                     api_token="ops-write-token-0123456789abcdef",
+                     api_read_token=LIVE_READ_TOKEN)
     node.start()
     try:
         basic_app.app.start(basic_app.greet, "ops").result(timeout=10)
         with pytest.raises(edge.WorkflowFailed):
             basic_app.app.start(basic_app.fail).result(timeout=10)
         assert node.http is not None
-        status, body = http_get(node.http.url + "/metrics")
+        assert http_get(node.http.url + "/metrics")[0] == 401
+        status, body = http_get(node.http.url + "/metrics", token=LIVE_READ_TOKEN)
         assert status == 200, body[:300]
         text = body.decode()
         samples = [(s.name, dict(s.labels), s.value)
                    for fam in text_string_to_metric_families(text) for s in fam.samples]
         yield LiveNode(url=node.http.url, port=node.http.port, metrics_text=text,
-                       sample_names={name for name, _, _ in samples}, samples=samples)
+                       sample_names={name for name, _, _ in samples}, samples=samples,
+                       read_token=LIVE_READ_TOKEN)
     finally:
         node.stop(grace=2.0)
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from edge.config import Settings
+from edge.errors import ConfigError
 from tests.ops.conftest import (
     DEPLOY,
     REPO,
@@ -309,3 +310,66 @@ def test_image_env_matches_k8s_defaults() -> None:
         for key, value in env_of(edge).items():
             if key in image and key in ("EDGE_DATA_DIR", "EDGE_LISTEN"):
                 assert value == image[key], (path.name, key)
+
+
+# ---- API tokens ------------------------------------------------------------------------------
+
+
+def _no_token_values(env: list[dict[str, Any]], where: str) -> None:
+    for e in env:
+        if "TOKEN" in e["name"]:
+            assert e["name"].endswith("_FILE") and e["value"].startswith("/run/secrets/"), (
+                where, e)
+    names = {e["name"] for e in env}
+    assert "EDGE_INSECURE_NO_TOKEN" not in names, where
+
+
+def test_the_image_listen_needs_the_token_the_manifests_mount() -> None:
+    """Without a token the image's own listen is refused; every shape gives it one."""
+    listen = dockerfile_env(dockerfile_instructions())["EDGE_LISTEN"]
+    with pytest.raises(ConfigError):
+        Settings(listen=listen).validate()
+    Settings(listen=listen, api_token="t", api_read_token="r").validate()
+
+
+def test_compose_takes_the_tokens_from_secrets() -> None:
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    edge = doc["services"]["edge"]
+    env = edge["environment"]
+    assert "EDGE_API_TOKEN" not in env and "EDGE_API_READ_TOKEN" not in env
+    assert "EDGE_INSECURE_NO_TOKEN" not in env
+    for var in ("EDGE_API_TOKEN_FILE", "EDGE_API_READ_TOKEN_FILE"):
+        secret = env[var].removeprefix("/run/secrets/")
+        assert env[var] == f"/run/secrets/{secret}" and secret in edge["secrets"], var
+        assert doc["secrets"][secret]["file"].startswith("./secrets/"), secret
+    assert "TOKEN" not in json.dumps(edge["healthcheck"]), "/readyz needs no token"
+    # Prometheus gets the read-only token only.
+    assert doc["services"]["prometheus"]["secrets"] == [
+        env["EDGE_API_READ_TOKEN_FILE"].removeprefix("/run/secrets/")]
+    assert "deploy/secrets/" in (REPO / ".gitignore").read_text(), "never commit the tokens"
+
+
+@pytest.mark.parametrize("path", K8S, ids=lambda p: p.name)
+def test_k8s_takes_the_tokens_from_a_secret(path: Path) -> None:
+    pod = statefulset(path)["spec"]["template"]["spec"]
+    (edge,) = [c for c in pod["containers"] if c["name"] == "edge"]
+    _no_token_values(edge["env"], path.name)
+    env = env_of(edge)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    secret_volumes = {n for n, v in volumes.items() if "secret" in v}
+    for var in ("EDGE_API_TOKEN_FILE", "EDGE_API_READ_TOKEN_FILE"):
+        file = env[var]
+        (mount,) = [m for m in edge["volumeMounts"]
+                    if file.startswith(m["mountPath"].rstrip("/") + "/")]
+        assert mount["name"] in secret_volumes and mount.get("readOnly") is True, (var, mount)
+        secret = volumes[mount["name"]]["secret"]
+        key = file[len(mount["mountPath"].rstrip("/")) + 1:]
+        assert secret["secretName"] == "edge-api" and "/" not in key, (var, key)
+        assert secret.get("defaultMode", 0o644) & 0o007 == 0, "not world-readable"
+    assert "edge-api" in path.read_text().split("apiVersion")[0], "the header says how"
+    # Only the node holds the tokens: no other container sees them.
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        if c["name"] == "edge":
+            continue
+        assert not [e for e in c.get("env", []) if "TOKEN" in e["name"]], c["name"]
+        assert not [m for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]

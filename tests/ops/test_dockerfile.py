@@ -77,6 +77,7 @@ def test_image_contract() -> None:
     assert "8080" in dockerfile_one(ins, "EXPOSE").args
     assert "EDGE_REPLICA" not in env, "no default replica: each site sets its own"
     assert "EDGE_API_TOKEN" not in env, "never bake a secret into the image"
+    assert not [k for k in env if "TOKEN" in k], "the token comes from a mounted Secret"
     unknown = {k for k in env if k.startswith("EDGE_")} - run_env_vars() - {"EDGE_DEMO_PAYMENTS"}
     assert not unknown, f"ENV names `edge run` does not read: {sorted(unknown)}"
     assert "EDGE_DEMO_PAYMENTS" in (REPO / "examples" / "payments.py").read_text()

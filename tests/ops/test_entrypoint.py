@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def image_environment(data: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("EDGE_", "AWS_", "PYTHON"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # `edge`, `litestream`, `python`
+    # The image pip-installs this tree: run this tree's code, not whatever the venv has.
+    env["PYTHONPATH"] = str(REPO)
     for key, value in dockerfile_env(dockerfile_instructions()).items():
         if value == "/data" or value.startswith("/data/"):
             value = str(data) + value[len("/data"):]
@@ -157,3 +160,87 @@ def test_entrypoint_boots_serves_and_stops_on_sigterm(tmp_path: Path, replica: b
         assert not _processes_mentioning(str(data / "sidecar" / "litestream.yml"))
         epoch_files = list((tmp_path / "replica").rglob("*.ltx"))
         assert epoch_files, "nothing replicated"
+
+
+def _entrypoint_argv() -> list[str]:
+    ins = dockerfile_instructions()
+    return exec_form(dockerfile_one(ins, "ENTRYPOINT").args) + exec_form(
+        dockerfile_one(ins, "CMD").args)
+
+
+def test_entrypoint_with_its_own_environment_refuses_to_start_without_a_token(
+        tmp_path: Path) -> None:
+    """The image's own EDGE_LISTEN (0.0.0.0) and no token: exit 2 with a hint, before
+    anything binds or touches the data directory."""
+    workdir, data = image_layout(tmp_path / "image")
+    env = image_environment(data, free_port())
+    env["EDGE_LISTEN"] = dockerfile_env(dockerfile_instructions())["EDGE_LISTEN"]
+    assert not [k for k in env if "TOKEN" in k]
+    proc = subprocess.run(_entrypoint_argv(), cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: --listen 0.0.0.0:"), lines
+    assert "without an API token" in lines[0]
+    assert lines[1].startswith("hint: ") and "EDGE_API_TOKEN_FILE" in lines[1], lines
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert list(data.iterdir()) == [], "refused before touching /data"
+
+
+def test_entrypoint_with_mounted_token_files(tmp_path: Path) -> None:
+    """As the manifests run it: tokens from files (a mounted Secret); the write token
+    writes, the read-only token reads /metrics and is refused writes; the HEALTHCHECK
+    needs neither; the tokens are in no process's command line or environment."""
+    workdir, data = image_layout(tmp_path / "image")
+    port = free_port()
+    env = image_environment(data, port)  # loopback listen: tests never bind 0.0.0.0
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    write, read = "w-" + os.urandom(16).hex(), "r-" + os.urandom(16).hex()
+    (secrets / "token").write_text(write + "\n")
+    (secrets / "read-token").write_text(read + "\n")
+    env["EDGE_API_TOKEN_FILE"] = str(secrets / "token")
+    env["EDGE_API_READ_TOKEN_FILE"] = str(secrets / "read-token")
+    log_path = tmp_path / "edge.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(_entrypoint_argv(), cwd=workdir, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, f"edge exited {proc.returncode}:\n{log_path.read_text()}"
+            return http_get(base + "/readyz", timeout=2)[0] == 200
+
+        wait_until(ready, timeout=30, what="/readyz 200", interval=0.05)
+        health = subprocess.run(healthcheck_command(dockerfile_instructions()), env=env,
+                                cwd=workdir, capture_output=True, text=True, timeout=10)
+        assert health.returncode == 0, health.stderr
+        assert http_get(base + "/metrics")[0] == 401
+        assert http_get(base + "/metrics", token=read)[0] == 200
+        body = json.dumps({"workflow": "fulfil", "input": {"order_id": "o-9"}}).encode()
+        for token, want in [(None, 401), (read, 403), (write, 201)]:
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            req = urllib.request.Request(base + "/v1/workflows", data=body, method="POST",
+                                         headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                    status = resp.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            assert status == want, (token == read, status)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            assert write.encode() not in seen and read.encode() not in seen, entry.name
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log_path.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -171,9 +171,35 @@ def test_promtool_check_rules() -> None:
     assert f"SUCCESS: {len(alert_rules())} rules found" in proc.stdout
 
 
-def test_promtool_check_config() -> None:
+def scrape_authorization() -> dict[str, Any]:
+    """The edge job's authorization block: the read-only token from a file."""
+    config = yaml.safe_load(PROM_CONFIG.read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "edge"]
+    auth: dict[str, Any] = job["authorization"]
+    assert auth.get("type", "Bearer") == "Bearer" and "credentials" not in auth
+    return auth
+
+
+def test_scrape_config_uses_the_read_only_token_compose_mounts() -> None:
+    path = scrape_authorization()["credentials_file"]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    (secret,) = compose["services"]["prometheus"]["secrets"]
+    assert path == f"/run/secrets/{secret}"
+    edge = compose["services"]["edge"]
+    assert edge["environment"]["EDGE_API_READ_TOKEN_FILE"] == path
+    assert compose["secrets"][secret]["file"]
+
+
+def test_promtool_check_config(tmp_path: Path) -> None:
     promtool = system_tool("promtool", "prometheus")
-    proc = subprocess.run([promtool, "check", "config", str(PROM_CONFIG)],
+    # promtool stats the credentials file: stand one in where a Secret would be mounted.
+    token = tmp_path / "read-token"
+    token.write_text("t\n")
+    config = PROM_CONFIG.read_text().replace(scrape_authorization()["credentials_file"],
+                                             str(token))
+    (tmp_path / "alerts.yml").write_text(ALERTS.read_text())
+    (tmp_path / "prometheus.yml").write_text(config)
+    proc = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -295,13 +321,18 @@ def _prom_api(base: str, path: str, **params: str) -> dict[str, Any] | None:
 def test_prometheus_scrapes_a_running_node(live_node: LiveNode, tmp_path: Path) -> None:
     prometheus = system_tool("prometheus", "prometheus")
     port = free_port()
+    token = tmp_path / "read-token"
     (tmp_path / "alerts.yml").write_text(ALERTS.read_text())
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["alerts.yml"],
         "scrape_configs": [{"job_name": "edge", "scrape_interval": "1s",
-                            "static_configs": [{"targets": [f"127.0.0.1:{live_node.port}"]}]}],
+                            "static_configs": [{"targets": [f"127.0.0.1:{live_node.port}"]}],
+                            # deploy/'s block, with the node's read-only token in the file
+                            "authorization": {**scrape_authorization(),
+                                              "credentials_file": str(token)}}],
     }
+    token.write_text(live_node.read_token + "\n")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(

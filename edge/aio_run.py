@@ -16,6 +16,12 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   only then does it do its atomic check-or-park. If it parked, ``parked`` is set
   and every other branch unwinds with Suspend at its next operation: a running
   branch finishes its checkpoint first, so no finished work is lost;
+- concurrency rule (``next_op``): seq is deterministic when every branch issues its
+  operations before it first resumes; a branch that already resumed from one of its
+  own operations may not issue another while an operation of a *different* task is
+  still pending, because its seq would then depend on completion order. That call
+  is refused (UsageError, code ``nondeterministic_fanout``) on the first run, before
+  anything is recorded; multi-step branches are child workflows;
 - async step bodies run as their own tasks (with the step's frame in their
   context, for ``edge.context()``), so a cancel or a step ``timeout=`` cancels the
   body itself (asyncio.CancelledError inside it); a sync step called from an async
@@ -43,7 +49,7 @@ from edge.engine import (
     set_async_frame,
     set_current_run,
 )
-from edge.errors import EdgeError, StepFailed
+from edge.errors import EdgeError, StepFailed, UsageError
 from edge.serialization import decode, encode
 from edge.store import OpRow
 
@@ -73,6 +79,34 @@ class AsyncRun(RunContext):
         self._barrier = False
         self._waiters: list[asyncio.Future[None]] = []
         self._frame: AsyncFrame | None = None
+        self._issuer: dict[int, asyncio.Task[Any] | None] = {}  # seq -> task, until delivered
+        self._resumed: set[asyncio.Task[Any] | None] = set()  # tasks past a delivered op
+
+    def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
+        task = asyncio.current_task(self.loop)
+        if task in self._resumed and any(t is not task for t in self._issuer.values()):
+            raise UsageError(
+                f"{kind} {name!r} issued by a concurrent branch after it awaited an "
+                "operation, while another branch's operation is pending: its seq would "
+                "depend on completion order", "issue each branch's operations before "
+                "awaiting any (gather the operations themselves), or make a multi-step "
+                "branch a child workflow: gather(*(app.start_async(wf, x) ...))",
+                code="nondeterministic_fanout")
+        seq, rec = super().next_op(kind, name)
+        self._issuer[seq] = task
+        return seq, rec
+
+    def track_dropped(self, seq: int) -> None:
+        """An operation that failed while being issued: nothing of it is pending."""
+        self._issuer.pop(seq, None)
+
+    async def track(self, seq: int, aw: Awaitable[T]) -> T:
+        """Await an operation's work; on its end the issuing task counts as resumed."""
+        try:
+            return await aw
+        finally:
+            task = self._issuer.pop(seq, None)
+            self._resumed.add(task)
 
     def frame(self) -> AsyncFrame:
         """The workflow's own frame (set by the executor, which builds the ops)."""
@@ -160,7 +194,7 @@ class AsyncRun(RunContext):
     def call_step(self, sd: StepDef, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> Awaitable[Any]:
         seq, rec = self.next_op("step", sd.name)  # now, in program order
-        return self._step(sd, seq, rec, args, kwargs)
+        return self.track(seq, self._step(sd, seq, rec, args, kwargs))
 
     async def _step(self, sd: StepDef, seq: int, rec: OpRow | None, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -252,6 +286,7 @@ class AsyncRun(RunContext):
         """The run ended: stray branches stop writing; step bodies still running (a task
         the workflow never awaited) are cancelled."""
         self.closed = True
+        self._resumed.clear()
         for t in list(self.step_tasks):
             t.cancel()
         if self.step_tasks:

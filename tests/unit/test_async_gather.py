@@ -1,0 +1,237 @@
+"""Parallel steps in one async workflow: seq in program order whatever the completion
+order, replay of the same history, divergence detected, a stop mid-gather re-runs only
+the branches without a checkpoint, parking under gather, and the fan-out rule."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import edge
+from tests.conftest import wait_until
+
+
+def _history(node: edge.Node, wid: str) -> list[tuple[int, str, str]]:
+    return [(s["seq"], s["kind"], s["name"].rsplit(".", 1)[-1])
+            for s in node.describe(wid)["steps"]]
+
+
+class Turns:
+    """Makes async step bodies finish in a chosen order (yields only, no sleeps)."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.finished: list[str] = []
+
+    async def wait(self, name: str) -> None:
+        for _ in range(100_000):
+            if self.order and self.order[0] == name:
+                self.order.pop(0)
+                self.finished.append(name)
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"{name} never got its turn")
+
+
+@pytest.mark.parametrize("order", [["a", "b", "c0", "c1"], ["c1", "c0", "b", "a"],
+                                   ["b", "c1", "a", "c0"]])
+def test_gather_takes_seq_in_program_order_whatever_the_completion_order(make_node, data_dir,
+                                                                         order):
+    app = edge.App("gather-order")
+    turns = Turns()
+    runs: list[str] = []
+
+    @app.step()
+    async def a(x: int) -> str:
+        runs.append("a")
+        await turns.wait("a")
+        return f"a{x}"
+
+    @app.step()
+    async def b(x: int) -> str:
+        runs.append("b")
+        await turns.wait("b")
+        return f"b{x}"
+
+    @app.step()
+    def c(i: int) -> str:  # a sync step: its body runs on a step thread
+        runs.append(f"c{i}")
+        return f"c{i}"
+
+    @app.step()
+    async def slow_c(i: int) -> str:
+        await turns.wait(f"c{i}")
+        return await asyncio.sleep(0, result=f"c{i}")
+
+    @app.workflow()
+    async def wf() -> list:
+        got = await asyncio.gather(a(1), b(2), *(slow_c(i) for i in range(2)), c(9))
+        await edge.wait_event_async("go")
+        return list(got)
+
+    turns.order = list(order)
+    node = make_node(app)
+    h = app.start(wf, id="g")
+    wait_until(lambda: node.store.get_workflow("g").status == "WAITING", what="WAITING")
+    assert turns.finished == order  # the bodies really completed in this order
+    assert _history(node, "g") == [(1, "step", "a"), (2, "step", "b"), (3, "step", "slow_c"),
+                                   (4, "step", "slow_c"), (5, "step", "c"),
+                                   (6, "wait_event", "go")]
+    node.stop()
+    node2 = make_node(app)  # replay after a restart: every branch comes from its record
+    node2.send_event("g", "go")
+    assert node2.handle("g").result(timeout=10) == ["a1", "b2", "c0", "c1", "c9"]
+    assert sorted(runs) == ["a", "b", "c9"], "a checkpointed branch ran again"
+    assert h.id == "g"
+
+
+def test_a_changed_fan_out_fails_with_nondeterminism_error(make_node):
+    app = edge.App("gather-nd")
+    version = {"new": False}
+
+    @app.step()
+    async def a() -> int:
+        return 1
+
+    @app.step()
+    async def b() -> int:
+        return 2
+
+    @app.workflow()
+    async def wf() -> list:
+        branches = (b(), a()) if version["new"] else (a(), b())
+        got = await asyncio.gather(*branches)
+        await edge.wait_event_async("go")
+        return list(got)
+
+    node = make_node(app)
+    h = app.start(wf, id="nd")
+    wait_until(lambda: node.store.get_workflow("nd").status == "WAITING", what="WAITING")
+    version["new"] = True
+    node.send_event("nd", "go")
+    with pytest.raises(edge.WorkflowFailed) as err:
+        h.result(timeout=10)
+    assert err.value.error["type"] == "NonDeterminismError"
+    assert "seq 1" in err.value.error["message"]
+
+
+def test_a_stop_mid_gather_reruns_only_the_branches_without_a_checkpoint(make_node):
+    app = edge.App("gather-crash")
+    bodies: list[str] = []
+    hang = {"on": True}
+    hung = asyncio.Event()
+
+    @app.step()
+    async def quick(i: int) -> int:
+        bodies.append(f"quick{i}")
+        return i * 10
+
+    @app.step()
+    async def stuck() -> str:
+        bodies.append("stuck")
+        if hang["on"]:
+            await hung.wait()  # never set: only the stop's cancellation ends it
+        return "unstuck"
+
+    @app.workflow()
+    async def wf() -> list:
+        return list(await asyncio.gather(quick(1), stuck(), quick(2)))
+
+    node = make_node(app)
+    app.start(wf, id="mid")
+    wait_until(lambda: len([s for s in node.describe("mid")["steps"]
+                            if s["status"] == "SUCCEEDED"]) == 2, what="two checkpoints")
+    node.stop(grace=0.2)  # the stuck branch is cancelled; the run is handed back PENDING
+    hang["on"] = False
+    node2 = make_node(app)
+    assert node2.handle("mid").result(timeout=10) == [10, "unstuck", 20]
+    assert sorted(bodies) == ["quick1", "quick2", "stuck", "stuck"], bodies
+
+
+def test_a_branch_that_parks_lets_running_branches_checkpoint_first(make_node):
+    app = edge.App("gather-park")
+    bodies: list[str] = []
+    turns = Turns()
+
+    @app.step()
+    async def work(name: str) -> str:
+        bodies.append(name)
+        await turns.wait(name)
+        return name
+
+    @app.workflow()
+    async def wf() -> list:
+        got = await asyncio.gather(work("x"), edge.wait_event_async("go"), work("y"))
+        return list(got)
+
+    turns.order = ["y", "x"]
+    node = make_node(app)
+    h = app.start(wf, id="p")
+    wait_until(lambda: node.store.get_workflow("p").status == "WAITING", what="WAITING")
+    ops = {s["seq"]: (s["kind"], s["status"]) for s in node.describe("p")["steps"]}
+    assert ops == {1: ("step", "SUCCEEDED"), 2: ("wait_event", "RUNNING"),
+                   3: ("step", "SUCCEEDED")}, "a running branch lost its checkpoint at park"
+    node.send_event("p", "go", 7)
+    assert h.result(timeout=10) == ["x", 7, "y"]
+    assert sorted(bodies) == ["x", "y"]
+
+
+def test_parallel_children_start_and_finish_with_seq_in_program_order(make_node):
+    app = edge.App("gather-children")
+
+    @app.step()
+    async def square(i: int) -> int:
+        await asyncio.sleep(0.001 * (5 - i))  # later children finish first
+        return i * i
+
+    @app.workflow()
+    async def child(i: int) -> int:
+        return await square(i)
+
+    @app.workflow()
+    async def parent(n: int) -> list:
+        hs = await asyncio.gather(*(app.start_async(child, i) for i in range(n)))
+        return list(await asyncio.gather(*(h.result_async() for h in hs)))
+
+    node = make_node(app)
+    assert app.start(parent, 4, id="pc").result(timeout=10) == [0, 1, 4, 9]
+    assert _history(node, "pc") == ([(i + 1, "child", "child") for i in range(4)]
+                                    + [(i + 5, "child_result", "child") for i in range(4)])
+    assert [node.store.get_workflow(f"pc:{i + 1}").status for i in range(4)] == \
+        ["SUCCEEDED"] * 4
+
+
+def test_a_multi_step_branch_racing_another_branch_is_refused_before_recording(make_node):
+    app = edge.App("gather-rule")
+
+    @app.step()
+    async def fetch(i: int) -> int:
+        await asyncio.sleep(0.001 * i)
+        return i
+
+    @app.step()
+    async def save(i: int) -> int:
+        return i
+
+    async def process(i: int) -> int:
+        return await save(await fetch(i))  # the second op depends on completion order
+
+    @app.workflow()
+    async def wf() -> list:
+        return list(await asyncio.gather(process(0), process(1)))
+
+    @app.workflow()
+    async def sequential_in_one_branch() -> list:
+        # One task issuing in its own program order stays allowed, tasks or not.
+        t = asyncio.ensure_future(fetch(3))
+        first = await save(await fetch(1))
+        return [first, await t]
+
+    node = make_node(app)
+    with pytest.raises(edge.WorkflowFailed) as err:
+        app.start(wf, id="rule").result(timeout=10)
+    assert err.value.error["type"] == "UsageError"
+    assert "concurrent branch" in err.value.error["message"]
+    assert [k for _, k, n in _history(node, "rule") if n == "save"] == []
+    assert app.start(sequential_in_one_branch, id="ok").result(timeout=10) == [1, 3]

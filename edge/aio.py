@@ -149,8 +149,7 @@ class AsyncExecutor:
 
     def _cancel_all(self) -> None:
         for run in self._runs.values():
-            if run.task is not None:
-                run.task.cancel()
+            run.cancel_all()
 
     # ---- running workflows ----------------------------------------------------------
 
@@ -228,6 +227,7 @@ class AsyncExecutor:
             return None  # a stray branch after close: the run is handed back
         except Drain:
             if not run.parked:
+                await run.quiesce()  # running branches checkpoint first
                 await run.write(node.store.release, wid, run.token, node.clock.time())
             return None
         except StaleRun:

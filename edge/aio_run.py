@@ -74,7 +74,8 @@ class AsyncRun(RunContext):
         self.closed = False  # the run ended: a stray branch must not write any more
         self.cancelling = False  # a cancel request reached the loop
         self.task: asyncio.Task[Any] | None = None  # the workflow function's task
-        self.step_tasks: set[asyncio.Task[Any]] = set()
+        self.step_tasks: set[asyncio.Task[Any]] = set()  # async step bodies
+        self.op_tasks: set[asyncio.Task[Any]] = set()  # tasks running a step's attempts
         self._inflight = 0  # steps between body start and checkpoint, plus pending writes
         self._barrier = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -156,6 +157,18 @@ class AsyncRun(RunContext):
             raise Suspend()
         self._inflight += 1
 
+    async def quiesce(self) -> None:
+        """Wait until no step and no write of the run is in flight (a drain lets running
+        branches checkpoint before the run is handed back)."""
+        while self._inflight:
+            await self._wait_changed()
+
+    def cancel_all(self) -> None:
+        """The node's grace period ran out: stop everything this run still runs."""
+        for t in [self.task, *self.op_tasks, *self.step_tasks]:
+            if t is not None and not t.done():
+                t.cancel()
+
     def _exit_step(self) -> None:
         self._inflight -= 1
         self._changed()
@@ -210,10 +223,15 @@ class AsyncRun(RunContext):
                 raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
             attempt = rec.attempts + 1
         await self._enter_step()
+        task = asyncio.current_task(self.loop)
+        if task is not None:
+            self.op_tasks.add(task)
         try:
             return await self._attempts(sd, seq, attempt, args, kwargs)
         finally:
             self._exit_step()
+            if task is not None:
+                self.op_tasks.discard(task)
 
     async def _attempts(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
                         kwargs: dict[str, Any]) -> Any:

@@ -235,3 +235,42 @@ def test_a_multi_step_branch_racing_another_branch_is_refused_before_recording(m
     assert "concurrent branch" in err.value.error["message"]
     assert [k for _, k, n in _history(node, "rule") if n == "save"] == []
     assert app.start(sequential_in_one_branch, id="ok").result(timeout=10) == [1, 3]
+
+
+def test_a_drain_lets_a_running_branch_checkpoint_before_the_run_is_handed_back(make_node):
+    import threading
+
+    app = edge.App("gather-drain")
+    bodies: list[str] = []
+    release = threading.Event()
+
+    @app.step(retries=5, initial_delay=30.0, jitter=False)
+    async def flaky() -> str:
+        bodies.append("flaky")
+        if len(bodies) < 3:
+            raise ConnectionError("down")  # its 30 s backoff is cut short by the drain
+        return "flaky ok"
+
+    @app.step()
+    def blocking() -> str:  # a sync step on a step thread: cannot be cancelled
+        bodies.append("blocking")
+        release.wait(10)
+        return "blocking ok"
+
+    @app.workflow()
+    async def wf() -> list:
+        return list(await asyncio.gather(blocking(), flaky()))
+
+    node = make_node(app)
+    app.start(wf, id="dr")
+    wait_until(lambda: sorted(bodies) == ["blocking", "flaky"], what="both bodies running")
+
+    def release_once_draining() -> None:
+        wait_until(node.draining.is_set, what="the drain")
+        release.set()
+
+    threading.Thread(target=release_once_draining, daemon=True).start()
+    node.stop(grace=5.0)
+    node2 = make_node(app)
+    assert node2.handle("dr").result(timeout=10) == ["blocking ok", "flaky ok"]
+    assert bodies.count("blocking") == 1, "the drain lost a running branch's checkpoint"

@@ -216,3 +216,104 @@ def test_recorded_values_and_events_replay_in_async_workflows(make_node):
     assert len(seen) == 2 and seen[0] == seen[1] == tuple(out), "replay changed a value"
     assert [k for _, k, _ in _history(node, "v")] == [
         "now", "uuid4", "random", "patch", "set_event", "wait_event"]
+
+
+def test_step_failed_json_roundtrip_and_sticky_nondeterminism_match_sync(make_node):
+    app = edge.App("async-semantics")
+    bodies: list[str] = []
+    version = {"new": False}
+
+    @app.step()
+    async def pair() -> tuple:
+        bodies.append("pair")
+        return (1, 2)
+
+    @app.step()
+    async def broken() -> None:
+        bodies.append("broken")
+        raise ValueError("no stock")
+
+    @app.step()
+    async def other() -> int:
+        return 0
+
+    @app.workflow()
+    async def wf() -> list:
+        p = await pair()
+        try:
+            await broken()
+            failed = None
+        except edge.StepFailed as exc:
+            failed = [exc.type, exc.message, exc.seq]
+        if version["new"]:
+            try:
+                await other()  # seq 3 was recorded as wait_event "go": a divergence
+            except edge.NonDeterminismError:
+                return ["swallowed"]  # user code cannot hide it
+        await edge.wait_event_async("go")
+        return [p, failed]
+
+    node = make_node(app)
+    h = app.start(wf, id="sem")
+    wait_until(lambda: node.store.get_workflow("sem").status == "WAITING", what="WAITING")
+    node.send_event("sem", "go")
+    out = h.result(timeout=10)
+    assert out[0] == [1, 2], "a tuple must come back as a list on the first run too"
+    assert out[1][0] == "ValueError" and "no stock" in out[1][1] and out[1][2] == 2
+    assert bodies == ["pair", "broken"], "a replayed StepFailed ran its body again"
+
+    h2 = app.start(wf, id="sem2")
+    wait_until(lambda: node.store.get_workflow("sem2").status == "WAITING", what="WAITING")
+    version["new"] = True
+    node.send_event("sem2", "go")
+    with pytest.raises(edge.WorkflowFailed) as err:
+        h2.result(timeout=10)
+    assert err.value.error["type"] == "NonDeterminismError"
+    assert "seq 3" in err.value.error["message"]
+
+
+def test_start_and_result_from_a_foreign_event_loop_do_not_block_it(make_node):
+    app = edge.App("async-outside")
+    gate = threading.Event()
+
+    @app.step()
+    def wait_gate() -> str:
+        gate.wait(10)
+        return "opened"
+
+    @app.workflow()
+    async def wf(x: int) -> list:
+        return [x, await wait_gate()]
+
+    @app.workflow()
+    async def never() -> None:
+        await edge.wait_event_async("nothing")
+
+    make_node(app)
+
+    async def web_handler() -> tuple[list, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                if ticks == 20:
+                    gate.set()  # the caller's loop kept running while we waited
+                await asyncio.sleep(0.005)
+
+        t = asyncio.create_task(ticker())
+        h = await app.start_async(wf, 7, id="web-1")
+        out = await h.result_async(timeout=10)
+        t.cancel()
+        return out, ticks
+
+    out, ticks = asyncio.run(web_handler())
+    assert out == [7, "opened"] and ticks >= 20
+
+    async def impatient() -> None:
+        h = await app.start_async(never, id="never-1")
+        await h.result_async(timeout=0.2)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(impatient())

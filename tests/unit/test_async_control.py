@@ -190,3 +190,33 @@ def test_a_deadline_ends_a_sleeping_async_workflow():
         assert t.status(h.id) == "CANCELLED"
         with pytest.raises(edge.WorkflowCancelled):
             t.result(h.id)
+
+
+def test_the_loop_pools_are_bounded_daemon_threads_that_hand_back_errors():
+    import threading
+
+    from edge.aio import DaemonPool
+
+    pool = DaemonPool(2, "t-pool")
+    gate = threading.Event()
+    names: list[tuple[str, bool]] = []
+
+    def work(x: int) -> int:
+        names.append((threading.current_thread().name, threading.current_thread().daemon))
+        gate.wait(10)
+        if x < 0:
+            raise ValueError("negative")
+        return x * 2
+
+    futs = [pool.submit(work, i) for i in (1, 2, 3, -1)]
+    wait_until(lambda: len(names) == 2, what="two bodies running")
+    assert len(names) == 2, "more threads than the bound"  # 3 and -1 are queued
+    gate.set()
+    assert [f.result(10) for f in futs[:3]] == [2, 4, 6]
+    with pytest.raises(ValueError):
+        futs[3].result(10)
+    assert all(daemon for _, daemon in names) and {n for n, _ in names} <= {"t-pool-0",
+                                                                            "t-pool-1"}
+    pool.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        pool.submit(work, 1)

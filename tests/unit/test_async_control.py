@@ -220,3 +220,52 @@ def test_the_loop_pools_are_bounded_daemon_threads_that_hand_back_errors():
     pool.shutdown(wait=True)
     with pytest.raises(RuntimeError):
         pool.submit(work, 1)
+
+
+def test_a_running_async_workflow_past_its_deadline_ends_cancelled_at_its_next_operation():
+    app = edge.App("async-deadline-running")
+    holder: dict[str, TestNode] = {}
+
+    @app.step()
+    async def long_call() -> str:
+        holder["t"].clock.advance(31)  # the step took 31 s of (fake) time
+        return "late"
+
+    @app.workflow(timeout=30)
+    async def wf() -> str:
+        await long_call()
+        await edge.now_async()  # the deadline is checked here
+        return "in time"
+
+    with TestNode(app) as t:
+        holder["t"] = t
+        h = t.start(wf)
+        assert t.status(h.id) == "CANCELLED"
+        with pytest.raises(edge.WorkflowCancelled) as err:
+            t.result(h.id)
+        assert err.value.error["type"] == "TimeoutError"
+
+
+def test_a_sync_step_timeout_in_an_async_workflow_fails_the_attempt(make_node):
+    import threading
+
+    app = edge.App("async-sync-timeout")
+    gate = threading.Event()
+
+    @app.step(timeout=0.1)
+    def blocking() -> str:
+        gate.wait(10)  # its thread cannot be stopped: released below
+        return "late"
+
+    @app.workflow()
+    async def wf() -> str:
+        try:
+            return await blocking()
+        except edge.StepFailed as exc:
+            return exc.type
+
+    node = make_node(app)
+    assert app.start(wf, id="st").result(timeout=10) == "TimeoutError"
+    gate.set()
+    (op,) = node.describe("st")["steps"]
+    assert op["status"] == "FAILED" and op["output"] is None

@@ -308,8 +308,12 @@ class AsyncExecutor:
                 return None
             if wid in node.cancel_requests or run.cancelling:
                 return "CANCELLED", None, CANCELLED_ERROR
-            await run.write(node.store.release, wid, run.token, node.clock.time())
-            return None  # the node stopped past its grace period
+            if node.draining.is_set():
+                await run.write(node.store.release, wid, run.token, node.clock.time())
+                return None  # the node stopped past its grace period: the next boot runs it
+            # Nobody asked for it: the workflow's own code raised or leaked a cancellation.
+            return "FAILED", None, {"type": "CancelledError",
+                                    "message": "the workflow's task was cancelled by its own code"}
         except Exception as exc:
             if run.parked:
                 return None

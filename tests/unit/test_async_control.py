@@ -269,3 +269,47 @@ def test_a_sync_step_timeout_in_an_async_workflow_fails_the_attempt(make_node):
     gate.set()
     (op,) = node.describe("st")["steps"]
     assert op["status"] == "FAILED" and op["output"] is None
+
+
+def test_a_cancellation_raised_by_the_workflow_itself_fails_it_instead_of_stranding_it(
+        make_node):
+    app = edge.App("async-self-cancel")
+
+    @app.workflow()
+    async def wf() -> None:
+        raise asyncio.CancelledError()
+
+    make_node(app)
+    with pytest.raises(edge.WorkflowFailed) as err:
+        app.start(wf, id="sc").result(timeout=10)
+    assert err.value.error["type"] == "CancelledError"
+
+
+def test_cancelling_a_workflow_running_a_sync_step_ends_it_at_once(make_node):
+    import threading
+
+    app = edge.App("async-cancel-sync")
+    gate, inside, returned = threading.Event(), threading.Event(), threading.Event()
+
+    @app.step()
+    def blocking() -> str:
+        inside.set()
+        gate.wait(10)
+        returned.set()
+        return "late"
+
+    @app.workflow()
+    async def wf() -> str:
+        return await blocking()
+
+    node = make_node(app)
+    h = app.start(wf, id="cs")
+    assert inside.wait(10)
+    node.cancel("cs")
+    with pytest.raises(edge.WorkflowCancelled):
+        h.result(timeout=5)
+    gate.set()
+    assert returned.wait(10)
+    wait_until(lambda: node.aio.running == 0, what="the run to end on the loop")
+    assert node.describe("cs")["steps"] == [], "the discarded late result was recorded"
+    assert node.describe("cs")["status"] == "CANCELLED"

@@ -140,7 +140,7 @@ def wait_replicated_async() -> Awaitable[None]:
     """``await edge.wait_replicated_async()``: the replica holds every checkpoint so far."""
     run = _run("edge.wait_replicated_async()")
     run.guard()
-    return run.write(run.node.wait_replicated, run)
+    return run.blocking(run.node.wait_replicated, run)
 
 
 # ---- parking: sleep, events -------------------------------------------------------------

@@ -185,6 +185,16 @@ class AsyncRun(RunContext):
             self._inflight -= 1
             self._changed()
 
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call that may block for long (the replication barrier): on a step thread,
+        so it cannot starve the store threads every checkpoint of the node needs."""
+        self._inflight += 1
+        try:
+            return await self.loop.run_in_executor(self.step_pool, fn, *args)
+        finally:
+            self._inflight -= 1
+            self._changed()
+
     async def record_async(self, op: OpRow) -> None:
         await self.write(self.node.store.record_op, op, self.token, self.node.clock.time())
         self.ops[op.seq] = op
@@ -267,7 +277,7 @@ class AsyncRun(RunContext):
                                                 attempts=attempt, started=started))
             node.metrics.step_outcome(sd.name, "succeeded")
             if sd.replicated:
-                await self.write(node.wait_replicated, self)
+                await self.blocking(node.wait_replicated, self)
             return decode(output)
 
     async def _attempt(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],

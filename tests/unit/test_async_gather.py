@@ -274,3 +274,26 @@ def test_a_drain_lets_a_running_branch_checkpoint_before_the_run_is_handed_back(
     node2 = make_node(app)
     assert node2.handle("dr").result(timeout=10) == ["blocking ok", "flaky ok"]
     assert bodies.count("blocking") == 1, "the drain lost a running branch's checkpoint"
+
+
+def test_seq_is_taken_when_an_operation_is_called_not_when_it_is_awaited(make_node):
+    app = edge.App("gather-call-time")
+
+    @app.step()
+    async def first() -> str:
+        return "first"
+
+    @app.step()
+    async def second() -> str:
+        return "second"
+
+    @app.workflow()
+    async def wf() -> list:
+        one, two = first(), edge.now_async()
+        three = second()
+        return [await three, await one, isinstance(await two, float)]
+
+    node = make_node(app)
+    assert app.start(wf, id="ct").result(timeout=10) == ["second", "first", True]
+    assert _history(node, "ct") == [(1, "step", "first"), (2, "now", "now"),
+                                    (3, "step", "second")]

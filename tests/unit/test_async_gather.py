@@ -297,3 +297,25 @@ def test_seq_is_taken_when_an_operation_is_called_not_when_it_is_awaited(make_no
     assert app.start(wf, id="ct").result(timeout=10) == ["second", "first", True]
     assert _history(node, "ct") == [(1, "step", "first"), (2, "now", "now"),
                                     (3, "step", "second")]
+
+
+def test_a_park_swallowed_by_return_exceptions_still_parks_the_workflow(make_node):
+    app = edge.App("gather-swallow")
+
+    @app.step()
+    async def work() -> str:
+        return "w"
+
+    @app.workflow()
+    async def wf() -> list:
+        got = await asyncio.gather(work(), edge.wait_event_async("go"),
+                                   return_exceptions=True)
+        return [type(x).__name__ if isinstance(x, BaseException) else x for x in got]
+
+    node = make_node(app)
+    h = app.start(wf, id="sw")
+    wait_until(lambda: node.store.get_workflow("sw").status == "WAITING", what="WAITING")
+    wait_until(lambda: node.aio.running == 0, what="the run to end")
+    assert node.store.get_workflow("sw").status == "WAITING", "a swallowed park finished it"
+    node.send_event("sw", "go", 1)
+    assert h.result(timeout=10) == ["w", 1]

@@ -138,11 +138,15 @@ class AsyncRun(RunContext):
 
     @asynccontextmanager
     async def barrier(self) -> AsyncIterator[None]:
-        """Exclusive use of the run for a check-or-park (see the module docstring)."""
-        while self._barrier or self._inflight:
+        """Exclusive use of the run for a check-or-park (see the module docstring). It
+        waits for running steps, their retries included; steps that wait on each other
+        (one's body awaiting what another's sets) must not meet a park."""
+        while True:
+            if self.parked or self.closed:
+                raise Suspend()  # another branch parked the run already
+            if not (self._barrier or self._inflight):
+                break
             await self._wait_changed()
-            if self.parked:
-                raise Suspend()
         self._barrier = True
         try:
             yield

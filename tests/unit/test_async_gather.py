@@ -319,3 +319,24 @@ def test_a_park_swallowed_by_return_exceptions_still_parks_the_workflow(make_nod
     assert node.store.get_workflow("sw").status == "WAITING", "a swallowed park finished it"
     node.send_event("sw", "go", 1)
     assert h.result(timeout=10) == ["w", 1]
+
+
+def test_two_branches_that_park_park_the_workflow_once_and_both_resume(make_node):
+    app = edge.App("gather-two-parks")
+
+    @app.workflow()
+    async def wf() -> list:
+        got = await asyncio.gather(edge.wait_event_async("a"), edge.wait_event_async("b"))
+        return list(got)
+
+    node = make_node(app)
+    h = app.start(wf, id="tp")
+    wait_until(lambda: node.store.get_workflow("tp").status == "WAITING", what="WAITING")
+    wait_until(lambda: node.aio.running == 0, what="the run to end")
+    node.send_event("tp", "b", 2)  # the second branch's event first: kept for it
+    wait_until(lambda: node.store.get_workflow("tp").status == "WAITING"
+               and node.aio.running == 0, what="parked again on a")
+    node.send_event("tp", "a", 1)
+    assert h.result(timeout=10) == [1, 2]
+    assert [(s["seq"], s["name"], s["status"]) for s in node.describe("tp")["steps"]] == [
+        (1, "a", "SUCCEEDED"), (2, "b", "SUCCEEDED")]

@@ -271,14 +271,14 @@ class AsyncExecutor:
         wid = run.wf.id
         if run.wf.cancel_requested or wid in node.cancel_requests:
             return "CANCELLED", None, CANCELLED_ERROR
-        args = decode(run.wf.input)
-        ctx = contextvars.copy_context()
-        ctx.run(set_async_frame, frame)
-        coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
-        run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
-        if wid in node.cancel_requests:
-            task.cancel()
         try:
+            args = decode(run.wf.input)
+            ctx = contextvars.copy_context()
+            ctx.run(set_async_frame, frame)
+            coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
+            run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
+            if wid in node.cancel_requests:
+                task.cancel()
             result = await task
             if run.parked:
                 return None

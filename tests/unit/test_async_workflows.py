@@ -317,3 +317,30 @@ def test_start_and_result_from_a_foreign_event_loop_do_not_block_it(make_node):
 
     with pytest.raises(TimeoutError):
         asyncio.run(impatient())
+
+
+def test_an_async_workflow_whose_input_no_longer_fits_its_code_fails_not_hangs(make_node,
+                                                                               data_dir):
+    old = edge.App("async-sig")
+
+    @old.workflow(name="wf")
+    async def wf_old(a: int) -> int:
+        await edge.wait_event_async("go")
+        return a
+
+    node = make_node(old)
+    old.start(wf_old, 1, id="sig")
+    wait_until(lambda: node.store.get_workflow("sig").status == "WAITING", what="WAITING")
+    node.stop()
+
+    new = edge.App("async-sig")
+
+    @new.workflow(name="wf")
+    async def wf_new(a: int, b: int) -> int:  # a deploy changed the signature
+        return a + b
+
+    node2 = make_node(new)
+    node2.send_event("sig", "go")
+    with pytest.raises(edge.WorkflowFailed) as err:
+        node2.handle("sig").result(timeout=10)
+    assert err.value.error["type"] == "TypeError"

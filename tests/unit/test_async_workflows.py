@@ -344,3 +344,44 @@ def test_an_async_workflow_whose_input_no_longer_fits_its_code_fails_not_hangs(m
     with pytest.raises(edge.WorkflowFailed) as err:
         node2.handle("sig").result(timeout=10)
     assert err.value.error["type"] == "TypeError"
+
+
+def test_patched_async_lets_old_runs_take_the_old_branch(make_node):
+    app = edge.App("async-patch")
+    deployed = {"v2": False}
+
+    @app.step()
+    async def old_tax() -> str:
+        return "old"
+
+    @app.step()
+    async def new_tax() -> str:
+        return "new"
+
+    @app.workflow()
+    async def wf() -> str:
+        await edge.wait_event_async("go")
+        if deployed["v2"] and await edge.patched_async("new-tax"):
+            tax = await new_tax()
+        else:
+            tax = await old_tax()
+        await edge.wait_event_async("done")
+        return tax
+
+    node = make_node(app)
+    old_run = app.start(wf, id="old")
+    wait_until(lambda: node.store.get_workflow("old").status == "WAITING", what="WAITING")
+    node.send_event("old", "go")
+    wait_until(lambda: len(node.describe("old")["steps"]) == 3, what="old_tax recorded")
+    deployed["v2"] = True  # the new code is deployed while the old run is parked
+    node.send_event("old", "done")
+    assert old_run.result(timeout=10) == "old"
+    assert _history(node, "old") == [(1, "wait_event", "go"), (2, "step", "old_tax"),
+                                     (3, "wait_event", "done")]
+    new_run = app.start(wf, id="new")
+    wait_until(lambda: node.store.get_workflow("new").status == "WAITING", what="WAITING")
+    node.send_event("new", "go")
+    node.send_event("new", "done")
+    assert new_run.result(timeout=10) == "new"
+    assert _history(node, "new") == [(1, "wait_event", "go"), (2, "patch", "new-tax"),
+                                     (3, "step", "new_tax"), (4, "wait_event", "done")]

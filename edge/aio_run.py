@@ -91,7 +91,8 @@ class AsyncRun(RunContext):
                 "operation, while another branch's operation is pending: its seq would "
                 "depend on completion order", "issue each branch's operations before "
                 "awaiting any (gather the operations themselves), or make a multi-step "
-                "branch a child workflow: gather(*(app.start_async(wf, x) ...))",
+                "branch a child workflow: hs = await gather(*(app.start_async(wf, x) ...)),"
+                " then await gather(*(h.result_async() for h in hs))",
                 code="nondeterministic_fanout")
         seq, rec = super().next_op(kind, name)
         self._issuer[seq] = task

@@ -81,11 +81,12 @@ class AsyncRun(RunContext):
         self._waiters: list[asyncio.Future[None]] = []
         self._frame: AsyncFrame | None = None
         self._issuer: dict[int, asyncio.Task[Any] | None] = {}  # seq -> task, until delivered
+        self._pending_by: dict[asyncio.Task[Any] | None, int] = {}  # task -> pending ops
         self._resumed: set[asyncio.Task[Any] | None] = set()  # tasks past a delivered op
 
     def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
         task = asyncio.current_task(self.loop)
-        if task in self._resumed and any(t is not task for t in self._issuer.values()):
+        if task in self._resumed and len(self._issuer) > self._pending_by.get(task, 0):
             raise UsageError(
                 f"{kind} {name!r} issued by a concurrent branch after it awaited an "
                 "operation, while another branch's operation is pending: its seq would "
@@ -96,19 +97,30 @@ class AsyncRun(RunContext):
                 code="nondeterministic_fanout")
         seq, rec = super().next_op(kind, name)
         self._issuer[seq] = task
+        self._pending_by[task] = self._pending_by.get(task, 0) + 1
         return seq, rec
+
+    def _delivered(self, seq: int) -> asyncio.Task[Any] | None:
+        task = self._issuer.pop(seq, None)
+        left = self._pending_by.get(task, 0) - 1
+        if left > 0:
+            self._pending_by[task] = left
+        else:
+            self._pending_by.pop(task, None)
+        return task
 
     def track_dropped(self, seq: int) -> None:
         """An operation that failed while being issued: nothing of it is pending."""
-        self._issuer.pop(seq, None)
+        if seq in self._issuer:
+            self._delivered(seq)
 
     async def track(self, seq: int, aw: Awaitable[T]) -> T:
         """Await an operation's work; on its end the issuing task counts as resumed."""
         try:
             return await aw
         finally:
-            task = self._issuer.pop(seq, None)
-            self._resumed.add(task)
+            if seq in self._issuer:
+                self._resumed.add(self._delivered(seq))
 
     def frame(self) -> AsyncFrame:
         """The workflow's own frame (set by the executor, which builds the ops)."""

@@ -340,3 +340,25 @@ def test_two_branches_that_park_park_the_workflow_once_and_both_resume(make_node
     assert h.result(timeout=10) == [1, 2]
     assert [(s["seq"], s["name"], s["status"]) for s in node.describe("tp")["steps"]] == [
         (1, "a", "SUCCEEDED"), (2, "b", "SUCCEEDED")]
+
+
+def test_parallel_checkpoints_are_each_recorded_and_share_commits(make_node):
+    app = edge.App("gather-batch")
+
+    @app.step()
+    async def one(i: int) -> int:
+        return i
+
+    @app.workflow()
+    async def wf(n: int) -> int:
+        return sum(await asyncio.gather(*(one(i) for i in range(n))))
+
+    node = make_node(app)
+    before = node.store.commit_stats
+    assert app.start(wf, 100, id="gb").result(timeout=30) == sum(range(100))
+    after = node.store.commit_stats
+    steps = node.describe("gb")["steps"]
+    assert [s["seq"] for s in steps] == list(range(1, 101))
+    assert all(s["status"] == "SUCCEEDED" for s in steps)
+    batches, writes = after[0] - before[0], after[1] - before[1]
+    assert writes >= 100 and batches < writes, (batches, writes)  # group commit batched them

@@ -46,6 +46,7 @@ class Request:
     body: bytes | None  # None when the request carried no body
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     multi: dict[str, list[str]] = field(default_factory=dict)  # repeatable query parameters
+    access: str = "open"  # what the caller's token allows: "open" (no token), "write", "read"
 
     def json_object(self, required: bool) -> dict[str, Any]:
         """The body as a JSON object; an absent or empty body is ``{}`` unless required."""
@@ -192,7 +193,8 @@ def openapi(node: Node, req: Request) -> Response:
 
 
 def status(node: Node, req: Request) -> Response:
-    return json_response(200, node.status())
+    # "access" tells the dashboard whether to offer its actions (a read-only token has none).
+    return json_response(200, {**node.status(), "access": req.access})
 
 
 def app_info(node: Node, req: Request) -> Response:

@@ -48,6 +48,15 @@ _DIGITS = re.compile(r"[0-9]{1,12}")
 _JSON_TYPES = ("application/json",)
 
 
+def _same_token(given: str, token: str) -> bool:
+    # http.server decodes header bytes as latin-1: a token sent as UTF-8 bytes comes back
+    # as their latin-1 reading, one sent as latin-1 as itself. Accept either, in constant time.
+    raw = given.encode("latin-1", "replace")
+    as_utf8 = hmac.compare_digest(raw, token.encode("utf-8"))
+    as_text = hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+    return as_utf8 or as_text
+
+
 class _Disconnected(Exception):
     """The client went away (or stalled past the socket timeout) mid-request."""
 
@@ -174,8 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
         # the token the user gives it).
         open_route = segments in (["healthz"], ["readyz"]) or (
             segments == [] and self.command in ("GET", "HEAD"))
+        access = "open"
         if api.token is not None and not open_route:
-            self._check_token(api.token, api.read_token)
+            access = self._check_token(api.token, api.read_token)
         route, params = find_route(self.command, segments)
         query, multi = _parse_query(parts.query, route.multi) if route.query is not None else (
             {}, {})
@@ -187,18 +197,18 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body(api.max_body) if route.body else None
         return route.handler(api.node, Request(self.command, params, query, body,
                                                {k.lower(): v for k, v in self.headers.items()},
-                                               multi))
+                                               multi, access))
 
-    def _check_token(self, token: str, read_token: str | None) -> None:
+    def _check_token(self, token: str, read_token: str | None) -> str:
+        """"write" or "read" (what the caller's token allows), or an ApiError."""
         header = self.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        sent = given.strip().encode("utf-8", "replace")
-        if scheme.lower() == "bearer" and hmac.compare_digest(sent, token.encode("utf-8")):
-            return
+        if scheme.lower() == "bearer" and _same_token(given.strip(), token):
+            return "write"
         if (read_token is not None and scheme.lower() == "bearer"
-                and hmac.compare_digest(sent, read_token.encode("utf-8"))):
+                and _same_token(given.strip(), read_token)):
             if self.command in ("GET", "HEAD"):
-                return
+                return "read"
             raise ApiError(403, "read_only_token",
                            f"the read-only API token cannot {self.command} {self.path[:120]}",
                            "send the API token (not the read-only one) for writes")

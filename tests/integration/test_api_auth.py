@@ -256,3 +256,28 @@ def test_the_explicit_opt_out_runs_open_and_says_so_loudly(tmp_path: Path, how: 
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(30)
     assert rc == 0, log_path.read_text()
+
+
+def test_non_ascii_token_matches_as_utf8_or_latin1(tmp_path: Path) -> None:
+    import http.client
+
+    node = edge.Node(edge.App("nonascii"), data_dir=tmp_path / "d", listen="127.0.0.1:0",
+                     api_token="s\u00e9cr\u00e8t")
+    node.start()
+    try:
+        port = node.http.port  # type: ignore[union-attr]
+        for raw in ("s\u00e9cr\u00e8t".encode(), "s\u00e9cr\u00e8t".encode("latin-1"),
+                    b"wrong"):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.putrequest("GET", "/v1/status")
+            c.putheader("Authorization", b"Bearer " + raw)
+            c.endheaders()
+            r = c.getresponse()
+            body = json.loads(r.read())
+            c.close()
+            if raw == b"wrong":
+                assert r.status == 401
+            else:
+                assert r.status == 200 and body["access"] == "write", (raw, body)
+    finally:
+        node.stop()

@@ -230,3 +230,34 @@ def test_search_by_tag_prefix_and_time(browser: WebDriver, node: edge.Node,  # n
 def row_ids(driver: WebDriver) -> list[str]:
     return [str(r.get_attribute("data-id"))
             for r in driver.find_elements(By.CSS_SELECTOR, "#wf-rows tr")]
+
+
+ro_app = edge.App("actions-ro")
+
+
+@ro_app.workflow(name="gate")
+def ro_gate(x: str) -> object:
+    return edge.wait_event("go")
+
+
+def test_read_only_token_sees_no_actions(browser: WebDriver,  # noqa: F811
+                                         tmp_path: Path) -> None:
+    n = edge.Node(ro_app, data_dir=tmp_path / "data", listen="127.0.0.1:0",
+                  api_token="write-secret", api_read_token="read-secret")
+    n.start()
+    try:
+        ro_app.start(ro_gate, "ro", id="gate-ro")
+        wait_until(lambda: status(n, "gate-ro") == "WAITING", timeout=TIMEOUT, what="parked")
+        base = n.http.url + "/"  # type: ignore[union-attr]
+        open_page(browser, base, "#token=read-secret&id=gate-ro")
+        until(browser, lambda d: d.find_elements(By.ID, "actions"), "the detail")
+        until(browser, lambda d: "read-only" in (d.find_element(By.TAG_NAME, "body")
+                                                 .get_attribute("class") or ""), "read-only mode")
+        assert not browser.find_element(By.ID, "act-cancel").is_displayed()
+        open_page(browser, base, "#token=write-secret&id=gate-ro")
+        until(browser, lambda d: d.find_elements(By.ID, "act-cancel")
+              and d.find_element(By.ID, "act-cancel").is_displayed(), "the actions for writers")
+        assert status(n, "gate-ro") == "WAITING"
+        browser.execute_script("sessionStorage.clear()")
+    finally:
+        n.stop(grace=2.0)

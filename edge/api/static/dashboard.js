@@ -185,6 +185,10 @@
   // ---- node, counts, replication -----------------------------------------------------
 
   function renderStatus(s) {
+    if (st.access !== s.access) {
+      st.access = s.access;
+      document.body.classList.toggle("read-only", s.access === "read");
+    }
     const line = $("node-line");
     line.replaceChildren(
       h("span", null, "app ", h("b", { text: s.app })),

@@ -101,6 +101,12 @@ InspectOpt = Annotated[Path | None, typer.Option(
     help="Inspect this data directory's edge.db read-only instead of asking a node "
          "(does not read EDGE_DATA_DIR).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+SiteOpt = Annotated[str | None, typer.Option(
+    "--site", show_default=False,
+    help="Inspect this site's copy from the fleet's bucket (--replica) read-only.")]
+FleetReplicaOpt = Annotated[str | None, typer.Option(
+    "--replica", envvar="EDGE_FLEET_REPLICA", show_default=False,
+    help="With --site: the prefix above the sites, s3://BUCKET/PREFIX[?endpoint=...].")]
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -182,6 +188,16 @@ def load_app(ref: str) -> App:
 
 def _echo_json(obj: Any) -> None:
     print(out.dumps(obj))
+
+
+def _site_copy(site: str, replica: str | None, data_dir: Path | None) -> Path:
+    """--site: the data directory of the site's up-to-date local copy (edge/fleet/)."""
+    from edge.fleet import open_fleet
+
+    if data_dir is not None:
+        raise UsageError("--site and --data-dir are exclusive", "pass one of them")
+
+    return open_fleet(replica).copy_of(site)
 
 
 # ---- edge run -------------------------------------------------------------------------------
@@ -344,9 +360,12 @@ def list_(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     data_dir: InspectOpt = None,
+    site: SiteOpt = None,
+    replica: FleetReplicaOpt = None,
 ) -> None:
     """List workflows, newest first."""
     st = out.check_status_filter(status)
+    data_dir = _site_copy(site, replica, data_dir) if site is not None else data_dir
     if queue is not None:
         from edge.cli_manage import list_queue
 
@@ -374,8 +393,11 @@ def show(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     data_dir: InspectOpt = None,
+    site: SiteOpt = None,
+    replica: FleetReplicaOpt = None,
 ) -> None:
     """Show one workflow: status, input, output or error, and its step timeline."""
+    data_dir = _site_copy(site, replica, data_dir) if site is not None else data_dir
     if data_dir is not None:
         view = out.show_file(data_dir, id)
     else:
@@ -545,7 +567,7 @@ def main() -> None:
 
 # Management commands (fork, queues, schedules, prune) live in their own module; it
 # registers them on `app` above, so it is imported last.
-from edge import cli_manage  # noqa: E402,F401
+from edge import cli_fleet, cli_manage  # noqa: E402,F401  (cli_fleet: `edge fleet`)
 
 if __name__ == "__main__":
     # Run as `python -m edge.cli`: this module is __main__, so run the imported edge.cli

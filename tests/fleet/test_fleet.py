@@ -1,0 +1,154 @@
+"""`edge fleet` reads every site under a bucket prefix and never writes to the bucket;
+`edge list/show --site` inspect one site's copy; a refresh restores only what changed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.fleet.bucket import ReadOnlyStore, ReadOnlyViolation
+from edge.fleet.sites import LeaseJudge
+from edge.replication import LeaseRecord, open_store
+from tests.conftest import run_cli
+from tests.fleet.conftest import Sites
+
+
+def by_site(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["site"]: s for s in report["sites"]}
+
+
+def build_fleet(sites: Sites) -> None:
+    sites.build("alpha", good_n=3, bad_n=1, waiting=["wait-a1", "wait-a2"])
+    sites.build("bravo", good_n=2, release=True)
+    sites.build("charlie", data=False)  # a lease, no upload yet
+    sites.put("sites/delta/lease.json", b"{not json")
+    sites.put("sites/not-a-site/readme.txt", b"no lease here")
+
+
+def test_fleet_reads_every_site_and_writes_nothing(
+        sites: Sites, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        fleet_json: Callable[..., dict[str, Any]]) -> None:
+    build_fleet(sites)
+    before = sites.snapshot()
+    cache = str(tmp_path / "cache")
+
+    report = fleet_json("--replica", sites.url, "--cache-dir", cache)
+    got = by_site(report)
+    assert sorted(got) == ["alpha", "bravo", "charlie", "delta"]  # not-a-site has no lease
+
+    a = got["alpha"]
+    assert a["error"] is None, a
+    assert a["lease"]["state"] == "held" and a["lease"]["holder"] == "node-alpha"
+    assert a["lease"]["epoch"] == 1
+    assert a["workflows"]["SUCCEEDED"] == 3 and a["workflows"]["FAILED"] == 1
+    assert a["workflows"]["WAITING"] == 2
+    assert a["failed_24h"] == 1
+    assert a["oldest_waiting"]["id"] == "wait-a1"
+    assert a["oldest_waiting"]["waiting_for"] == "go"
+    assert a["replica"]["epoch"] == 1 and a["replica"]["objects"] >= 1
+    assert a["replica"]["age_seconds"] < 120
+    assert a["read"]["restored"] is True
+
+    assert got["bravo"]["lease"]["state"] == "released"
+    assert got["bravo"]["workflows"]["SUCCEEDED"] == 2 and got["bravo"]["failed_24h"] == 0
+    assert got["charlie"]["lease"]["state"] == "held" and got["charlie"]["replica"] is None
+    assert got["delta"]["error"]["code"] == "data_error"
+    assert "malformed" in got["delta"]["error"]["message"]
+
+    # The readable table, and one site's copy through list/show --site.
+    code, out, err = run_cli(["fleet", "--replica", sites.url, "--cache-dir", cache], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["SITE", "LEASE", "HOLDER"]
+    alpha = next(ln for ln in lines if ln.startswith("alpha"))
+    assert "held" in alpha and "node-alpha" in alpha and "wait-a1" in alpha
+    assert "4 sites under" in lines[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGE_FLEET_CACHE", cache)
+        code, out, err = run_cli(["list", "--site", "alpha", "--replica", sites.url,
+                                  "--status", "WAITING", "--json"], capsys)
+        assert code == 0, err
+        assert sorted(w["id"] for w in json.loads(out)["workflows"]) == ["wait-a1", "wait-a2"]
+        code, out, err = run_cli(["show", "wait-a2", "--site", "alpha", "--replica", sites.url,
+                                  "--json"], capsys)
+        assert code == 0, err
+        assert json.loads(out)["status"] == "WAITING"
+        code, out, err = run_cli(["show", "x", "--site", "nowhere", "--replica", sites.url],
+                                 capsys)
+        assert code == 1 and "no site 'nowhere'" in err and "hint:" in err
+        code, out, err = run_cli(["list", "--site", "../alpha", "--replica", sites.url], capsys)
+        assert code == 2 and "invalid site name" in err
+
+    assert sites.snapshot() == before  # same keys, ETags, sizes and times: nothing written
+
+
+def test_refresh_restores_only_the_changed_site(
+        sites: Sites, tmp_path: Path, fleet_json: Callable[..., dict[str, Any]]) -> None:
+    sites.build("one", good_n=1)
+    sites.build("two", good_n=1)
+    cache = str(tmp_path / "cache")
+    first = by_site(fleet_json("--replica", sites.url, "--cache-dir", cache))
+    assert first["one"]["read"]["restored"] and first["two"]["read"]["restored"]
+
+    again = by_site(fleet_json("--replica", sites.url, "--cache-dir", cache))
+    assert not again["one"]["read"]["restored"] and not again["two"]["read"]["restored"]
+
+    sites.update("two", good_n=2)
+    later = by_site(fleet_json("--replica", sites.url, "--cache-dir", cache))
+    assert not later["one"]["read"]["restored"]
+    assert later["two"]["read"]["restored"]
+    assert later["two"]["workflows"]["SUCCEEDED"] == 3
+
+
+def test_an_unreachable_bucket_is_one_line(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.dr.conftest import free_port
+
+    url = f"s3://nobucket/sites?endpoint=http://127.0.0.1:{free_port()}"
+    code, out, err = run_cli(["fleet", "--replica", url, "--cache-dir", str(tmp_path)], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and "unreachable" in err and "hint:" in err
+    assert "Traceback" not in err
+    code, out, err = run_cli(["fleet"], capsys)
+    assert code == 2 and "--replica is required" in err
+
+
+def test_the_view_refuses_every_write(tmp_path: Path) -> None:
+    from edge.replication import parse_replica_url
+
+    inner = open_store(parse_replica_url(f"file://{tmp_path / 'root'}"))
+    ro = ReadOnlyStore(inner)
+    for call in (lambda: ro.put("k", b"x"), lambda: ro.put_if_absent("k", b"x"),
+                 lambda: ro.put_if_match("k", b"x", "e"), lambda: ro.delete_prefix("p/")):
+        with pytest.raises(ReadOnlyViolation):
+            call()
+    assert not (tmp_path / "root").exists()
+
+
+def record(etag: str, released: bool = False, ttl: float = 10.0) -> LeaseRecord:
+    return LeaseRecord("n1", 3, 0.0, released, "x", etag, ttl)
+
+
+def test_lease_judged_by_the_takeover_rule() -> None:
+    now = [100.0]
+    judge = LeaseJudge(lambda: now[0])
+    assert judge.judge("s", record("e1")).state == "held"
+    now[0] += 9.9
+    assert judge.judge("s", record("e1")).state == "held"
+    now[0] += 0.1
+    view = judge.judge("s", record("e1"))
+    assert view.state == "expired" and view.unchanged_for == pytest.approx(10.0)
+    now[0] += 1
+    assert judge.judge("s", record("e2")).state == "held"  # renewed: a new ETag
+    assert judge.judge("s", record("e3", released=True)).state == "released"
+    # Observations survive a restart of the observer (the CLI saves them).
+    later = LeaseJudge(lambda: now[0] + 30, judge.snapshot())
+    assert later.judge("s", record("e3", ttl=30)).state == "expired"
+    # A clock that went back never makes a lease look older.
+    back = LeaseJudge(lambda: 0.0, {"s": ("e3", 50.0)})
+    assert back.judge("s", record("e3")).state == "held"

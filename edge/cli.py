@@ -101,6 +101,13 @@ InspectOpt = Annotated[Path | None, typer.Option(
     help="Inspect this data directory's edge.db read-only instead of asking a node "
          "(does not read EDGE_DATA_DIR).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+NodeAckOpt = Annotated[str, typer.Option(
+    "--ack", envvar="EDGE_ACK",
+    help="Default ack of starts and sends: local, or replicated (answered once the "
+         "replica holds them).")]
+AckOpt = Annotated[str | None, typer.Option(
+    "--ack", show_default=False,
+    help="replicated: return only once the replica holds it (default: the node's --ack).")]
 SiteOpt = Annotated[str | None, typer.Option(
     "--site", show_default=False,
     help="Inspect this site's copy from the fleet's bucket (--replica) read-only.")]
@@ -222,6 +229,7 @@ def run(
     lease_renew: LeaseRenewOpt = _D.lease_renew,
     api_token: TokenOpt = None,
     retention: RetentionOpt = None,
+    ack: NodeAckOpt = _D.ack,
 ) -> None:
     """Run a node: recover in-flight workflows, serve the HTTP API, replicate. Stops on SIGTERM."""
     from edge.config import parse_duration
@@ -234,7 +242,7 @@ def run(
         allow_empty=allow_empty, no_wait=no_wait, replication=replication,
         sidecar_socket=sidecar_socket or None, sync_interval=sync_interval,
         lease_ttl=lease_ttl, lease_renew=lease_renew, api_token=api_token or None,
-        retention=keep,
+        retention=keep, ack=ack,
     ).validate()
     from edge.logs import configure
     from edge.node import Node
@@ -336,10 +344,11 @@ def start(
     ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    ack: AckOpt = None,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
     value = parse_input(input)
-    handle = _client(url, api_token).start(workflow, value, id=id)
+    handle = _client(url, api_token).start(workflow, value, id=id, ack=ack)
     print(handle.id)
 
 
@@ -420,12 +429,13 @@ def send(
         help="Dedup key: a retried send with the same key is delivered once.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    ack: AckOpt = None,
 ) -> None:
     """Send an event to a workflow (kept until its wait_event takes it)."""
     from edge.serialization import parse_json_arg
 
     parsed = None if value is None else parse_json_arg(value, "--value")
-    res = _client(url, api_token).send(id, event, parsed, dedup=dedup)
+    res = _client(url, api_token).send(id, event, parsed, dedup=dedup, ack=ack)
     if res.get("duplicate"):
         print(f"duplicate: event {event} with dedup key {dedup!r} was already sent to {id}")
     else:

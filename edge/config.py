@@ -15,6 +15,7 @@ from edge.errors import ConfigError
 from edge.serialization import DEFAULT_MAX_BYTES
 
 DB_NAME = "edge.db"
+ACKS = ("local", "replicated")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Settings:
     epoch_retention: float = 7 * 86400.0
     api_token: str | None = None
     retention: float | None = None  # seconds: finished workflows older than this are pruned
+    ack: str = "local"  # "replicated": starts and sends answer once the replica holds them
 
     @property
     def db_path(self) -> Path:
@@ -72,6 +74,11 @@ class Settings:
         if self.retention is not None and not self.retention > 0:
             raise bad("--retention", f"{self.retention!r} must be a duration > 0",
                       "e.g. 7d; leave it unset to keep every workflow")
+        if self.ack not in ACKS:
+            raise bad("--ack", f"{self.ack!r} is not local or replicated",
+                      "replicated answers starts and sends once the replica holds them")
+        if self.ack == "replicated" and self.replica is None:
+            raise bad("--ack", "replicated needs --replica", "configure a replica, or ack local")
         if self.listen is not None:
             parse_listen(self.listen)
         if self.replica is not None:

@@ -338,6 +338,19 @@ class Node(ManageVerbs):
             return
         self.replication.wait_replicated(run)
 
+    def _ack(self, ack: str | None, what: str) -> None:
+        """A replicated ack returns only once the replica holds the request (Replicator)."""
+        mode = self.settings.ack if ack is None else ack
+        if mode not in ("local", "replicated"):
+            raise UsageError(f"ack {mode!r} is not local or replicated",
+                             "replicated answers once the replica holds the request")
+        if mode == "local":
+            return
+        if self.replication is None:
+            raise UsageError("ack replicated needs a node with a replica",
+                             "start the node with --replica, or ack local")
+        self.replication.ack_replicated(what)
+
     def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any]) -> str:
         try:
             wd.signature.bind(*args, **kwargs)
@@ -353,7 +366,8 @@ class Node(ManageVerbs):
     def start_workflow(self, name: str, args: list[Any] | None = None,
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                        queue: str | QueueDef | Queued | None = None,
-                       timeout: float | None = None) -> tuple[str, bool]:
+                       timeout: float | None = None, ack: str | None = None
+                       ) -> tuple[str, bool]:
         """Start ``name``; returns (id, created). An existing id is returned, never re-run;
         so is a live workflow of the queue holding the same dedup key."""
         self.require_ready()
@@ -383,6 +397,8 @@ class Node(ManageVerbs):
         elif row.workflow != wd.name:
             raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
                            "pick another id")
+        # Also for an existing id: its insert may not be in the replica yet.
+        self._ack(ack, f"workflow {wid}")
         return wid, created
 
     def handle(self, wid: str) -> Handle:
@@ -432,7 +448,7 @@ class Node(ManageVerbs):
         return {"workflows": [workflow_summary(r) for r in rows], "next_cursor": nxt}
 
     def send_event(self, wid: str, name: str, value: Any = None,
-                   dedup: str | None = None) -> dict[str, Any]:
+                   dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         self.require_ready()
         if not name or len(name) > 200:
             raise UsageError(f"invalid event name {name!r}", "1..200 characters")
@@ -440,6 +456,7 @@ class Node(ManageVerbs):
         stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
         if woke:
             self.workers.submit(wid)
+        self._ack(ack, f"event {name} for {wid}")
         return {"delivered": stored, "duplicate": not stored}
 
     def cancel(self, wid: str) -> dict[str, Any]:

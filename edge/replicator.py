@@ -19,7 +19,10 @@ Invariants:
 - replication lag is computed here, not read from Litestream: the wall time of
   the oldest commit not yet confirmed by a sync barrier (0 when caught up);
 - ``wait_replicated`` returns only after a sync barrier confirmed every commit
-  made before it; meanwhile the workflow shows ``blocked_on: "replication"``.
+  made before it; meanwhile the workflow shows ``blocked_on: "replication"``;
+- ``ack_replicated`` (replicated acks of starts and sends) is the same barrier,
+  bounded: it returns, or raises ``not_replicated`` (503); never acknowledges
+  what the replica does not hold.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
     from edge.node import Node
 
 log = logging.getLogger("edge.replication")
+
+ACK_TIMEOUT = 5.0  # longest a replicated ack waits for a barrier before answering 503
 
 
 class Replicator:
@@ -310,6 +315,20 @@ class Replicator:
                     self._blocked -= 1
                 if run is not None:
                     node.store.set_blocked(run.wf.id, None)
+
+    def ack_replicated(self, what: str) -> None:
+        """Return once a sync barrier proved every commit before the call is in the replica
+        (the batched barrier of replicated steps); raise a 503 ``not_replicated`` instead of
+        waiting on a bucket that does not answer."""
+        s = self.node.settings
+        if self._barrier(timeout=max(ACK_TIMEOUT, s.sync_interval * 3)):
+            return
+        why = self.fenced_reason or ("the replica did not confirm" if self.holding
+                                     else "this node does not hold the replica lease")
+        raise ReplicationError(
+            f"{what} is recorded on this node but not in the replica yet ({why})",
+            "retry with the same id (or dedup key): the retry is idempotent and answers once "
+            "the bucket holds it; or send with ack local", code="not_replicated")
 
     def _keep_lease(self) -> None:
         s, clock = self.node.settings, self.node.clock

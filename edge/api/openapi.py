@@ -57,6 +57,12 @@ _WORKFLOW_PROPS: dict[str, Any] = {
 _CONTRACT_KEYS = ["id", "workflow", "status", "input", "output", "error", "created_at",
                   "updated_at", "wake_at", "waiting_for", "blocked_on"]
 
+_ACK: dict[str, Any] = {
+    "enum": ["local", "replicated", None],
+    "description": "replicated: answered only once the replica holds the request (503 "
+                   "not_replicated while it cannot be; retry with the same id or dedup key); "
+                   "absent or null: the node's --ack"}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "edge node API", "version": "1",
@@ -94,13 +100,15 @@ OPENAPI: dict[str, Any] = {
                           "type": ["object", "array", "null"]},
                 "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
                        "description": "idempotency key: an existing id is returned, "
-                                      "never run twice"}}},
+                                      "never run twice"},
+                "ack": _ACK}},
             "StartResponse": {"type": "object", "required": ["id"], "properties": {
                 "id": {"type": "string"}, "created": {"type": "boolean"}}},
             "EventRequest": {"type": "object", "additionalProperties": False, "properties": {
                 "value": {"description": "any JSON value (default null)"},
                 "dedup": {"type": ["string", "null"],
-                          "description": "a retried send with the same key is delivered once"}}},
+                          "description": "a retried send with the same key is delivered once"},
+                "ack": _ACK}},
         },
     },
     "security": [{}, {"bearer": []}],

@@ -68,7 +68,7 @@ class Sites:
         self.tmp = tmp
         self.bucket = bucket_name
         self.endpoint = endpoint
-        self.url = f"s3://{bucket}/sites?endpoint={endpoint}"
+        self.url = f"s3://{bucket_name}/sites?endpoint={endpoint}"
         self.root = parse_replica_url(self.url)
 
     def s3(self) -> Any:

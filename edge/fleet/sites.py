@@ -1,9 +1,9 @@
 """Which sites a bucket prefix holds, how each one's lease looks to a standby, and
-what its replica holds now: three reads per site, no writes.
+what its replica holds now: two reads per site, no writes.
 
 A site is a prefix ``<root>/<name>/`` holding a ``lease.json`` (the node's replica
-lease, edge/replication/lease.py). Per site this module reads the lease object,
-the epoch prefixes, and the listing of the newest epoch that holds data.
+lease, edge/replication/lease.py). Per site this module reads the lease object
+and one listing of the site (its epochs ``e<N>/`` and their objects).
 
 Invariants:
 - read-only: only ``get`` and listings of the store are used; it never takes or
@@ -12,6 +12,7 @@ Invariants:
   ``expired`` only after the observer saw the same ETag for a full TTL on its own
   clock; ``held`` otherwise, ``released`` when its holder released it. Clocks of
   sites are never compared with ours;
+- two requests per site and read: GET ``lease.json``, one listing of the site;
 - the replica's fingerprint is its newest epoch's listing (keys, sizes, times):
   the database is read again only when the fingerprint changed.
 """
@@ -121,12 +122,20 @@ def _fingerprint(objects: list[ObjectInfo]) -> str:
 
 
 def read_replica(site_store: ObjectStore) -> ReplicaView | None:
-    """The newest epoch holding data, and its listing; None when no epoch has data."""
-    epochs = sorted((int(m.group(1)) for n in site_store.list_prefixes("")
-                     if (m := _EPOCH_RE.match(n))), reverse=True)
-    for epoch in epochs:
-        objects = site_store.list_keys(f"e{epoch}/")
-        if objects:
-            return ReplicaView(epoch, len(objects), sum(o.size for o in objects),
-                               max(o.last_modified for o in objects), _fingerprint(objects))
-    return None
+    """The newest epoch holding data, and its listing; None when no epoch has data.
+
+    One listing of the whole site (paged by 1000 keys; old epochs are pruned after
+    a week) instead of a listing of the epoch prefixes and then of the newest one:
+    a LIST is the dearest S3 request, and an unchanged site costs one of them."""
+    by_epoch: dict[int, list[ObjectInfo]] = {}
+    for o in site_store.list_keys(""):
+        head, sep, _ = o.key.partition("/")
+        m = _EPOCH_RE.match(head)
+        if sep and m:
+            by_epoch.setdefault(int(m.group(1)), []).append(o)
+    if not by_epoch:
+        return None
+    epoch = max(by_epoch)
+    objects = by_epoch[epoch]
+    return ReplicaView(epoch, len(objects), sum(o.size for o in objects),
+                       max(o.last_modified for o in objects), _fingerprint(objects))

@@ -526,7 +526,15 @@ def restore(
     # Progress on stderr, so stdout keeps the one result line for scripts.
     print(f"restoring {which}{at} from {target.url} to {output} ...", file=sys.stderr,
           flush=True)
-    res = do_restore(target, output, epoch=epoch, timestamp=ts)
+    bar = None
+    if sys.stderr.isatty():  # a bar on a terminal only: logs get the two plain lines
+        from edge.cli_progress import ProgressBar
+
+        bar = ProgressBar(sys.stderr, "downloading")
+    res = do_restore(target, output, epoch=epoch, timestamp=ts,
+                     progress=bar.update if bar is not None else None)
+    if bar is not None:
+        bar.finish(res.path.stat().st_size)
     point = getattr(res, "timestamp", None)
     when = f" at {point.isoformat()}" if point is not None else ""
     print(f"restored epoch {res.epoch}{when} to {res.path} in {res.duration:.1f} s")

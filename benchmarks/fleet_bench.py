@@ -60,14 +60,15 @@ class CountingProxy:
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.requests = 0
+        self.lists = 0
         self.down = 0
         self.up = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def reset(self) -> tuple[int, int, int]:
+    def reset(self) -> tuple[int, int, int, int]:
         with self.lock:
-            out = (self.requests, self.down, self.up)
-            self.requests = self.down = self.up = 0
+            out = (self.requests, self.lists, self.down, self.up)
+            self.requests = self.lists = self.down = self.up = 0
         return out
 
     def _accept(self) -> None:
@@ -96,7 +97,10 @@ class CountingProxy:
                         self.up += len(data)
                         # Request lines: "<METHOD> <target> HTTP/1.1\r\n" (bodies here
                         # are LTX pages and JSON: they never hold that sequence).
-                        self.requests += (tail + data).count(b" HTTP/1.1\r\n")
+                        both = tail + data
+                        self.requests += both.count(b" HTTP/1.1\r\n")
+                        # ListObjectsV2 (a class A request, priced like a PUT).
+                        self.lists += both.count(b"list-type=2")
                         tail = data[-16:]
                     else:
                         self.down += len(data)
@@ -215,15 +219,15 @@ def main() -> None:
             replicate_once(d / "edge.db", target, tmp / "ls" / name)
         build = time.perf_counter() - t0
 
-        rows: dict[str, list[tuple[float, int, int]]] = {}
+        rows: dict[str, list[tuple[float, int, int, int]]] = {}
 
         def measure(label: str, fn: Callable[[], Any]) -> Any:
             proxy.reset()
             started = time.perf_counter()
             out = fn()
             took = time.perf_counter() - started
-            req, down, _up = proxy.reset()
-            rows.setdefault(label, []).append((took, req, down))
+            req, lists, down, _up = proxy.reset()
+            rows.setdefault(label, []).append((took, req, down, lists))
             return out
 
         def new_fleet(cache: Path) -> Fleet:
@@ -252,16 +256,18 @@ def main() -> None:
         print(f"{args.sites} sites, {args.workflows + 1} workflows each ({db_bytes / 1024:.0f} "
               f"KiB database), built in {build:.1f} s; {args.parallel} sites read at once; "
               f"median of {args.repeat} (min, max)")
-        print(f"{'measure':42} {'seconds':>22} {'requests':>9} {'KiB down':>10} "
+        print(f"{'measure':42} {'seconds':>22} {'requests':>9} {'LISTs':>6} {'KiB down':>10} "
               f"{'ms/site':>8} {'req/site':>8} {'KiB/site':>8}")
         medians: dict[str, tuple[float, float, float]] = {}
         for label, samples in rows.items():
             med, lo, hi = stats([s[0] for s in samples])
             req = statistics.median(s[1] for s in samples)
+            lists = statistics.median(s[3] for s in samples)
             down = statistics.median(s[2] for s in samples) / 1024
             per = 1 if label.startswith("baseline") else args.sites
             medians[label] = (med, req, down)
-            print(f"{label:42} {med:7.3f} ({lo:6.3f}, {hi:6.3f}) {req:9.0f} {down:10.1f} "
+            print(f"{label:42} {med:7.3f} ({lo:6.3f}, {hi:6.3f}) {req:9.0f} {lists:6.0f} "
+                  f"{down:10.1f} "
                   f"{med / per * 1000:8.1f} {req / per:8.2f} {down / per:8.2f}")
         first_m = medians["first read (empty cache)"]
         same_m = medians["refresh, nothing changed"]

@@ -29,8 +29,11 @@ class Settings:
     log_format: str = "human"
     max_value_bytes: int = DEFAULT_MAX_BYTES
     sync_interval: float = 1.0
-    lease_ttl: float = 10.0
-    lease_renew: float = 3.0
+    # Box-loss RTO under 10 s (kill -> replacement ready 9.3 s, with a standby 7.4 s),
+    # a renew failure tolerated for ttl - renew = 5 s before fencing, 1.3 M renew PUTs
+    # per site and month: the trade-off measured in benchmarks/RESULTS.md (DR figures).
+    lease_ttl: float = 7.0
+    lease_renew: float = 2.0
     allow_empty: bool = False
     no_wait: bool = False
     replication: str = "embedded"  # "embedded": the node runs litestream; "external": a sidecar
@@ -65,7 +68,7 @@ class Settings:
         if self.sync_interval <= 0 or self.lease_ttl <= 0 or self.lease_renew <= 0:
             raise bad("--sync-interval/--lease-ttl", "must be > 0", "")
         if self.lease_renew >= self.lease_ttl:
-            raise bad("--lease-renew", "must be shorter than --lease-ttl", "e.g. ttl 10, renew 3")
+            raise bad("--lease-renew", "must be shorter than --lease-ttl", "e.g. ttl 7, renew 2")
         if self.replication not in ("embedded", "external"):
             raise bad("--replication", f"{self.replication!r} is not embedded or external", "")
         if self.replication == "external" and not self.sidecar_socket:

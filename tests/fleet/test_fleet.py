@@ -152,3 +152,33 @@ def test_lease_judged_by_the_takeover_rule() -> None:
     # A clock that went back never makes a lease look older.
     back = LeaseJudge(lambda: 0.0, {"s": ("e3", 50.0)})
     assert back.judge("s", record("e3")).state == "held"
+
+
+def test_a_file_replica_fleet_is_read_the_same_way(
+        tmp_path: Path, fleet_json: Callable[..., dict[str, Any]]) -> None:
+    """file:// roots: the same discovery, lease, listing and restore, and no file of the
+    replica directory changes (not even a lock file appears)."""
+    from edge.fleet.bucket import site_target
+    from edge.replication import Lease, parse_replica_url
+    from tests.fleet.conftest import run_site_node
+    from tests.integration.conftest import replicate_once
+
+    root = parse_replica_url(f"file://{tmp_path / 'bucket' / 'sites'}")
+    for name, bad in (("north", 1), ("south", 0)):
+        target = site_target(root, name)
+        assert Lease(target, f"node-{name}").acquire(None).held
+        run_site_node(tmp_path / name, 2, bad)
+        replicate_once(tmp_path / name / "edge.db", target, 1, tmp_path / "ls" / name)
+
+    def files() -> dict[str, tuple[int, int]]:
+        base = tmp_path / "bucket"
+        return {str(p.relative_to(base)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in base.rglob("*") if p.is_file()}
+
+    before = files()
+    got = by_site(fleet_json("--replica", root.url + "/", "--cache-dir", str(tmp_path / "c")))
+    assert sorted(got) == ["north", "south"]
+    assert got["north"]["workflows"]["FAILED"] == 1 and got["north"]["failed_24h"] == 1
+    assert got["south"]["workflows"]["SUCCEEDED"] == 2
+    assert got["south"]["lease"]["state"] == "held"
+    assert files() == before

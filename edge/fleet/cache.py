@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import DB_NAME
+from edge.errors import ConfigError
 from edge.fleet.sites import ReplicaView
 from edge.replication.objects import ObjectStore
 from edge.replication.restore import restore
@@ -71,7 +72,15 @@ class SiteCache:
         self.root = root
         self._bin = litestream_bin
         self._timeout = timeout
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            probe = root / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"--cache-dir {root} is not usable: {exc.strerror or exc}",
+                              "point --cache-dir (EDGE_FLEET_CACHE) at a writable directory"
+                              ) from None
 
     def site_dir(self, site: str) -> Path:
         return self.root / site

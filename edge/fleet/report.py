@@ -101,6 +101,12 @@ class Fleet:
         except EdgeError as exc:
             entry["error"] = _error(exc)
             return entry
+        except OSError as exc:  # the local cache (disk full, permissions): this site only
+            entry["error"] = {"code": "cache_error",
+                              "message": f"cannot keep {site}'s copy in {self.cache.root}: "
+                                         f"{exc.strerror or exc}",
+                              "hint": "check the free space and permissions of --cache-dir"}
+            return entry
         entry["workflows"] = summary.counts
         entry["failed_24h"] = summary.failed_recent
         w = summary.oldest_waiting

@@ -182,3 +182,34 @@ def test_a_file_replica_fleet_is_read_the_same_way(
     assert got["south"]["workflows"]["SUCCEEDED"] == 2
     assert got["south"]["lease"]["state"] == "held"
     assert files() == before
+
+
+def test_an_unusable_cache_dir_is_one_line(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    url = f"file://{tmp_path / 'nothing'}"
+    code, out, err = run_cli(["fleet", "--replica", url, "--cache-dir", str(blocker / "c")],
+                             capsys)
+    assert code == 2 and err.startswith("error: --cache-dir") and "hint:" in err, err
+
+
+def test_a_site_whose_copy_cannot_be_kept_is_that_sites_error(
+        tmp_path: Path, fleet_json: Callable[..., dict[str, Any]]) -> None:
+    from edge.fleet.bucket import site_target
+    from edge.replication import Lease, parse_replica_url
+    from tests.fleet.conftest import run_site_node
+    from tests.integration.conftest import replicate_once
+
+    root = parse_replica_url(f"file://{tmp_path / 'bucket'}")
+    for name in ("east", "west"):
+        target = site_target(root, name)
+        assert Lease(target, f"node-{name}").acquire(None).held
+        run_site_node(tmp_path / name, 1, 0)
+        replicate_once(tmp_path / name / "edge.db", target, 1, tmp_path / "ls" / name)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "east").write_text("a file where east's directory would go")
+    got = by_site(fleet_json("--replica", root.url, "--cache-dir", str(cache)))
+    assert got["east"]["error"]["code"] == "cache_error" and got["east"]["workflows"] is None
+    assert got["west"]["error"] is None and got["west"]["workflows"]["SUCCEEDED"] == 1

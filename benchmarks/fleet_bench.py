@@ -11,7 +11,15 @@ a loopback TCP proxy that counts the HTTP requests and the bytes the bucket sent
 Rows (median over --repeat rounds, min, max): the first read (empty cache: every site
 restored), a refresh with nothing changed, a refresh with one site changed, and the
 baseline measured in the same run: one ``litestream restore`` of one site alone.
-Nothing is asserted.
+
+With ``--vfs-extension PATH`` (the ``litestream-vfs.so`` of PyPI ``litestream-vfs``
+0.5.17; default: ``litestream_vfs.loadable_path()`` when that package is importable)
+the same reads are also done the other way: the site summary's three queries through
+the Litestream VFS, in the ``sqlite3`` shell (the stdlib module cannot load extensions
+here and apsw 3.54.1 cannot open a VFS replica, see RESULTS.md), with a hydration file
+per site kept between reads. Both ways skip a site whose fingerprint did not change,
+so the A/B rows are the reads of changed sites: all of them on the first read, one on
+the refresh. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -175,6 +183,41 @@ def replicate_once(db: Path, target: ReplicaTarget, work: Path) -> None:
         raise RuntimeError(proc.stderr.decode())
 
 
+SUMMARY_SQL = """
+SELECT status, count(*) FROM workflows GROUP BY status;
+SELECT count(*) FROM workflows WHERE status = 'FAILED'
+  AND updated_at >= strftime('%s','now') - 86400;
+SELECT id, workflow, waiting_for, updated_at FROM workflows WHERE status = 'WAITING'
+  ORDER BY updated_at, id LIMIT 1;
+"""
+
+
+def vfs_read(ext: str, bucket: str, proxy_port: int, site: str, hydration: Path) -> str:
+    """The site summary through the Litestream VFS (one sqlite3 shell process)."""
+    url = (f"s3://{bucket}/sites/{site}/e1?endpoint=http://127.0.0.1:{proxy_port}"
+           "&region=us-east-1&forcePathStyle=true")
+    env = dict(os.environ, LITESTREAM_REPLICA_URL=url, LITESTREAM_HYDRATION_ENABLED="true",
+               LITESTREAM_HYDRATION_PATH=str(hydration))
+    env.pop("AWS_CA_BUNDLE", None)
+    script = (f".load {ext} sqlite3_litestreamvfs_init\n.open file:{site}.db?vfs=litestream\n"
+              f"{SUMMARY_SQL}")
+    proc = subprocess.run(["sqlite3", "-bail"], input=script, capture_output=True, text=True,
+                          env=env, cwd=hydration.parent, timeout=120, check=False)
+    if proc.returncode != 0 or "SUCCEEDED" not in proc.stdout:
+        raise RuntimeError(f"VFS read of {site} failed: {proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def find_vfs(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    try:
+        import litestream_vfs  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return str(litestream_vfs.loadable_path())
+
+
 def stats(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
@@ -185,7 +228,9 @@ def main() -> None:
     ap.add_argument("--workflows", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--vfs-extension", default=None)
     args = ap.parse_args()
+    ext = find_vfs(args.vfs_extension)
 
     os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                       AWS_DEFAULT_REGION="us-east-1")
@@ -252,6 +297,28 @@ def main() -> None:
             measure("baseline: one litestream restore alone",
                     lambda out=out, name=names[-1]: restore(
                         site_target(parse_replica_url(counted), name), out))
+            if ext is None:
+                continue
+            from concurrent.futures import ThreadPoolExecutor
+
+            hyd = tmp / f"hydration-{r}"
+            hyd.mkdir()
+
+            def vfs_all(hyd: Path = hyd) -> None:
+                with ThreadPoolExecutor(args.parallel) as pool:
+                    list(pool.map(lambda n: vfs_read(ext, bucket, proxy.port, n,
+                                                     hyd / f"{n}.hydrated"), names))
+
+            measure("VFS: read every site (empty hydration)", vfs_all)
+            changed = names[(r + 1) % len(names)]
+            run_node(app, tmp / "sites" / changed, 10, f"v{r}")
+            replicate_once(tmp / "sites" / changed / "edge.db", site_target(direct, changed),
+                           tmp / "ls" / changed)
+            measure("VFS: read the one changed site",
+                    lambda n=changed, hyd=hyd: vfs_read(ext, bucket, proxy.port, n,
+                                                        hyd / f"{n}.hydrated"))
+            measure("restore-into-cache: read the one changed site",
+                    lambda n=changed, fleet=fleet: fleet.read_site(n))
 
         print(f"{args.sites} sites, {args.workflows + 1} workflows each ({db_bytes / 1024:.0f} "
               f"KiB database), built in {build:.1f} s; {args.parallel} sites read at once; "
@@ -264,7 +331,7 @@ def main() -> None:
             req = statistics.median(s[1] for s in samples)
             lists = statistics.median(s[3] for s in samples)
             down = statistics.median(s[2] for s in samples) / 1024
-            per = 1 if label.startswith("baseline") else args.sites
+            per = 1 if ("one" in label and "refresh" not in label) else args.sites
             medians[label] = (med, req, down)
             print(f"{label:42} {med:7.3f} ({lo:6.3f}, {hi:6.3f}) {req:9.0f} {lists:6.0f} "
                   f"{down:10.1f} "

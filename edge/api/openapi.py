@@ -26,7 +26,8 @@ _ERRORS = {
     "400": _err("malformed request: bad JSON, unknown field, wrong type, bad arguments"),
     "401": _err("missing or wrong bearer token (when the node has one)"),
     "404": _err("unknown workflow name or id"),
-    "503": _err("the node is booting, standing by or stopping (code not_ready)"),
+    "503": _err("the node is booting, standing by or stopping (code not_ready); with ack "
+                "replicated, the replica could not confirm in time (code not_replicated)"),
 }
 _BODY_ERRORS = {
     **_ERRORS,

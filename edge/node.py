@@ -338,18 +338,21 @@ class Node(ManageVerbs):
             return
         self.replication.wait_replicated(run)
 
-    def _ack(self, ack: str | None, what: str) -> None:
-        """A replicated ack returns only once the replica holds the request (Replicator)."""
+    def _ack_mode(self, ack: str | None) -> str:
+        """The request's ack, checked before anything is written (a refusal writes nothing)."""
         mode = self.settings.ack if ack is None else ack
         if mode not in ("local", "replicated"):
             raise UsageError(f"ack {mode!r} is not local or replicated",
                              "replicated answers once the replica holds the request")
-        if mode == "local":
-            return
-        if self.replication is None:
+        if mode == "replicated" and self.replication is None:
             raise UsageError("ack replicated needs a node with a replica",
                              "start the node with --replica, or ack local")
-        self.replication.ack_replicated(what)
+        return mode
+
+    def _ack(self, mode: str, what: str) -> None:
+        """A replicated ack returns only once the replica holds the request (Replicator)."""
+        if mode == "replicated" and self.replication is not None:
+            self.replication.ack_replicated(what)
 
     def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any]) -> str:
         try:
@@ -371,6 +374,7 @@ class Node(ManageVerbs):
         """Start ``name``; returns (id, created). An existing id is returned, never re-run;
         so is a live workflow of the queue holding the same dedup key."""
         self.require_ready()
+        mode = self._ack_mode(ack)
         wd = self.app.resolve(name)
         if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
             raise UsageError(f"invalid workflow id {id!r}", "ids are 1..200 characters")
@@ -398,7 +402,7 @@ class Node(ManageVerbs):
             raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
                            "pick another id")
         # Also for an existing id: its insert may not be in the replica yet.
-        self._ack(ack, f"workflow {wid}")
+        self._ack(mode, f"workflow {wid}")
         return wid, created
 
     def handle(self, wid: str) -> Handle:
@@ -450,13 +454,14 @@ class Node(ManageVerbs):
     def send_event(self, wid: str, name: str, value: Any = None,
                    dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         self.require_ready()
+        mode = self._ack_mode(ack)
         if not name or len(name) > 200:
             raise UsageError(f"invalid event name {name!r}", "1..200 characters")
         text = encode(value, f"value of event {name}", self.settings.max_value_bytes)
         stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
         if woke:
             self.workers.submit(wid)
-        self._ack(ack, f"event {name} for {wid}")
+        self._ack(mode, f"event {name} for {wid}")
         return {"delivered": stored, "duplicate": not stored}
 
     def cancel(self, wid: str) -> dict[str, Any]:

@@ -5,11 +5,13 @@ answers 503 not_replicated (code and hint) instead of acknowledging."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
+import edge
 from edge.replication import parse_replica_url, restore
 from edge.store import Store
-from tests.dr.conftest import poll
+from tests.dr.conftest import EDGE, poll
 from tests.dr.proxy import FlakyProxy
 
 # Litestream's own upload runs every 30 s here, so within the test only the barrier of a
@@ -32,6 +34,14 @@ def test_replicated_ack_survives_the_box(site, tmp_path):
     code, body = a.post("/v1/workflows/w-3/events/go", {"value": 7, "dedup": "go-1",
                                                          "ack": "replicated"})
     assert code == 200 and body["delivered"], body
+    # The CLI's --ack and the client's ack= ask for the same.
+    cli = subprocess.run([EDGE, "start", "job", "--input", "[6]", "--id", "cli-6", "--ack",
+                          "replicated", "--url", a.url], capture_output=True, text=True,
+                         timeout=30)
+    assert cli.returncode == 0 and cli.stdout.strip() == "cli-6", cli.stderr
+    code, body = a.post("/v1/workflows", {"workflow": "waiter", "id": "w-7"})
+    assert code == 201, body
+    edge.Client(a.url).send("w-7", "go", 8, ack="replicated")
     code, body = a.post("/v1/workflows", {"workflow": "job", "input": [4], "id": "local-4"})
     assert code == 201, body
     # The box is lost: every process of it, and its disk.
@@ -42,8 +52,9 @@ def test_replicated_ack_survives_the_box(site, tmp_path):
     rto = b.wait_ready(timeout=60)
     assert b.show("acked-2")["workflow"] == "job"
     assert b.show("local-1")["workflow"] == "job"  # committed before the barrier: covered
-    b.wait_all(["acked-2", "local-1", "w-3"], timeout=60)
+    b.wait_all(["acked-2", "local-1", "w-3", "cli-6", "w-7"], timeout=60)
     assert b.show("w-3")["output"] == 7  # the replicated event was kept too
+    assert b.show("w-7")["output"] == 8
     code, _ = b.get("/v1/workflows/local-4")
     assert code == 404, "a local ack after the last barrier was replicated anyway"
     print(f"\n[replicated ack] new node ready {rto:.2f} s after start on an empty disk")

@@ -124,8 +124,8 @@
       banner.hidden = true;
     }
     const r = document.getElementById("refresh");
-    r.textContent = "read " + (data.read_at || "never") + ", every " +
-      duration(data.refresh_seconds);
+    const at = data.read_at ? data.read_at.slice(0, 19).replace("T", " ") + "Z" : "never";
+    r.textContent = "read " + at + ", every " + duration(data.refresh_seconds);
     r.dataset.ok = String(Date.now());
   }
 

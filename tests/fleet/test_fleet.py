@@ -213,3 +213,37 @@ def test_a_site_whose_copy_cannot_be_kept_is_that_sites_error(
     got = by_site(fleet_json("--replica", root.url, "--cache-dir", str(cache)))
     assert got["east"]["error"]["code"] == "cache_error" and got["east"]["workflows"] is None
     assert got["west"]["error"] is None and got["west"]["workflows"]["SUCCEEDED"] == 1
+
+
+def test_a_live_site_node_is_seen_as_it_runs(
+        sites: Sites, tmp_path: Path, fleet_json: Callable[..., dict[str, Any]]) -> None:
+    """A real `edge run` writing under sites/live: its lease (held by its node id, renewed
+    under our feet), its epoch and its workflows as they finish; then released."""
+    from tests.conftest import wait_until
+    from tests.dr.conftest import SiteNode
+
+    node = SiteNode(tmp_path, "live", tmp_path / "live-data",
+                    f"s3://{sites.bucket}/sites/live?endpoint={sites.endpoint}",
+                    tmp_path / "effects.log")
+    try:
+        node.wait_ready(60)
+        node_id = node.status()["node_id"]
+        for i in range(3):
+            node.start("job", i, f"live-{i}")
+        node.wait_all([f"live-{i}" for i in range(3)])
+        cache = str(tmp_path / "cache")
+
+        def seen_done() -> dict[str, Any] | None:
+            live = by_site(fleet_json("--replica", sites.url, "--cache-dir", cache))["live"]
+            return live if (live["workflows"] or {}).get("SUCCEEDED") == 3 else None
+
+        live = wait_until(seen_done, 30, "the fleet to see the live site's workflows", 0.5)
+        assert live["lease"]["state"] == "held" and live["lease"]["holder"] == node_id
+        assert live["lease"]["epoch"] == 1 and live["replica"]["epoch"] == 1
+        assert live["error"] is None
+        assert node.term() == 0
+        after = by_site(fleet_json("--replica", sites.url, "--cache-dir", cache))["live"]
+        assert after["lease"]["state"] == "released"
+        assert after["workflows"]["SUCCEEDED"] == 3
+    finally:
+        node.stop_quietly()

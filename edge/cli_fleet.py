@@ -62,6 +62,9 @@ def fleet_serve(
     refresh: Annotated[float, typer.Option(
         "--refresh", envvar="EDGE_FLEET_REFRESH", min=1.0,
         help="Seconds between reads of the bucket.")] = 60.0,
+    api_token: Annotated[str | None, typer.Option(
+        "--api-token", envvar="EDGE_FLEET_API_TOKEN", show_default=False,
+        help="Bearer token /v1/fleet and /metrics require (the page: /#token=...).")] = None,
 ) -> None:
     """Serve the fleet's read-only page and /metrics, re-reading the bucket every --refresh s."""
     from edge.fleet.serve import run_server
@@ -70,4 +73,4 @@ def fleet_serve(
     replica, cache_dir, parallel = ctx.obj or (None, None, 8)
     configure("human")
     f = open_fleet(replica, cache_dir, parallel, persist_seen=False)
-    run_server(f, listen, refresh)
+    run_server(f, listen, refresh, api_token or None)

@@ -14,11 +14,16 @@ Invariants:
 - a failed read keeps the previous one on display and is reported
   (``edge_fleet_read_errors_total``, the page's banner), never a 500 page;
 - the page holds no data and puts every value in the DOM with ``textContent``;
-  a strict Content-Security-Policy allows only this origin's script and style.
+  a strict Content-Security-Policy allows only this origin's script and style;
+- with a token (``--api-token``), ``/v1/fleet`` and ``/metrics`` need ``Authorization:
+  Bearer TOKEN`` (compared in constant time); the page shell, its assets and
+  ``/healthz`` hold no data and stay open (probes and a first page load cannot send
+  the header; the page's script sends it from ``/#token=...``).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -107,9 +112,11 @@ class _Collector(Collector):
 class FleetServer:
     """The HTTP server and its refresher; ``start`` returns once the first read ran."""
 
-    def __init__(self, fleet: Fleet, host: str, port: int, refresh: float) -> None:
+    def __init__(self, fleet: Fleet, host: str, port: int, refresh: float,
+                 token: str | None = None) -> None:
         self.fleet = fleet
         self.refresh = refresh
+        self.token = token
         self._host = host
         self._lock = threading.Lock()
         self._report: dict[str, Any] | None = None
@@ -187,8 +194,25 @@ class FleetServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s " + format, self.address_string(), *args)
 
+            def _authorised(self) -> bool:
+                if server.token is None:
+                    return True
+                scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+                if scheme.lower() == "bearer" and hmac.compare_digest(
+                        given.strip().encode(), server.token.encode()):
+                    return True
+                err = {"error": {"code": "unauthorized",
+                                 "message": "this fleet view needs its token",
+                                 "hint": "send Authorization: Bearer TOKEN (the page: open "
+                                         "/#token=TOKEN)"}}
+                self._send(401, json.dumps(err).encode(), "application/json",
+                           {"WWW-Authenticate": "Bearer"})
+                return False
+
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 path = self.path.split("?", 1)[0]
+                if path in ("/v1/fleet", "/metrics") and not self._authorised():
+                    return
                 if path in _STATIC:
                     name, ctype = _STATIC[path]
                     self._send(200, _asset(name), ctype, _HEADERS)
@@ -226,7 +250,7 @@ class FleetServer:
         return Handler
 
 
-def run_server(fleet: Fleet, listen: str, refresh: float) -> None:
+def run_server(fleet: Fleet, listen: str, refresh: float, token: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT (exit 0)."""
     import signal
 
@@ -235,7 +259,7 @@ def run_server(fleet: Fleet, listen: str, refresh: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server = FleetServer(fleet, host, port, refresh)
+        server = FleetServer(fleet, host, port, refresh, token)
     except OSError as exc:
         raise EdgeError(f"--listen {listen}: cannot listen: {exc.strerror or exc}",
                         "pick a free port, or stop what holds this one",

@@ -291,3 +291,54 @@ def test_the_serve_command_runs_and_stops_on_sigterm(sites: Sites, tmp_path: Pat
                              env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and out.stderr.startswith("error: --listen"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_token_guards_the_data_and_the_page_sends_it(sites: Sites, tmp_path: Path) -> None:
+    from tests.ops.test_dashboard import _browser_paths
+
+    sites.build("solo", good_n=1)
+    fleet = open_fleet(sites.url, tmp_path / "cache", persist_seen=False)
+    server = FleetServer(fleet, "127.0.0.1", 0, refresh=3600, token="s3cret").start()
+    try:
+        url = server.url
+        for path in ("/v1/fleet", "/metrics"):
+            code, headers, body = get(url, path)
+            assert code == 401 and headers["www-authenticate"] == "Bearer", path
+            assert json.loads(body)["error"]["code"] == "unauthorized"
+        for path in ("/", "/fleet.js", "/fleet.css", "/healthz"):
+            assert get(url, path)[0] == 200, path
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=10)
+        conn.request("GET", "/v1/fleet", headers={"Authorization": "Bearer s3cret"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["sites"][0]["site"] == "solo"
+        conn.close()
+
+        webdriver = pytest.importorskip("selenium.webdriver")
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        paths = _browser_paths()
+        if paths is None:
+            pytest.skip("chromium and chromedriver are not installed (scripts/system-deps)")
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = paths[0]
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}"):
+            opts.add_argument(arg)
+        driver = webdriver.Chrome(options=opts, service=Service(executable_path=paths[1]))
+        try:
+            wait = WebDriverWait(driver, TIMEOUT, poll_frequency=0.05)
+            driver.get(url + "/")
+            wait.until(lambda d: d.execute_script(
+                "return !document.getElementById('banner').hidden"), "the 401 banner")
+            assert "token" in driver.execute_script(
+                "return document.getElementById('banner').textContent")
+            driver.get("about:blank")
+            driver.get(url + "/#token=s3cret")
+            wait.until(lambda d: d.execute_script(
+                "return document.querySelectorAll('#sites tr').length") == 1, "the site row")
+            assert "token" not in driver.current_url  # dropped from the address bar
+        finally:
+            driver.quit()
+    finally:
+        server.stop()

@@ -5,6 +5,17 @@
 (function () {
   const LIVE = ["PENDING", "RUNNING", "SLEEPING", "WAITING"];
   const STALE_SECONDS = 300;
+  const TOKEN_KEY = "edge-fleet-token";
+
+  // /#token=T: kept in this tab's sessionStorage and dropped from the address bar.
+  function takeToken() {
+    const m = /(?:^#|&)token=([^&]*)/.exec(window.location.hash);
+    if (m) {
+      window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      window.history.replaceState(null, "", window.location.pathname);
+    }
+    return window.sessionStorage.getItem(TOKEN_KEY);
+  }
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -130,8 +141,16 @@
   }
 
   function refresh() {
-    fetch("/v1/fleet", { headers: { Accept: "application/json" }, cache: "no-store" })
+    const headers = { Accept: "application/json" };
+    const token = window.sessionStorage.getItem(TOKEN_KEY);
+    if (token) {
+      headers.Authorization = "Bearer " + token;
+    }
+    fetch("/v1/fleet", { headers: headers, cache: "no-store" })
       .then(function (resp) {
+        if (resp.status === 401) {
+          throw new Error("this fleet view needs its token: open /#token=TOKEN");
+        }
         if (!resp.ok) {
           throw new Error("HTTP " + resp.status);
         }
@@ -146,6 +165,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    takeToken();
     refresh();
     window.setInterval(refresh, 5000);
   });

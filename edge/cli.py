@@ -114,6 +114,19 @@ InspectOpt = Annotated[Path | None, typer.Option(
     help="Inspect this data directory's edge.db read-only instead of asking a node "
          "(does not read EDGE_DATA_DIR).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+NodeAckOpt = Annotated[str, typer.Option(
+    "--ack", envvar="EDGE_ACK",
+    help="Default ack of starts and sends: local, or replicated (answered once the "
+         "replica holds them).")]
+AckOpt = Annotated[str | None, typer.Option(
+    "--ack", show_default=False,
+    help="replicated: return only once the replica holds it (default: the node's --ack).")]
+SiteOpt = Annotated[str | None, typer.Option(
+    "--site", show_default=False,
+    help="Inspect this site's copy from the fleet's bucket (--replica) read-only.")]
+FleetReplicaOpt = Annotated[str | None, typer.Option(
+    "--replica", envvar="EDGE_FLEET_REPLICA", show_default=False,
+    help="With --site: the prefix above the sites, s3://BUCKET/PREFIX[?endpoint=...].")]
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -197,6 +210,16 @@ def _echo_json(obj: Any) -> None:
     print(out.dumps(obj))
 
 
+def _site_copy(site: str, replica: str | None, data_dir: Path | None) -> Path:
+    """--site: the data directory of the site's up-to-date local copy (edge/fleet/)."""
+    from edge.fleet import open_fleet
+
+    if data_dir is not None:
+        raise UsageError("--site and --data-dir are exclusive", "pass one of them")
+
+    return open_fleet(replica).copy_of(site)
+
+
 # ---- edge run -------------------------------------------------------------------------------
 
 
@@ -223,6 +246,7 @@ def run(
     api_read_token: ReadTokenOpt = None,
     api_read_token_file: ReadTokenFileOpt = None,
     insecure_no_token: InsecureOpt = False,
+    ack: NodeAckOpt = _D.ack,
 ) -> None:
     """Run a node: recover in-flight workflows, serve the HTTP API, replicate. Stops on SIGTERM."""
     from edge.config import parse_duration
@@ -236,7 +260,7 @@ def run(
         sidecar_socket=sidecar_socket or None, sync_interval=sync_interval,
         lease_ttl=lease_ttl, lease_renew=lease_renew,
         api_token=resolve_token(api_token, api_token_file, "--api-token"),
-        retention=keep,
+        retention=keep, ack=ack,
         api_read_token=resolve_token(api_read_token, api_read_token_file, "--api-read-token"),
         insecure_no_token=insecure_no_token,
     ).validate()
@@ -346,6 +370,7 @@ def start(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    ack: AckOpt = None,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
     from edge.tags import parse_filters
@@ -353,7 +378,7 @@ def start(
     value = parse_input(input)
     tags = parse_filters(tag or [], "--tag")
     handle = _client(url, api_token, api_token_file).start(workflow, value, id=id,
-                                                           tags=tags or None)
+                                                           tags=tags or None, ack=ack)
     print(handle.id)
 
 
@@ -386,6 +411,8 @@ def list_(
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
     data_dir: InspectOpt = None,
+    site: SiteOpt = None,
+    replica: FleetReplicaOpt = None,
 ) -> None:
     """List workflows, newest first."""
     import time
@@ -398,6 +425,7 @@ def list_(
     now = time.time()
     lo, hi = parse_when(since, now, "--since"), parse_when(until, now, "--until")
     id_prefix = check_prefix(prefix)
+    data_dir = _site_copy(site, replica, data_dir) if site is not None else data_dir
     if queue is not None:
         from edge.cli_manage import list_queue
 
@@ -430,8 +458,11 @@ def show(
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
     data_dir: InspectOpt = None,
+    site: SiteOpt = None,
+    replica: FleetReplicaOpt = None,
 ) -> None:
     """Show one workflow: status, input, output or error, and its step timeline."""
+    data_dir = _site_copy(site, replica, data_dir) if site is not None else data_dir
     if data_dir is not None:
         view = out.show_file(data_dir, id)
     else:
@@ -455,12 +486,13 @@ def send(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    ack: AckOpt = None,
 ) -> None:
     """Send an event to a workflow (kept until its wait_event takes it)."""
     from edge.serialization import parse_json_arg
 
     parsed = None if value is None else parse_json_arg(value, "--value")
-    res = _client(url, api_token, api_token_file).send(id, event, parsed, dedup=dedup)
+    res = _client(url, api_token, api_token_file).send(id, event, parsed, dedup=dedup, ack=ack)
     if res.get("duplicate"):
         print(f"duplicate: event {event} with dedup key {dedup!r} was already sent to {id}")
     else:
@@ -555,7 +587,15 @@ def restore(
     # Progress on stderr, so stdout keeps the one result line for scripts.
     print(f"restoring {which}{at} from {target.url} to {output} ...", file=sys.stderr,
           flush=True)
-    res = do_restore(target, output, epoch=epoch, timestamp=ts)
+    bar = None
+    if sys.stderr.isatty():  # a bar on a terminal only: logs get the two plain lines
+        from edge.cli_progress import ProgressBar
+
+        bar = ProgressBar(sys.stderr, "downloading")
+    res = do_restore(target, output, epoch=epoch, timestamp=ts,
+                     progress=bar.update if bar is not None else None)
+    if bar is not None:
+        bar.finish(res.path.stat().st_size)
     point = getattr(res, "timestamp", None)
     when = f" at {point.isoformat()}" if point is not None else ""
     print(f"restored epoch {res.epoch}{when} to {res.path} in {res.duration:.1f} s")
@@ -606,7 +646,7 @@ def main() -> None:
 
 # Management commands (fork, queues, schedules, prune) live in their own module; it
 # registers them on `app` above, so it is imported last.
-from edge import cli_manage  # noqa: E402,F401
+from edge import cli_fleet, cli_manage  # noqa: E402,F401  (cli_fleet: `edge fleet`)
 
 if __name__ == "__main__":
     # Run as `python -m edge.cli`: this module is __main__, so run the imported edge.cli

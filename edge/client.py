@@ -224,10 +224,13 @@ class Client:
     # ---- verbs -------------------------------------------------------------------
 
     def start(self, workflow: str, input: dict[str, Any] | list[Any] | None = None,
-              id: str | None = None, tags: dict[str, str] | None = None) -> RemoteHandle:
+              id: str | None = None, tags: dict[str, str] | None = None,
+              ack: str | None = None) -> RemoteHandle:
         """Start ``workflow``; ``input`` is a dict of keyword arguments or a list of
         positional ones. An existing ``id`` returns the existing workflow (``.created`` False).
-        ``tags``: ``{"key": "value"}`` to search by (``list(tags=...)``)."""
+        ``tags``: ``{"key": "value"}`` to search by (``list(tags=...)``).
+        ``ack="replicated"`` returns only once the replica holds the start (the node's
+        ``--ack`` when None)."""
         if input is not None and not isinstance(input, (dict, list, tuple)):
             raise UsageError(
                 f"input must be a dict (keyword arguments) or a list (positional arguments), "
@@ -239,6 +242,8 @@ class Client:
             body["id"] = id
         if tags:
             body["tags"] = tags
+        if ack is not None:
+            body["ack"] = ack
         status, out = self.request("POST", "/v1/workflows", body)
         return RemoteHandle(self, str(out["id"]), created=status == 201)
 
@@ -270,12 +275,14 @@ class Client:
         return out
 
     def send(self, id: str, event: str, value: Any = None,
-             dedup: str | None = None) -> dict[str, Any]:
+             dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         if not isinstance(event, str) or not event:
             raise UsageError(f"invalid event name {event!r}", "1..200 characters")
         body: dict[str, Any] = {"value": value}
         if dedup is not None:
             body["dedup"] = dedup
+        if ack is not None:
+            body["ack"] = ack
         out: dict[str, Any] = self._call(
             "POST", f"/v1/workflows/{self._id(id)}/events/{_quote(event, 'event name')}", body)
         return out

@@ -425,6 +425,22 @@ class Node(ManageVerbs):
             return
         self.replication.wait_replicated(run)
 
+    def _ack_mode(self, ack: str | None) -> str:
+        """The request's ack, checked before anything is written (a refusal writes nothing)."""
+        mode = self.settings.ack if ack is None else ack
+        if mode not in ("local", "replicated"):
+            raise UsageError(f"ack {mode!r} is not local or replicated",
+                             "replicated answers once the replica holds the request")
+        if mode == "replicated" and self.replication is None:
+            raise UsageError("ack replicated needs a node with a replica",
+                             "start the node with --replica, or ack local")
+        return mode
+
+    def _ack(self, mode: str, what: str) -> None:
+        """A replicated ack returns only once the replica holds the request (Replicator)."""
+        if mode == "replicated" and self.replication is not None:
+            self.replication.ack_replicated(what)
+
     def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any],
                      trace: str | None = None) -> str:
         try:
@@ -447,11 +463,13 @@ class Node(ManageVerbs):
                        queue: str | QueueDef | Queued | None = None,
                        timeout: float | None = None,
                        traceparent: str | None = None,
-                       tags: dict[str, str] | None = None) -> tuple[str, bool]:
+                       tags: dict[str, str] | None = None,
+                       ack: str | None = None) -> tuple[str, bool]:
         """Start ``name``; returns (id, created). An existing id is returned, never re-run;
         so is a live workflow of the queue holding the same dedup key. ``traceparent``: the
         W3C trace context of the request (ignored when malformed)."""
         self.require_ready()
+        mode = self._ack_mode(ack)
         wd = self.app.resolve(name)
         if id is not None:
             check_name(id, "workflow id")
@@ -480,6 +498,8 @@ class Node(ManageVerbs):
         elif row.workflow != wd.name:
             raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
                            "pick another id")
+        # Also for an existing id: its insert may not be in the replica yet.
+        self._ack(mode, f"workflow {wid}")
         return wid, created
 
     def handle(self, wid: str) -> Handle:
@@ -540,8 +560,9 @@ class Node(ManageVerbs):
         return {"workflows": summaries(self.store, rows), "next_cursor": nxt}
 
     def send_event(self, wid: str, name: str, value: Any = None,
-                   dedup: str | None = None) -> dict[str, Any]:
+                   dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         self.require_ready()
+        mode = self._ack_mode(ack)
         check_name(name, "event name")
         if dedup is not None:
             check_name(dedup, "dedup key")
@@ -549,6 +570,7 @@ class Node(ManageVerbs):
         stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
         if woke:
             self.workers.submit(wid)
+        self._ack(mode, f"event {name} for {wid}")
         return {"delivered": stored, "duplicate": not stored}
 
     def cancel(self, wid: str) -> dict[str, Any]:

@@ -23,7 +23,10 @@ Invariants:
 - replication lag is computed here, not read from Litestream: the wall time of
   the oldest commit not yet confirmed by a sync barrier (0 when caught up);
 - ``wait_replicated`` returns only after a sync barrier confirmed every commit
-  made before it; meanwhile the workflow shows ``blocked_on: "replication"``.
+  made before it; meanwhile the workflow shows ``blocked_on: "replication"``;
+- ``ack_replicated`` (replicated acks of starts and sends) is the same barrier,
+  bounded: it returns, or raises ``not_replicated`` (503); never acknowledges
+  what the replica does not hold.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from edge.node import Node
 
 log = logging.getLogger("edge.replication")
+
+ACK_TIMEOUT = 5.0  # longest a replicated ack waits for a barrier before answering 503
 
 
 class Replicator:
@@ -292,7 +297,8 @@ class Replicator:
         started = self.node.clock.time()
         try:
             sidecar.sync(timeout=timeout)
-        except ReplicationError:
+        except ReplicationError as exc:
+            log.debug("sync barrier failed: %s", exc.message)
             return False
         with self._lag_lock:
             if self._first_unsynced is not None and self._first_unsynced <= started:
@@ -386,6 +392,26 @@ class Replicator:
                     self._blocked -= 1
                 if run is not None:
                     node.store.set_blocked(run.wf.id, None)
+
+    def ack_replicated(self, what: str) -> None:
+        """Return once a sync barrier proved every commit before the call is in the replica
+        (the batched barrier of replicated steps); raise a 503 ``not_replicated`` instead of
+        waiting on a bucket that does not answer."""
+        node = self.node
+        deadline = node.clock.monotonic() + max(ACK_TIMEOUT, node.settings.sync_interval * 3)
+        # Retried until the deadline: a sync that raced a newer commit answers
+        # "replicated < txid" (about 1 in 150 under load) and the next one succeeds.
+        while (left := deadline - node.clock.monotonic()) > 0:
+            if self._barrier(timeout=left):
+                return
+            if node.clock.sleep(min(0.05, max(0.0, left)), node.draining):
+                break
+        why = self.fenced_reason or ("the replica did not confirm" if self.holding
+                                     else "this node does not hold the replica lease")
+        raise ReplicationError(
+            f"{what} is recorded on this node but not in the replica yet ({why})",
+            "retry with the same id (or dedup key): the retry is idempotent and answers once "
+            "the bucket holds it; or send with ack local", code="not_replicated")
 
     def _keep_lease(self) -> None:
         s = self.node.settings

@@ -26,7 +26,8 @@ _ERRORS = {
     "400": _err("malformed request: bad JSON, unknown field, wrong type, bad arguments"),
     "401": _err("missing or wrong bearer token (when the node has one)"),
     "404": _err("unknown workflow name or id"),
-    "503": _err("the node is booting, standing by or stopping (code not_ready)"),
+    "503": _err("the node is booting, standing by or stopping (code not_ready); with ack "
+                "replicated, the replica could not confirm in time (code not_replicated)"),
 }
 _BODY_ERRORS = {
     **_ERRORS,
@@ -63,6 +64,12 @@ _TAGS_IN = {"type": ["object", "null"], "maxProperties": 20,
             "description": "tags to search by; a child inherits its parent's"}
 _CONTRACT_KEYS = ["id", "workflow", "status", "input", "output", "error", "created_at",
                   "updated_at", "wake_at", "waiting_for", "blocked_on"]
+
+_ACK: dict[str, Any] = {
+    "enum": ["local", "replicated", None],
+    "description": "replicated: answered only once the replica holds the request (503 "
+                   "not_replicated while it cannot be; retry with the same id or dedup key); "
+                   "absent or null: the node's --ack"}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -108,13 +115,15 @@ OPENAPI: dict[str, Any] = {
                 "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
                        "description": "idempotency key: an existing id is returned, "
                                       "never run twice"},
-                "tags": _TAGS_IN}},
+                "tags": _TAGS_IN,
+                "ack": _ACK}},
             "StartResponse": {"type": "object", "required": ["id"], "properties": {
                 "id": {"type": "string"}, "created": {"type": "boolean"}}},
             "EventRequest": {"type": "object", "additionalProperties": False, "properties": {
                 "value": {"description": "any JSON value (default null)"},
                 "dedup": {"type": ["string", "null"],
-                          "description": "a retried send with the same key is delivered once"}}},
+                          "description": "a retried send with the same key is delivered once"},
+                "ack": _ACK}},
         },
     },
     "security": [{}, {"bearer": []}],

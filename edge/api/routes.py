@@ -153,11 +153,13 @@ def check_fields(body: dict[str, Any], spec: dict[str, tuple[str, bool]]) -> Non
             "str?": value is None or (isinstance(value, str) and value != ""),
             "input": value is None or isinstance(value, (dict, list)),
             "any": True,
+            "ack": value is None or value in ("local", "replicated"),
         }[kind]
         if not ok:
             want = {"str": "a non-empty string", "str?": "a non-empty string or null",
                     "input": "an object (keyword arguments), an array (positional arguments) "
-                             "or null"}[kind]
+                             "or null",
+                    "ack": '"local", "replicated" or null'}[kind]
             raise ApiError(400, "bad_field", f"field {name!r} must be {want}, "
                            f"not {_json_type(value)}", "see GET /openapi.json")
 
@@ -207,13 +209,14 @@ def app_info(node: Node, req: Request) -> Response:
 def start_workflow(node: Node, req: Request) -> Response:
     body = req.json_object(required=True)
     check_fields(body, {"workflow": ("str", True), "input": ("input", False),
-                        "id": ("str?", False), "tags": ("any", False)})
+                        "id": ("str?", False), "tags": ("any", False),
+                        "ack": ("ack", False)})
     inp = body.get("input")
     args = inp if isinstance(inp, list) else []
     kwargs = inp if isinstance(inp, dict) else {}
     wid, created = node.start_workflow(body["workflow"], args, kwargs, id=body.get("id"),
                                        traceparent=req.headers.get("traceparent"),
-                                       tags=body.get("tags"))
+                                       tags=body.get("tags"), ack=body.get("ack"))
     return json_response(201 if created else 200, {"id": wid, "created": created},
                          {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
@@ -240,9 +243,10 @@ def describe(node: Node, req: Request) -> Response:
 
 def send_event(node: Node, req: Request) -> Response:
     body = req.json_object(required=False)
-    check_fields(body, {"value": ("any", False), "dedup": ("str?", False)})
+    check_fields(body, {"value": ("any", False), "dedup": ("str?", False),
+                        "ack": ("ack", False)})
     out = node.send_event(req.params["id"], req.params["name"], body.get("value"),
-                          body.get("dedup"))
+                          body.get("dedup"), ack=body.get("ack"))
     return json_response(200, out)
 
 

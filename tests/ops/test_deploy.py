@@ -86,9 +86,20 @@ def test_grafana_json_parses() -> None:
     assert isinstance(json.loads((DEPLOY / "grafana" / "edge.json").read_text()), dict)
 
 
+def fleet_env_vars() -> set[str]:
+    """The EDGE_* variables `edge fleet` and `edge fleet serve` read (deploy/k8s/fleet/view)."""
+    import typer.main
+
+    from edge.cli import app as cli_app
+
+    group = typer.main.get_command(cli_app).commands["fleet"]  # type: ignore[attr-defined]
+    params = [*group.params, *(p for c in group.commands.values() for p in c.params)]
+    return {p.envvar for p in params if isinstance(getattr(p, "envvar", None), str)}
+
+
 def test_every_edge_variable_is_one_edge_reads() -> None:
     """A typo (EDGE_REPLICATON=...) would be silently ignored by the node."""
-    known = run_env_vars() | {"EDGE_DEMO_PAYMENTS", "EDGE_DEMO_LATENCY"}
+    known = run_env_vars() | fleet_env_vars() | {"EDGE_DEMO_PAYMENTS", "EDGE_DEMO_LATENCY"}
     files = [*YAML_FILES, DEPLOY / "systemd" / "edge.service", DEPLOY / "README.md",
              REPO / "Dockerfile", REPO / "litestream.yml"]
     for path in files:

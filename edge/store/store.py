@@ -9,7 +9,17 @@ Invariants:
 - a workflow's steps are written only while it is RUNNING under the run token
   that claimed it: a stale thread (drained, cancelled and resumed) cannot
   write into a newer run;
-- reads verify row checksums (rows.py) before returning.
+- reads verify row checksums and column domains (rows.py) before returning, and
+  a workflow's checkpoints are verified as a sequence (``load_ops``): every seq
+  from 1 to the last, with the row just past them checked too (a flipped key
+  there would otherwise hide a committed checkpoint, and that step run again);
+- every SQLite error at the store's boundary (``read``, ``write``) goes through
+  ``faults.classify``: damage is ``CorruptDatabase`` (exit 4, API ``corrupt``),
+  remembered in ``damage`` for /readyz and ``edge status``;
+- ``edge_meta.shutdown`` is ``open`` while a read-write store is open and
+  ``clean`` after ``close(clean=True)``: anything else at boot means the last
+  shutdown was not clean, and the node checks the file's structure first
+  (``store/integrity.py``).
 """
 
 from __future__ import annotations
@@ -24,16 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound
+from edge.errors import Conflict, CorruptDatabase, DataError, NotFound
 from edge.store import migrations
 from edge.store.connection import connect, connect_readonly
+from edge.store.faults import classify
 from edge.store.rows import (
+    DAMAGED_HINT,
+    EVENT_COLUMNS,
     OP_COLUMNS,
+    PUBLISHED_COLUMNS,
     WORKFLOW_COLUMNS,
     EventRow,
     OpRow,
     WorkflowRow,
     checksum,
+    damaged,
+    published_digest,
 )
 from edge.store.sql import (
     CANCELLED_ERROR,
@@ -70,6 +86,7 @@ class Store:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -82,7 +99,10 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn, readonly=False)
+        store = cls(path, conn, readonly=False)
+        # Cleared at open, set at a clean close: a kill leaves it "open" (integrity.py).
+        store.set_meta({"shutdown": "open"})
+        return store
 
     @classmethod
     def inspect(cls, path: Path) -> Store:
@@ -98,7 +118,16 @@ class Store:
         store = cls(path, None, readonly=True)
         return store
 
-    def close(self) -> None:
+    def close(self, clean: bool = False) -> None:
+        """Close every connection; ``clean`` (a planned stop) records a clean shutdown."""
+        if clean and self._writer_conn is not None:
+            try:
+                self.set_meta({"shutdown": "clean"})
+            except DataError:
+                pass  # not recorded: the next boot checks the file, which is safe
+            except Exception as exc:  # noqa: BLE001 - a failed write only costs a check
+                if classify(exc, self.path) is None:
+                    raise
         with self._readers_lock:
             for conn in self._all_readers:
                 conn.close()
@@ -122,7 +151,18 @@ class Store:
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
             raise Conflict("this store is open read-only", "inspection never writes")
-        return self._writer.run(fn)
+        try:
+            return self._writer.run(fn)
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise self._classified(exc) from exc
+
+    def _classified(self, exc: BaseException) -> BaseException:
+        err = classify(exc, self.path)
+        if err is None:
+            return exc
+        if isinstance(err, CorruptDatabase) and self.damage is None:
+            self.damage = err
+        return err
 
     def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A pooled read connection, for the store's feature modules beside this one."""
@@ -138,6 +178,12 @@ class Store:
                 self._all_readers.append(conn)
         try:
             yield conn
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise self._classified(exc) from exc
+        except CorruptDatabase as exc:
+            if self.damage is None:
+                self.damage = exc
+            raise
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -357,9 +403,12 @@ class Store:
                     f"workflow {id} is {wf.status}; only FAILED or CANCELLED workflows resume",
                     "wait for it to finish, or cancel it first",
                 )
-            # Successful checkpoints stay; the final error of the failing step goes.
+            # Successful checkpoints stay; the final error of the failing step goes. Only
+            # the last one: a failure the workflow caught is history, and a hole in the
+            # seqs would read as damage (load_ops).
             conn.execute(
-                "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
+                "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED' AND seq = "
+                "(SELECT max(seq) FROM operations WHERE workflow_id = ?)", (id, id))
             digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
             # A queued workflow queues again for a slot (admitted_at NULL). A dedup key
             # now held by a newer live workflow of its queue is a conflict.
@@ -422,7 +471,7 @@ class Store:
         def fn(conn: sqlite3.Connection) -> OpRow | None:
             fence(conn, op.workflow_id, token, now)
             row = conn.execute(
-                "SELECT id, value, checksum FROM events WHERE workflow_id = ? AND name = ? "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = ? AND name = ? "
                 "AND consumed_seq IS NULL ORDER BY id LIMIT 1",
                 (op.workflow_id, op.name),
             ).fetchone()
@@ -431,20 +480,20 @@ class Store:
                 if deadline is None or now < deadline:
                     park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
                 return None
-            if checksum(op.workflow_id, op.name, row[1]) != row[2]:
-                raise ChecksumMismatch(
-                    f"event {op.name!r} for workflow {op.workflow_id!r} fails its checksum",
-                    "the database file is damaged: restore it from the replica",
-                )
-            # CAS on unconsumed: each send is delivered exactly once.
+            ev = EventRow.from_db(row)
+            if (ev.workflow_id != op.workflow_id or ev.name != op.name
+                    or ev.consumed_seq is not None):
+                raise damaged(f"event {ev.id} found for workflow {op.workflow_id!r}")
+            # CAS on unconsumed: each send is delivered exactly once (the checksum
+            # trigger rewrites the row's checksum in this statement).
             cur = conn.execute(
                 "UPDATE events SET consumed_seq = ? WHERE id = ? AND consumed_seq IS NULL",
-                (op.seq, row[0]),
+                (op.seq, ev.id),
             )
             if cur.rowcount != 1:
-                raise Conflict(f"event {row[0]} was consumed twice", "")
+                raise Conflict(f"event {ev.id} was consumed twice", "")
             done = OpRow(op.workflow_id, op.seq, op.kind, op.name, "SUCCEEDED", op.attempts,
-                         '{"value":' + row[1] + "}", None, op.started_at, now)
+                         '{"value":' + ev.value + "}", None, op.started_at, now)
             upsert_op(conn, done, done.digest())
             return done
 
@@ -494,14 +543,20 @@ class Store:
 
     def get_workflow(self, id: str) -> WorkflowRow | None:
         with self._read() as conn:
-            return one_workflow(conn, id)
+            row = one_workflow(conn, id)
+            if row is None and self.readonly:
+                # Inspection only (the cost is a scan): a flipped key in the id index
+                # must not make an existing workflow look absent.
+                hit = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows NOT INDEXED "
+                                   "WHERE id = ?", (id,)).fetchone()
+                if hit is not None:
+                    raise CorruptDatabase(f"{self.path}: the id index of workflows misses "
+                                          f"workflow {id!r}", DAMAGED_HINT)
+            return row
 
     def load_ops(self, id: str) -> list[OpRow]:
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id = ? ORDER BY seq", (id,)
-            ).fetchall()
-        return [OpRow.from_db(r) for r in rows]
+            return ops_of(conn, id)
 
     def list_workflows(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
@@ -534,6 +589,8 @@ class Store:
                 (*params, limit + 1),
             ).fetchall()
         result = [WorkflowRow.from_db(r) for r in rows[:limit]]
+        if len({r.id for r in result}) != len(result):
+            raise CorruptDatabase(f"{self.path}: a workflow id is listed twice", DAMAGED_HINT)
         nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
         return result, nxt
 
@@ -545,25 +602,63 @@ class Store:
     def pending_events(self, id: str) -> list[EventRow]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id, workflow_id, name, value, dedup, created_at, consumed_seq FROM events "
-                "WHERE workflow_id = ? ORDER BY id", (id,)).fetchall()
-        return [EventRow(*r) for r in rows]
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = ? ORDER BY id",
+                (id,)).fetchall()
+        events = [EventRow.from_db(r) for r in rows]
+        if any(e.workflow_id != id for e in events):
+            raise damaged(f"an event row listed for workflow {id!r}")
+        return events
 
     def verify_checksums(self) -> int:
-        """Read every row and check its checksum; returns the number of rows checked."""
+        """Read every row of every table with checksums (workflows, operations, events,
+        published values) and check it, and each workflow's checkpoints as a sequence
+        from 1; returns the number of rows checked."""
         n = 0
         with self._read() as conn:
             for r in conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows"):
                 WorkflowRow.from_db(r)
                 n += 1
-            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations"):
-                OpRow.from_db(r)
+            last: tuple[str, int] = ("", 0)
+            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations "
+                                  "ORDER BY workflow_id, seq"):
+                op = OpRow.from_db(r)
+                expect = last[1] + 1 if op.workflow_id == last[0] else 1
+                if op.seq != expect:
+                    raise damaged(f"the checkpoints of workflow {op.workflow_id!r} (seq "
+                                  f"{op.seq} where {expect} was due)")
+                last = (op.workflow_id, op.seq)
+                n += 1
+            for r in conn.execute(f"SELECT {EVENT_COLUMNS} FROM events"):
+                EventRow.from_db(r)
+                n += 1
+            for r in conn.execute(f"SELECT {PUBLISHED_COLUMNS} FROM published"):
+                if published_digest(*r[:5]) != r[5]:
+                    raise damaged(f"published value {r[1]!r} of workflow {r[0]!r}")
                 n += 1
         return n
 
     def integrity_check(self) -> str:
         with self._read() as conn:
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
+    """Workflow ``id``'s checkpoints, verified as a sequence: seqs 1..n without a hole,
+    and the row just past them (another workflow's, or a damaged one of ours whose key
+    flipped: SQLite's range scan stops there and would hide the rest) checked too."""
+    cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
+                       "ORDER BY workflow_id, seq", (id,))
+    ops: list[OpRow] = []
+    for r in cur:
+        op = OpRow.from_db(r)
+        if op.workflow_id != id:
+            break
+        if op.seq != len(ops) + 1:
+            raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} where "
+                          f"{len(ops) + 1} was due)")
+        ops.append(op)
+    cur.close()
+    return ops
 
 
 def _encode_cursor(row: WorkflowRow) -> str:

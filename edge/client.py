@@ -42,7 +42,7 @@ from edge.errors import (
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 _DATA_CODES = {"data_error", "checksum_mismatch", "corrupt_database", "foreign_database",
-               "newer_schema", "no_database"}
+               "newer_schema", "no_database", "corrupt"}
 _UNREACHABLE_HINT = "start it with `edge run --app MODULE:ATTR` or set --url / EDGE_URL"
 
 

@@ -32,6 +32,7 @@ from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
 from edge.errors import (
     Conflict,
+    CorruptDatabase,
     EdgeError,
     NotFound,
     NotReady,
@@ -45,7 +46,7 @@ from edge.node_manage import ManageVerbs
 from edge.queues import Queued, QueueDef
 from edge.scheduler import Scheduler
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
+from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, integrity, lifecycle
 from edge.store import queues as store_queues
 from edge.views import workflow_detail, workflow_summary
 from edge.worker import Timers, Workers
@@ -144,6 +145,8 @@ class Node(ManageVerbs):
         if s.replica is None:
             log.warning("no --replica configured: losing this disk loses every workflow")
             self.metrics.leader.set(1)
+            # No replica to restore from: a damaged file is refused (exit 4), untouched.
+            integrity.check_before_trust(s.db_path)
         else:
             from edge.replicator import Replicator
 
@@ -233,7 +236,7 @@ class Node(ManageVerbs):
         if self.http is not None:
             self.http.stop()
         if self._store is not None:
-            self._store.close()
+            self._store.close(clean=flush)
         if quarantine_db and self.settings.db_path.exists():
             from edge.replication import quarantine
 
@@ -248,6 +251,11 @@ class Node(ManageVerbs):
         self._stopped.set()
         with self._finished:
             self._finished.notify_all()
+
+    def damage(self) -> CorruptDatabase | None:
+        """The first damage the store met (reads that touch it fail one by one with
+        ``corrupt``; the rest keep serving), for /readyz and ``edge status``."""
+        return self._store.damage if self._store is not None else None
 
     def require_ready(self) -> None:
         if not self.ready:
@@ -466,7 +474,10 @@ class Node(ManageVerbs):
     def status(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         if self._store is not None:
-            counts = self._store.counts()
+            try:
+                counts = self._store.counts()
+            except CorruptDatabase:
+                pass  # recorded in store.damage, reported below
         out: dict[str, Any] = {
             "node_id": self.node_id,
             "app": self.app.name,
@@ -479,6 +490,8 @@ class Node(ManageVerbs):
             "workflows": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES},
             "workers": {"size": self.settings.workers, "busy": self.workers.busy,
                         "queued": self.workers.depth()},
+            "damage": (None if self._store is None or self._store.damage is None
+                       else self._store.damage.to_dict()),
             "replication": None,
         }
         if self.replication is not None:

@@ -45,7 +45,7 @@ from edge.replication import (
     quarantine,
     restore,
 )
-from edge.store import Store
+from edge.store import Store, integrity
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -154,6 +154,9 @@ class Replicator:
         if not db.exists():
             return None
         try:
+            # A damaged file (structure, after an unclean stop) is replaced from the
+            # replica below, never trusted: the quarantine keeps it for review.
+            integrity.check_before_trust(db)
             store = Store.inspect(db)
             try:
                 epoch = int(store.get_meta("epoch") or 0)

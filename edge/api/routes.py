@@ -171,6 +171,11 @@ def readyz(node: Node, req: Request) -> Response:
     except EdgeError as exc:
         out.update(ready=False, message=exc.message, hint=exc.hint)
         return json_response(503, out)
+    damage = node.damage()
+    if damage is not None:
+        out.update(ready=False, code=damage.code, message=f"the database is damaged: "
+                   f"{damage.message}", hint=damage.hint)
+        return json_response(503, out)
     return json_response(200, out)
 
 

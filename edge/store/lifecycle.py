@@ -67,6 +67,7 @@ class Published:
 def publish(store: Store, op: OpRow, token: str, now: float) -> None:
     """Checkpoint a set_event operation and publish its value, in one transaction."""
     assert op.output is not None
+    digest = published_digest(op.workflow_id, op.name, op.output, op.seq, now)
 
     def fn(conn: sqlite3.Connection) -> None:
         upsert_op(conn, op, op.digest(), token)  # fenced on our run token
@@ -75,8 +76,7 @@ def publish(store: Store, op: OpRow, token: str, now: float) -> None:
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(workflow_id, key) DO UPDATE SET "
             "value = excluded.value, seq = excluded.seq, updated_at = excluded.updated_at, "
             "checksum = excluded.checksum",
-            (op.workflow_id, op.name, op.output, op.seq, now,
-             published_digest(op.workflow_id, op.name, op.output, op.seq, now)))
+            (op.workflow_id, op.name, op.output, op.seq, now, digest))
 
     store.write(fn)
 

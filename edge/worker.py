@@ -168,6 +168,10 @@ class Workers:
                 self.busy += 1
             try:
                 execute(self._node, wid, fresh)
+            except DataError as exc:
+                # Damage met reading the workflow: refused, recorded (store.damage), no
+                # traceback; the rest of the node keeps running.
+                log.error("workflow %s cannot run: %s", wid, exc.message)
             except Exception:
                 log.exception("worker crashed running %s", wid)
             finally:

@@ -92,7 +92,8 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     flag = "mode=ro" if Path(str(target) + "-wal").exists() else "immutable=1"
     uri = f"file:{target.resolve()}?{flag}"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               factory=_ReadOnly)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         register(conn)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -103,9 +104,20 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
             code="corrupt_database",
         ) from exc
     if target is not path:
-        # The copy lives as long as the connection: removed when it is collected.
-        weakref.finalize(conn, shutil.rmtree, str(target.parent), True)
+        # The copy lives as long as the connection: removed when it is closed or collected.
+        conn.cleanup = weakref.finalize(conn, shutil.rmtree, str(target.parent), True)
     return conn
+
+
+class _ReadOnly(sqlite3.Connection):
+    """A read-only connection that removes its private copy (if any) when closed."""
+
+    cleanup: Callable[[], object] | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.cleanup is not None:
+            self.cleanup()
 
 
 def private_copy(path: Path) -> Path:

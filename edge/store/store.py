@@ -155,6 +155,10 @@ class Store:
             return self._writer.run(fn)
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise self._classified(exc) from exc
+        except CorruptDatabase as exc:
+            if self.damage is None:
+                self.damage = exc
+            raise
 
     def _classified(self, exc: BaseException) -> BaseException:
         err = classify(exc, self.path)

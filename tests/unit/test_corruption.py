@@ -46,6 +46,9 @@ def make_app() -> tuple[edge.App, list[str]]:
     return app, ran
 
 
+APP = make_app()[0]  # for `edge run --app tests.unit.test_corruption:APP`
+
+
 def build(data_dir: Path, finish: tuple[str, ...] = ("wf-a",),
           wait: tuple[str, ...] = ("wf-b",)) -> None:
     """Workflows ``finish`` run to SUCCEEDED, ``wait`` park WAITING on "go"; clean stop."""

@@ -224,8 +224,9 @@ def test_bit_flips_are_harmless_or_refused_never_used(tmp_path, capsys):
                            f"{[e for _, _, e in got_inspect if 'bug' in e][:1]}")
             elif silent or reran:
                 counts["silently used"] += 1
-                bad.append(f"{label}: silently different "
-                           f"{[_diff(g, b) for g, b in zip(got_inspect, base_inspect) if g[:2] != b[:2]][:1]}"
+                diffs = [_diff(g, b) for g, b in zip(got_inspect, base_inspect)
+                         if g[:2] != b[:2]][:1]
+                bad.append(f"{label}: silently different {diffs}"
                            f" {[(g, b) for g, b in zip(got_node, base_node) if g != b][:1]}"
                            f" reran={reran}")
             elif refused:

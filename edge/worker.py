@@ -33,12 +33,21 @@ from edge.engine import (
 )
 from edge.errors import Cancelled, DataError, EdgeError
 from edge.serialization import decode, encode
-from edge.store import StaleRun, WorkflowRow
+from edge.store import StaleRun, Store, WorkflowRow
 
 if TYPE_CHECKING:
     from edge.node import Node
 
 log = logging.getLogger("edge.worker")
+
+
+def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> None:
+    """Give a run that met damage back (PENDING, ``blocked_on: corrupt: ...``)."""
+    try:
+        store.release(wid, token, now)
+        store.set_blocked(wid, f"corrupt: {exc.message}")
+    except EdgeError as again:  # the damage may sit under the workflow's own row
+        log.error("workflow %s: could not record that it is blocked: %s", wid, again.message)
 
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
 
@@ -66,8 +75,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
         log.error("workflow %s cannot run: %s", wid, exc.message)
-        store.release(wid, token, clock.time())
-        store.set_blocked(wid, f"corrupt: {exc.message}")
+        _block(store, wid, token, clock.time(), exc)
         return
     run = RunContext(node, wf, token, ops)
     status, output, error = "FAILED", None, None
@@ -88,6 +96,12 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     except StaleRun:
         return  # cancelled or resumed under us: the newer state wins
+    except DataError as exc:
+        # Damage met by a durable operation is the file's fault, not the workflow's:
+        # never recorded as its outcome. It waits, PENDING, for a repaired file.
+        log.error("workflow %s cannot run: %s", wid, exc.message)
+        _block(store, wid, token, clock.time(), exc)
+        return
     except DeadlineExceeded:
         status, error = "CANCELLED", {"type": "TimeoutError",
                                       "message": f"workflow {wid} ran past its deadline"}

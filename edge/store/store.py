@@ -660,8 +660,13 @@ class Store:
 
 def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
     """Workflow ``id``'s checkpoints, verified as a sequence: seqs 1..n without a hole,
-    and the row just past them (another workflow's, or a damaged one of ours whose key
-    flipped: SQLite's range scan stops there and would hide the rest) checked too."""
+    and the rows just before and just past them checked too: a damaged key beside the
+    range (ours, flipped) stops SQLite's range scan there, or sends its binary search
+    past the whole range, and would otherwise hide committed checkpoints."""
+    before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
+                          "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (id,)).fetchall()
+    for r in before:
+        OpRow.from_db(r)
     cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
                        "ORDER BY workflow_id, seq", (id,))
     ops: list[OpRow] = []

@@ -329,3 +329,40 @@ def get(port: int, path: str) -> tuple[int, dict[str, object]]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_edge_status_shows_the_damage_line():
+    from edge.cli_inspect import format_status
+
+    st = {"node_id": "n", "app": "a", "pid": 1, "state": "ready", "ready": True,
+          "leader": True, "data_dir": "/d", "durability": "full", "workflows": {},
+          "replication": None, "damage": {"code": "corrupt", "message": "row x is bad",
+                                          "hint": "restore it"}}
+    text = format_status(st, color=False)
+    assert "damage:" in text and "row x is bad" in text and "restore it" in text
+    st["damage"] = None
+    assert "damage:" not in format_status(st, color=False)
+
+
+def test_the_marker_is_clean_only_after_a_planned_stop(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    d = tmp_path / "data"
+    build(d)
+    assert integrity.shutdown_was_clean(d / "edge.db")
+    # A node killed mid-run leaves the marker "open": the next boot checks the file.
+    code = ("import sys, time, edge; from tests.unit.test_corruption import APP; "
+            f"edge.Node(APP, data_dir={str(d)!r}, workers=1).start(); "
+            "print('ready', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert not integrity.shutdown_was_clean(d / "edge.db")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert not integrity.shutdown_was_clean(d / "edge.db")
+    assert integrity.check_before_trust(d / "edge.db") is True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 # The tables whose rows and keys carry workflows, and every index over them.
 TABLES = ("workflows", "operations", "events", "published")
+ALL_TABLES = (*TABLES, "schedules", "edge_meta")
 
 
 def page_size(db: Path) -> int:
@@ -53,7 +54,7 @@ def find_in(db: Path, needle: bytes, name: str) -> int:
     size = page_size(db)
     raw = db.read_bytes()
     hits = []
-    for p in pages(db).get(name, []):
+    for p in pages(db, ALL_TABLES).get(name, []):
         start = (p - 1) * size
         at = raw.find(needle, start, start + size)
         while at >= 0:

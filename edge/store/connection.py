@@ -129,7 +129,8 @@ def private_copy(path: Path) -> Path:
     dst = tmp / path.name
     try:
         shutil.copyfile(path, dst)
-        shutil.copyfile(str(path) + "-wal", str(dst) + "-wal")
+        if Path(str(path) + "-wal").exists():
+            shutil.copyfile(str(path) + "-wal", str(dst) + "-wal")
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot copy {path} for reading: {exc}",

@@ -25,6 +25,7 @@ from pathlib import Path
 from edge.errors import CorruptDatabase, DataError
 from edge.store.connection import connect_readonly
 from edge.store.faults import classify
+from edge.store.rows import checksum
 
 CLEAN = "clean"
 # Below this size the check runs at every boot, clean or not: it costs ~0.1 s per
@@ -40,12 +41,13 @@ def shutdown_was_clean(path: Path) -> bool:
     except DataError:
         return False
     try:
-        row = conn.execute("SELECT value FROM edge_meta WHERE key = 'shutdown'").fetchone()
+        row = conn.execute("SELECT value, checksum FROM edge_meta WHERE key = 'shutdown'"
+                           ).fetchone()
     except (sqlite3.Error, UnicodeDecodeError):
         return False
     finally:
         conn.close()
-    return row is not None and row[0] == CLEAN
+    return row is not None and row[0] == CLEAN and row[1] == checksum("shutdown", CLEAN)
 
 
 def structure_problem(path: Path, quick: bool = False) -> str | None:

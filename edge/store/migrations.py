@@ -28,6 +28,7 @@ _WF3 = ("id, workflow, status, input, output, error, queue, parent_id, deadline,
         "dedup, admitted_at")
 _EV3 = "id, workflow_id, name, value, dedup, created_at, consumed_seq"
 _OP3 = "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at"
+_SC3 = "name, workflow, cron, tz, paused, last_tick, updated_at"
 
 
 def _checksum_triggers(table: str, cols: str, key: str) -> tuple[str, str]:
@@ -178,6 +179,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "edge_checksum(workflow_id, seq, kind, name, status, output, error)",
             "UPDATE published SET checksum = edge_checksum(workflow_id, key, value, seq, "
             "updated_at) WHERE checksum = edge_checksum(workflow_id, key, value)",
+            # Schedules (pause flag, last tick) and edge_meta (epoch, owner, the
+            # clean-shutdown marker) drive behaviour too; they had no checksum at all.
+            "ALTER TABLE schedules ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
+            f"UPDATE schedules SET checksum = edge_checksum({_SC3})",
+            *_checksum_triggers("schedules", _SC3, "name"),
+            "ALTER TABLE edge_meta ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
+            "UPDATE edge_meta SET checksum = edge_checksum(key, value)",
+            *_checksum_triggers("edge_meta", "key, value", "key"),
         ),
     ),
 )

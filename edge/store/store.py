@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import queue
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from typing import TypeVar
 
 from edge.errors import Conflict, CorruptDatabase, DataError, NotFound
 from edge.store import migrations
-from edge.store.connection import connect, connect_readonly
+from edge.store.connection import connect, connect_readonly, private_copy
 from edge.store.faults import classify
 from edge.store.rows import (
     DAMAGED_HINT,
@@ -87,6 +88,7 @@ class Store:
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
+        self._private: Path | None = None  # a migrated copy inspect() reads (removed at close)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -109,14 +111,26 @@ class Store:
         """Read-only: verify the schema without migrating; never writes a byte."""
         conn = connect_readonly(path)
         try:
-            if migrations.current_version(conn, str(path)) == 0:
+            version = migrations.current_version(conn, str(path))
+            if version == 0:
                 raise DataError(
                     f"{path} holds no edge data yet", "point --data-dir at a node's data directory"
                 )
         finally:
             conn.close()
-        store = cls(path, None, readonly=True)
-        return store
+        if version < migrations.LATEST:
+            # An older schema's checksums cover less: read a migrated private copy, so
+            # every row is verified the current way and the original stays untouched.
+            copy = private_copy(path)
+            try:
+                cls.open(copy).close()
+            except BaseException:
+                shutil.rmtree(copy.parent, ignore_errors=True)
+                raise
+            store = cls(copy, None, readonly=True)
+            store._private = copy.parent
+            return store
+        return cls(path, None, readonly=True)
 
     def close(self, clean: bool = False) -> None:
         """Close every connection; ``clean`` (a planned stop) records a clean shutdown."""
@@ -135,6 +149,9 @@ class Store:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
     @property
     def commit_stats(self) -> tuple[int, int]:
@@ -209,7 +226,10 @@ class Store:
 
     def get_meta(self, key: str) -> str | None:
         with self._read() as conn:
-            row = conn.execute("SELECT value FROM edge_meta WHERE key = ?", (key,)).fetchone()
+            row = conn.execute("SELECT value, checksum FROM edge_meta WHERE key = ?",
+                               (key,)).fetchone()
+        if row is not None and checksum(key, row[0]) != row[1]:
+            raise damaged(f"edge_meta {key!r}")
         return None if row is None else str(row[0])
 
     def set_meta(self, values: dict[str, str]) -> None:

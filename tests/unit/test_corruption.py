@@ -293,6 +293,15 @@ def test_schema_3_recomputes_checksums_but_keeps_damaged_rows_damaged(tmp_path):
                      "updated_at, checksum) VALUES (?, 'chain', 'PENDING', '{}', 1, 1, ?)",
                      (wid, crc))
     conn.close()
+    before = digest(db)
+    s = Store.inspect(db)  # an older file is read through a migrated private copy
+    try:
+        assert s.get_workflow("ok").status == "PENDING"
+        with pytest.raises(ChecksumMismatch, match="'bad'"):
+            s.get_workflow("bad")
+    finally:
+        s.close()
+    assert digest(db) == before
     s = Store.open(db)
     try:
         assert s.schema_version() == 3
@@ -366,3 +375,27 @@ def test_the_marker_is_clean_only_after_a_planned_stop(tmp_path):
         proc.wait(timeout=10)
     assert not integrity.shutdown_was_clean(d / "edge.db")
     assert integrity.check_before_trust(d / "edge.db") is True
+
+
+def test_schedules_and_edge_meta_rows_carry_checksums_too(tmp_path):
+    from edge.store import schedules
+
+    db = tmp_path / "edge.db"
+    s = Store.open(db)
+    schedules.sync(s, [("nightly", "chain", "17 3 * * *", "UTC")], 1.0)
+    s.set_meta({"epoch": "7"})
+    s.close(clean=True)
+    s = Store.inspect(db)
+    assert schedules.get(s)[0].cron == "17 3 * * *" and s.get_meta("epoch") == "7"
+    s.close()
+    flip(db, find_in(db, b"17 3 * * *", "schedules") + 1, 1)  # a different cron
+    at = find_in(db, b"epoch7", "edge_meta")  # key and value are adjacent in the record
+    flip(db, at + 5, 0)  # epoch 7 -> 6
+    s = Store.inspect(db)
+    try:
+        with pytest.raises(ChecksumMismatch, match="nightly"):
+            schedules.get(s)
+        with pytest.raises(ChecksumMismatch, match="epoch"):
+            s.get_meta("epoch")
+    finally:
+        s.close()

@@ -156,9 +156,12 @@ class Replicator:
         try:
             # A damaged file (structure, after an unclean stop) is replaced from the
             # replica below, never trusted: the quarantine keeps it for review.
-            integrity.check_before_trust(db)
+            checked = integrity.check_before_trust(db)
             store = Store.inspect(db)
             try:
+                if checked:
+                    # With a replica to restore from, a damaged row is reason enough too.
+                    store.verify_checksums()
                 epoch = int(store.get_meta("epoch") or 0)
                 owner = store.get_meta("owner") or ""
             finally:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import edge
 from tests.conftest import wait_until
 from tests.corruption import find_in, flip
 from tests.unit.test_corruption import digest, make_app
 
 
-def test_a_damaged_local_file_is_quarantined_and_restored_from_the_replica(tmp_path):
+@pytest.mark.parametrize("damage", ["index", "row"])
+def test_a_damaged_local_file_is_quarantined_and_restored_from_the_replica(tmp_path, damage):
     data, replica = tmp_path / "data", f"file://{tmp_path / 'replica'}"
     app, ran = make_app()
     node = edge.Node(app, data_dir=data, replica=replica, workers=2).start()
@@ -25,8 +28,10 @@ def test_a_damaged_local_file_is_quarantined_and_restored_from_the_replica(tmp_p
     finally:
         node.stop()  # flushes the replica
     db = data / "edge.db"
-    # An index entry flipped: the rows (and their checksums) are intact, the structure not.
-    flip(db, find_in(db, b"wf-b", "sqlite_autoindex_workflows_1") + 2, 0)
+    if damage == "index":  # the rows and their checksums intact, the structure not
+        flip(db, find_in(db, b"wf-b", "sqlite_autoindex_workflows_1") + 2, 0)
+    else:  # a committed step's output: only its row checksum can tell
+        flip(db, find_in(db, b'"WF-B-2"', "operations") + 4, 0)
     damaged = digest(db)
     ran.clear()
     node = edge.Node(app, data_dir=data, replica=replica, workers=2).start()

@@ -22,13 +22,13 @@ APPLICATION_ID = 0x65646765  # "edge": marks the file as ours in the SQLite head
 IGNORED_TABLE_PREFIXES = ("sqlite_", "_litestream_")
 
 
-# Schema 3's covered columns, frozen here (a released migration never changes).
-_WF3 = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
+# Schema 4's covered columns, frozen here (a released migration never changes).
+_WF4 = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
         "updated_at, wake_at, waiting_for, blocked_on, cancel_requested, run_token, priority, "
         "dedup, admitted_at")
-_EV3 = "id, workflow_id, name, value, dedup, created_at, consumed_seq"
-_OP3 = "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at"
-_SC3 = "name, workflow, cron, tz, paused, last_tick, updated_at"
+_EV4 = "id, workflow_id, name, value, dedup, created_at, consumed_seq"
+_OP4 = "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at"
+_SC4 = "name, workflow, cron, tz, paused, last_tick, updated_at"
 
 
 def _checksum_triggers(table: str, cols: str, key: str) -> tuple[str, str]:
@@ -160,30 +160,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    # 3 is "tags" on main (merged after this branch forked): this one follows it.
     Migration(
-        3,
+        4,
         "full-row checksums",
         (
             # Every column is now covered (schema 1 covered identity and payload only:
             # a flipped status, timer or flag was served as is). Existing rows are
             # recomputed only where the schema 1 checksum still verifies: a row already
             # damaged stays detectably damaged.
-            f"UPDATE workflows SET checksum = edge_checksum({_WF3}) "
+            f"UPDATE workflows SET checksum = edge_checksum({_WF4}) "
             "WHERE checksum = edge_checksum(id, workflow, input, output, error)",
-            *_checksum_triggers("workflows", _WF3, "rowid"),
-            f"UPDATE events SET checksum = edge_checksum({_EV3}) "
+            *_checksum_triggers("workflows", _WF4, "rowid"),
+            f"UPDATE events SET checksum = edge_checksum({_EV4}) "
             "WHERE checksum = edge_checksum(workflow_id, name, value)",
-            *_checksum_triggers("events", _EV3, "id"),
+            *_checksum_triggers("events", _EV4, "id"),
             # Operations and published values: computed by their writers (rows.py).
-            f"UPDATE operations SET checksum = edge_checksum({_OP3}) WHERE checksum = "
+            f"UPDATE operations SET checksum = edge_checksum({_OP4}) WHERE checksum = "
             "edge_checksum(workflow_id, seq, kind, name, status, output, error)",
             "UPDATE published SET checksum = edge_checksum(workflow_id, key, value, seq, "
             "updated_at) WHERE checksum = edge_checksum(workflow_id, key, value)",
             # Schedules (pause flag, last tick) and edge_meta (epoch, owner, the
             # clean-shutdown marker) drive behaviour too; they had no checksum at all.
             "ALTER TABLE schedules ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
-            f"UPDATE schedules SET checksum = edge_checksum({_SC3})",
-            *_checksum_triggers("schedules", _SC3, "name"),
+            f"UPDATE schedules SET checksum = edge_checksum({_SC4})",
+            *_checksum_triggers("schedules", _SC4, "name"),
             "ALTER TABLE edge_meta ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
             "UPDATE edge_meta SET checksum = edge_checksum(key, value)",
             *_checksum_triggers("edge_meta", "key, value", "key"),

@@ -2,7 +2,7 @@
 
 Invariants:
 - every column of a workflow, operation, event and published row is covered by
-  the row's CRC-32 (schema 3; ``checksum`` itself excepted). ``PRAGMA
+  the row's CRC-32 (schema 4; ``checksum`` itself excepted). ``PRAGMA
   integrity_check`` validates pages, not values: a flipped bit inside a
   payload, a status or a timestamp passes it;
 - workflow and event checksums are maintained by SQLite triggers calling
@@ -50,7 +50,7 @@ def _sql_checksum(*parts: object) -> int:
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """Make ``edge_checksum(...)`` callable from SQL (the triggers of schema 3 need it)."""
+    """Make ``edge_checksum(...)`` callable from SQL (the triggers of schema 4 need it)."""
     conn.create_function("edge_checksum", -1, _sql_checksum, deterministic=True)
 
 
@@ -115,7 +115,7 @@ class WorkflowRow:
     @staticmethod
     def digest_of(id: str, workflow: str, input: str, output: str | None, error: str | None) -> int:
         """Schema 1's checksum (identity and payload only). Kept for the values UPDATEs
-        still pass: the schema 3 trigger overwrites them with the full-row checksum."""
+        still pass: the schema 4 trigger overwrites them with the full-row checksum."""
         return checksum(id, workflow, input, output, error)
 
     @classmethod

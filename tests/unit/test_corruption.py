@@ -276,7 +276,7 @@ def test_a_wal_without_shm_in_a_read_only_copy_is_read_through_a_private_copy(
         os.chmod(copy, 0o755)
 
 
-def test_schema_3_recomputes_checksums_but_keeps_damaged_rows_damaged(tmp_path):
+def test_schema_4_recomputes_checksums_but_keeps_damaged_rows_damaged(tmp_path):
     db = tmp_path / "edge.db"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("CREATE TABLE edge_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
@@ -304,7 +304,7 @@ def test_schema_3_recomputes_checksums_but_keeps_damaged_rows_damaged(tmp_path):
     assert digest(db) == before
     s = Store.open(db)
     try:
-        assert s.schema_version() == 3
+        assert s.schema_version() == migrations.LATEST
         assert s.get_workflow("ok").status == "PENDING"
         with pytest.raises(ChecksumMismatch, match="'bad'"):
             s.get_workflow("bad")

@@ -202,7 +202,7 @@ def test_boot_checks_the_structure_after_an_unclean_stop_and_refuses_exit_4(
     assert code == 4 and "damaged" in err
 
 
-def test_api_answers_corrupt_with_a_hint_and_one_log_line(tmp_path, caplog):
+def test_api_answers_corrupt_with_a_hint_and_one_log_line(tmp_path, caplog, capsys):
     d = tmp_path / "data"
     build(d)
     db = d / "edge.db"
@@ -226,6 +226,8 @@ def test_api_answers_corrupt_with_a_hint_and_one_log_line(tmp_path, caplog):
         assert status == 200 and body["damage"]["code"] == "corrupt"
         status, body = get(port, "/v1/workflows")  # the list does not read checkpoints
         assert status == 200
+        code, _, err = cli(capsys, "show", "wf-a", "--url", f"http://127.0.0.1:{port}")
+        assert code == 4 and "UTF-8" in err and "hint:" in err, err
     finally:
         node.stop()
 

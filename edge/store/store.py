@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from edge.errors import Conflict, CorruptDatabase, DataError, NotFound
+from edge.errors import Conflict, CorruptDatabase, DataError, EdgeError, NotFound
 from edge.store import migrations
 from edge.store.connection import connect, connect_readonly, private_copy
 from edge.store.faults import classify
@@ -171,15 +171,16 @@ class Store:
         try:
             return self._writer.run(fn)
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            raise self._classified(exc) from exc
+            err = self._classified(exc)
+            if err is None:
+                raise  # not a data or disk fault: a bug, with its own type
+            raise err from exc
         except CorruptDatabase as exc:
             self._remember(exc)
             raise
 
-    def _classified(self, exc: BaseException) -> BaseException:
+    def _classified(self, exc: BaseException) -> EdgeError | None:
         err = classify(exc, self.path)
-        if err is None:
-            return exc
         if isinstance(err, CorruptDatabase):
             self._remember(err)
         return err
@@ -206,7 +207,10 @@ class Store:
             yield conn
             ok = True
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            raise self._classified(exc) from exc
+            err = self._classified(exc)
+            if err is None:
+                raise  # not a data or disk fault: a bug, with its own type
+            raise err from exc
         except CorruptDatabase as exc:
             self._remember(exc)
             raise

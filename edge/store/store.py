@@ -11,8 +11,9 @@ Invariants:
   write into a newer run;
 - reads verify row checksums and column domains (rows.py) before returning, and
   a workflow's checkpoints are verified as a sequence (``load_ops``): every seq
-  from 1 to the last, with the row just past them checked too (a flipped key
-  there would otherwise hide a committed checkpoint, and that step run again);
+  from 1 to the last, with the rows just before and past them checked too (a
+  flipped key there would otherwise hide a committed checkpoint, and that step
+  run again);
 - every SQLite error at the store's boundary (``read``, ``write``) goes through
   ``faults.classify``: damage is ``CorruptDatabase`` (exit 4, API ``corrupt``),
   remembered in ``damage`` for /readyz and ``edge status``;

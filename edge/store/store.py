@@ -691,7 +691,10 @@ def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
     before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
                           "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (id,)).fetchall()
     for r in before:
-        OpRow.from_db(r)
+        if OpRow.from_db(r).workflow_id >= id:
+            # A sound b-tree never answers this: the seek landed inside (or past) our
+            # range, so the scan below would start after rows it should have seen.
+            raise damaged(f"the checkpoints of workflow {id!r} (their keys are out of order)")
     cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
                        "ORDER BY workflow_id, seq", (id,))
     ops: list[OpRow] = []

@@ -47,7 +47,7 @@ from edge.errors import (
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 _DATA_CODES = {"data_error", "checksum_mismatch", "corrupt_database", "foreign_database",
-               "newer_schema", "no_database"}
+               "newer_schema", "no_database", "corrupt"}
 _UNREACHABLE_HINT = "start it with `edge run --app MODULE:ATTR` or set --url / EDGE_URL"
 
 
@@ -65,10 +65,10 @@ def error_from_response(status: int, payload: Any, url: str) -> EdgeError:
         cls = NotFound
     elif status == 409:
         cls = Conflict
+    elif code in _DATA_CODES:
+        cls = DataError  # the node's file is damaged (503 corrupt): exit 4, not "not ready"
     elif status == 503:
         cls = NotReady
-    elif code in _DATA_CODES:
-        cls = DataError
     elif status in (401, 403):
         cls = EdgeError
     elif 400 <= status < 500:

@@ -124,10 +124,9 @@ class WriteFailed(EdgeError):
     http_status = 503
 
 
-class ChecksumMismatch(DataError):
-    """A checkpoint row's payload does not match its checksum."""
-
-    code = "checksum_mismatch"
+class ChecksumMismatch(CorruptDatabase):
+    """A row does not match its checksum, or a column is outside its domain: damage
+    SQLite cannot see. The same ``corrupt`` code as any other damage."""
 
 
 class SerializationError(UsageError):

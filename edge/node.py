@@ -35,6 +35,7 @@ from edge.engine import App, Handle, RunContext, WorkflowDef
 from edge.errors import (
     ConfigError,
     Conflict,
+    CorruptDatabase,
     EdgeError,
     NotFound,
     NotReady,
@@ -51,7 +52,7 @@ from edge.queues import Queued, QueueDef
 from edge.scheduler import Scheduler
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, lifecycle
+from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, integrity, lifecycle
 from edge.store import queues as store_queues
 from edge.tags import check_tags
 from edge.tracing import Tracing, valid_traceparent
@@ -193,6 +194,8 @@ class Node(ManageVerbs):
         if s.replica is None:
             log.warning("no --replica configured: losing this disk loses every workflow")
             self.metrics.leader.set(1)
+            # No replica to restore from: a damaged file is refused (exit 4), untouched.
+            integrity.check_before_trust(s.db_path)
         else:
             from edge.replicator import Replicator
 
@@ -293,7 +296,7 @@ class Node(ManageVerbs):
         if self.http is not None:
             self.http.stop()
         if self._store is not None:
-            self._store.close()
+            self._store.close(clean=flush)
         if quarantine_db and self.settings.db_path.exists():
             from edge.replication import quarantine
 
@@ -314,6 +317,11 @@ class Node(ManageVerbs):
         fault = self._store.write_fault if self._store is not None else None
         if fault is not None:
             raise fault
+
+    def damage(self) -> CorruptDatabase | None:
+        """The first damage the store met (reads that touch it fail one by one with
+        ``corrupt``; the rest keep serving), for /readyz and ``edge status``."""
+        return self._store.damage if self._store is not None else None
 
     def require_ready(self) -> None:
         if not self.ready:
@@ -598,7 +606,10 @@ class Node(ManageVerbs):
     def status(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         if self._store is not None:
-            counts = self._store.counts()
+            try:
+                counts = self._store.counts()
+            except CorruptDatabase:
+                pass  # recorded in store.damage, reported below
         out: dict[str, Any] = {
             "node_id": self.node_id,
             "app": self.app.name,
@@ -611,6 +622,8 @@ class Node(ManageVerbs):
             "workflows": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES},
             "workers": {"size": self.settings.workers, "busy": self.workers.busy,
                         "queued": self.workers.depth()},
+            "damage": (None if self._store is None or self._store.damage is None
+                       else self._store.damage.to_dict()),
             "replication": None,
         }
         fault = self._store.write_fault if self._store is not None else None

@@ -53,7 +53,7 @@ from edge.replication import (
     restore,
 )
 from edge.replication.watchdog import FenceWatchdog
-from edge.store import Store
+from edge.store import Store, integrity
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -169,8 +169,14 @@ class Replicator:
         if not db.exists():
             return None
         try:
+            # A damaged file (structure, after an unclean stop) is replaced from the
+            # replica below, never trusted: the quarantine keeps it for review.
+            checked = integrity.check_before_trust(db)
             store = Store.inspect(db)
             try:
+                if checked:
+                    # With a replica to restore from, a damaged row is reason enough too.
+                    store.verify_checksums()
                 epoch = int(store.get_meta("epoch") or 0)
                 owner = store.get_meta("owner") or ""
             finally:

@@ -37,12 +37,21 @@ from edge.engine import (
 )
 from edge.errors import Cancelled, DataError, EdgeError, WriteFailed
 from edge.serialization import decode, encode
-from edge.store import StaleRun, WorkflowRow
+from edge.store import StaleRun, Store, WorkflowRow
 
 if TYPE_CHECKING:
     from edge.node import Node
 
 log = logging.getLogger("edge.worker")
+
+
+def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> None:
+    """Give a run that met damage back (PENDING, ``blocked_on: corrupt: ...``)."""
+    try:
+        store.release(wid, token, now)
+        store.set_blocked(wid, f"corrupt: {exc.message}")
+    except EdgeError as again:  # the damage may sit under the workflow's own row
+        log.error("workflow %s: could not record that it is blocked: %s", wid, again.message)
 
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
 
@@ -80,8 +89,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
         log.error("workflow %s cannot run: %s", wid, exc.message)
-        store.release(wid, token, clock.time())
-        store.set_blocked(wid, f"corrupt: {exc.message}")
+        _block(store, wid, token, clock.time(), exc)
         return
     run = RunContext(node, wf, token, ops)
     if wd.is_async:
@@ -117,6 +125,12 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     except StaleRun:
         outcome = "stale"
         return  # cancelled or resumed under us: the newer state wins
+    except DataError as exc:
+        # Damage met by a durable operation is the file's fault, not the workflow's:
+        # never recorded as its outcome. It waits, PENDING, for a repaired file.
+        log.error("workflow %s cannot run: %s", wid, exc.message)
+        _block(store, wid, token, clock.time(), exc)
+        return
     except DeadlineExceeded:
         status, error = "CANCELLED", {"type": "TimeoutError",
                                       "message": f"workflow {wid} ran past its deadline"}
@@ -221,6 +235,10 @@ class Workers:
                 self.busy += 1
             try:
                 execute(self._node, wid, fresh)
+            except DataError as exc:
+                # Damage met reading the workflow: refused, recorded (store.damage), no
+                # traceback; the rest of the node keeps running.
+                log.error("workflow %s cannot run: %s", wid, exc.message)
             except Exception:
                 log.exception("worker crashed running %s", wid)
             finally:

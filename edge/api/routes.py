@@ -182,6 +182,11 @@ def readyz(node: Node, req: Request) -> Response:
         if exc.http_status == 503 and exc.code != "not_ready":
             out["code"] = exc.code  # disk_full, io_error: the writes fail
         return json_response(503, out)
+    damage = node.damage()
+    if damage is not None:
+        out.update(ready=False, code=damage.code, message=f"the database is damaged: "
+                   f"{damage.message}", hint=damage.hint)
+        return json_response(503, out)
     return json_response(200, out)
 
 

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from edge.api.routes import ApiError, Request, Response, error_response, find_route, json_response
 from edge.auth import is_loopback
-from edge.errors import EdgeError
+from edge.errors import CorruptDatabase, EdgeError
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -153,6 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         except EdgeError as exc:
+            if isinstance(exc, CorruptDatabase):
+                # The server's fault, not the client's: one line in the log, no traceback.
+                log.error("%s %s: %s", self.command, self.path[:200], exc.message)
             resp = error_response(exc)
         except Exception:
             node = self.server.api.node

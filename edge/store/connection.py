@@ -13,16 +13,26 @@ Invariants:
   SQLite's automatic PASSIVE checkpoints on, which Litestream tolerates, and
   never issue TRUNCATE/RESTART ones);
 - read-only inspection opens with ``mode=ro`` (``immutable=1`` when there is
-  no WAL file to read), so it cannot change a byte of a stopped node's file.
+  no WAL file to read), so it cannot change a byte of a stopped node's file. A
+  WAL without its ``-shm`` (a copy, or a stopped node's directory: SQLite would
+  have to create the -shm beside it to read the WAL, and cannot at all in a
+  read-only directory) is read through a private temporary copy of the file and
+  its WAL (``private_copy``), never by writing next to the original;
+- every connection can call ``edge_checksum`` (rows.register): the schema's
+  checksum triggers need it.
 """
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import DataError
+from edge.store.rows import register
 
 BUSY_TIMEOUT_MS = 5000
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
@@ -41,6 +51,7 @@ def connect(path: Path, durability: str = "full",
             str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        register(conn)
         if check is not None:
             check(conn)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -72,13 +83,19 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
             code="no_database",
         )
     wal = Path(str(path) + "-wal")
+    shm = Path(str(path) + "-shm")
+    target = path
+    if wal.exists() and not shm.exists():
+        target = private_copy(path)
     # Without a WAL file there is nothing beyond the main file to read; immutable
     # stops SQLite from trying to create -shm/-wal next to a file we must not touch.
-    flag = "mode=ro" if wal.exists() else "immutable=1"
-    uri = f"file:{path.resolve()}?{flag}"
+    flag = "mode=ro" if Path(str(target) + "-wal").exists() else "immutable=1"
+    uri = f"file:{target.resolve()}?{flag}"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               factory=_ReadOnly)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        register(conn)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise DataError(
@@ -86,4 +103,37 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
             "point --data-dir at an edge data directory or a restored copy",
             code="corrupt_database",
         ) from exc
+    if target is not path:
+        # The copy lives as long as the connection: removed when it is closed or collected.
+        conn.cleanup = weakref.finalize(conn, shutil.rmtree, str(target.parent), True)
     return conn
+
+
+class _ReadOnly(sqlite3.Connection):
+    """A read-only connection that removes its private copy (if any) when closed."""
+
+    cleanup: Callable[[], object] | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.cleanup is not None:
+            self.cleanup()
+
+
+def private_copy(path: Path) -> Path:
+    """Copy ``path`` and its -wal into a fresh 0700 temporary directory and return the copy.
+
+    For a WAL whose -shm is missing: reading the WAL needs a -shm, which SQLite would
+    create beside the original (or fail to, in a read-only directory)."""
+    tmp = Path(tempfile.mkdtemp(prefix="edge-inspect-"))
+    dst = tmp / path.name
+    try:
+        shutil.copyfile(path, dst)
+        if Path(str(path) + "-wal").exists():
+            shutil.copyfile(str(path) + "-wal", str(dst) + "-wal")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"cannot copy {path} for reading: {exc}",
+                        "free space in the temporary directory (TMPDIR) or copy the data "
+                        "directory somewhere writable", code="corrupt_database") from exc
+    return dst

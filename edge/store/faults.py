@@ -35,7 +35,9 @@ def classify(exc: BaseException, where: Path | str) -> EdgeError | None:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = None if code is None else code & 0xFF
     text = str(exc)
-    if primary in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in text:
+    if primary in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in text \
+            or "edge_checksum" in text or "decode to UTF-8" in text:
+        # edge_checksum: a checksum trigger refused to rewrite a damaged row (rows.py).
         return CorruptDatabase(f"{where}: {text}", _CORRUPT_HINT)
     if primary == SQLITE_FULL or "database or disk is full" in text:
         return WriteFailed(f"{where}: the disk is full ({text})",

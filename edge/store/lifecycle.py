@@ -20,11 +20,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from edge.errors import ChecksumMismatch, Conflict, NotFound, UsageError
+from edge.errors import Conflict, NotFound, UsageError
 from edge.serialization import decode, encode
-from edge.store.rows import OpRow, WorkflowRow, checksum
+from edge.store.rows import OpRow, WorkflowRow, damaged, published_digest
 from edge.store.sql import cancel_tree, copy_tags, one_workflow, upsert_op
-from edge.store.store import Store
+from edge.store.store import Store, ops_of
 
 LIVE = ("PENDING", "RUNNING", "SLEEPING", "WAITING")
 
@@ -67,6 +67,7 @@ class Published:
 def publish(store: Store, op: OpRow, token: str, now: float) -> None:
     """Checkpoint a set_event operation and publish its value, in one transaction."""
     assert op.output is not None
+    digest = published_digest(op.workflow_id, op.name, op.output, op.seq, now)
 
     def fn(conn: sqlite3.Connection) -> None:
         upsert_op(conn, op, op.digest(), token)  # fenced on our run token
@@ -75,8 +76,7 @@ def publish(store: Store, op: OpRow, token: str, now: float) -> None:
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(workflow_id, key) DO UPDATE SET "
             "value = excluded.value, seq = excluded.seq, updated_at = excluded.updated_at, "
             "checksum = excluded.checksum",
-            (op.workflow_id, op.name, op.output, op.seq, now,
-             checksum(op.workflow_id, op.name, op.output)))
+            (op.workflow_id, op.name, op.output, op.seq, now, digest))
 
     store.write(fn)
 
@@ -93,10 +93,9 @@ def get_published(store: Store, id: str, key: str | None = None) -> list[Publish
         rows = conn.execute(sql + " ORDER BY key", params).fetchall()
     out = []
     for r in rows:
-        if checksum(r[0], r[1], r[2]) != r[5]:
-            raise ChecksumMismatch(
-                f"published value {r[1]!r} of workflow {r[0]!r} fails its checksum",
-                "the database file is damaged: restore it from the replica")
+        if published_digest(*r[:5]) != r[5] or r[0] != id or (key is not None
+                                                              and r[1] != key):
+            raise damaged(f"published value {r[1]!r} of workflow {r[0]!r}")
         out.append(Published(r[0], r[1], r[2], int(r[3]), float(r[4])))
     return out
 
@@ -113,10 +112,7 @@ def fork(store: Store, src_id: str, new_id: str, from_seq: int, now: float) -> t
         src = one_workflow(conn, src_id)
         if src is None:
             raise NotFound(f"no workflow with id {src_id!r}", "list workflows with: edge list")
-        ops = [OpRow.from_db(r) for r in conn.execute(
-            "SELECT workflow_id, seq, kind, name, status, attempts, output, error, started_at, "
-            "finished_at, checksum FROM operations WHERE workflow_id = ? ORDER BY seq",
-            (src_id,))]
+        ops = ops_of(conn, src_id)
         last = ops[-1].seq if ops else 0
         if not 1 <= from_seq <= last + 1:
             raise UsageError(
@@ -157,10 +153,11 @@ def fork(store: Store, src_id: str, new_id: str, from_seq: int, now: float) -> t
             "INSERT INTO published (workflow_id, key, value, seq, updated_at, checksum) "
             "SELECT ?, key, value, seq, ?, 0 FROM published WHERE workflow_id = ? AND seq < ?",
             (new_id, now, src_id, from_seq))
-        for key, value in conn.execute(
-                "SELECT key, value FROM published WHERE workflow_id = ?", (new_id,)).fetchall():
+        for key, value, seq in conn.execute(
+                "SELECT key, value, seq FROM published WHERE workflow_id = ?",
+                (new_id,)).fetchall():
             conn.execute("UPDATE published SET checksum = ? WHERE workflow_id = ? AND key = ?",
-                         (checksum(new_id, key, value), new_id, key))
+                         (published_digest(new_id, key, value, seq, now), new_id, key))
         row = one_workflow(conn, new_id)
         assert row is not None
         return row, len(copied)

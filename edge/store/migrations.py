@@ -22,6 +22,33 @@ APPLICATION_ID = 0x65646765  # "edge": marks the file as ours in the SQLite head
 IGNORED_TABLE_PREFIXES = ("sqlite_", "_litestream_")
 
 
+# Schema 4's covered columns, frozen here (a released migration never changes).
+_WF4 = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
+        "updated_at, wake_at, waiting_for, blocked_on, cancel_requested, run_token, priority, "
+        "dedup, admitted_at")
+_EV4 = "id, workflow_id, name, value, dedup, created_at, consumed_seq"
+_OP4 = "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at"
+_SC4 = "name, workflow, cron, tz, paused, last_tick, updated_at"
+
+
+def _checksum_triggers(table: str, cols: str, key: str) -> tuple[str, str]:
+    """Triggers that keep ``table.checksum`` equal to edge_checksum(cols) on every write.
+
+    Why triggers: no writer (present or future) can forget the checksum. The UPDATE
+    trigger verifies the old row first, so a write never launders a damaged row into
+    a valid one; the nested UPDATE sets only ``checksum``, which fires neither again."""
+    new = ", ".join("NEW." + c.strip() for c in cols.split(","))
+    old = ", ".join("OLD." + c.strip() for c in cols.split(","))
+    return (
+        f"CREATE TRIGGER {table}_checksum_insert AFTER INSERT ON {table} BEGIN "
+        f"UPDATE {table} SET checksum = edge_checksum({new}) WHERE {key} = NEW.{key}; END",
+        f"CREATE TRIGGER {table}_checksum_update AFTER UPDATE OF {cols} ON {table} BEGIN "
+        f"SELECT RAISE(ABORT, 'edge_checksum: a row of {table} fails its checksum') "
+        f"WHERE OLD.checksum != edge_checksum({old}); "
+        f"UPDATE {table} SET checksum = edge_checksum({new}) WHERE {key} = NEW.{key}; END",
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -162,6 +189,36 @@ MIGRATIONS: tuple[Migration, ...] = (
                 checksum INTEGER NOT NULL,
                 PRIMARY KEY (workflow_id, seq, attempt)
             ) WITHOUT ROWID""",
+        ),
+    ),
+    # 3 is "tags" on main (merged after this branch forked): this one follows it.
+    Migration(
+        4,
+        "full-row checksums",
+        (
+            # Every column is now covered (schema 1 covered identity and payload only:
+            # a flipped status, timer or flag was served as is). Existing rows are
+            # recomputed only where the schema 1 checksum still verifies: a row already
+            # damaged stays detectably damaged.
+            f"UPDATE workflows SET checksum = edge_checksum({_WF4}) "
+            "WHERE checksum = edge_checksum(id, workflow, input, output, error)",
+            *_checksum_triggers("workflows", _WF4, "rowid"),
+            f"UPDATE events SET checksum = edge_checksum({_EV4}) "
+            "WHERE checksum = edge_checksum(workflow_id, name, value)",
+            *_checksum_triggers("events", _EV4, "id"),
+            # Operations and published values: computed by their writers (rows.py).
+            f"UPDATE operations SET checksum = edge_checksum({_OP4}) WHERE checksum = "
+            "edge_checksum(workflow_id, seq, kind, name, status, output, error)",
+            "UPDATE published SET checksum = edge_checksum(workflow_id, key, value, seq, "
+            "updated_at) WHERE checksum = edge_checksum(workflow_id, key, value)",
+            # Schedules (pause flag, last tick) and edge_meta (epoch, owner, the
+            # clean-shutdown marker) drive behaviour too; they had no checksum at all.
+            "ALTER TABLE schedules ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
+            f"UPDATE schedules SET checksum = edge_checksum({_SC4})",
+            *_checksum_triggers("schedules", _SC4, "name"),
+            "ALTER TABLE edge_meta ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0",
+            "UPDATE edge_meta SET checksum = edge_checksum(key, value)",
+            *_checksum_triggers("edge_meta", "key, value", "key"),
         ),
     ),
 )

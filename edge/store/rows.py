@@ -1,14 +1,25 @@
 """Plain dataclasses the store returns, and the row checksums.
 
-Invariant: every operation, workflow and event row carries a CRC-32 of its
-identity and payload. ``PRAGMA integrity_check`` validates pages, not values:
-a flipped bit inside a JSON payload passes it. The store verifies the
-checksum whenever it hands a row to the engine, and a mismatch is an error
-naming the workflow and seq, never a silently different value.
+Invariants:
+- every column of a workflow, operation, event and published row is covered by
+  the row's CRC-32 (schema 4; ``checksum`` itself excepted). ``PRAGMA
+  integrity_check`` validates pages, not values: a flipped bit inside a
+  payload, a status or a timestamp passes it;
+- workflow and event checksums are maintained by SQLite triggers calling
+  ``edge_checksum`` (registered on every connection, ``register``): every
+  INSERT and every UPDATE of a covered column, whoever writes it, recomputes
+  the checksum in the same statement, and the UPDATE trigger first verifies
+  the old row, so a write never launders a damaged row into a valid one;
+  operation and published checksums are computed here from the values written
+  (their writers set every covered column);
+- the store verifies the checksum and the columns' domains (status, flags)
+  whenever it hands a row out; a mismatch is ``ChecksumMismatch`` (exit 4, API
+  ``corrupt``) naming the row, never a silently different value.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import zlib
 from dataclasses import dataclass
 
@@ -18,11 +29,33 @@ FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 WORKFLOW_STATUSES = (
     "PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED", "CANCELLED",
 )
+OP_STATUSES = frozenset({"RUNNING", "SUCCEEDED", "FAILED"})
+DAMAGED_HINT = ("the database file is damaged: stop the node and move it aside so it restores "
+                "from the replica at boot (or `edge restore`), and inspect the copy with "
+                "`edge show --data-dir`")
 
 
 def checksum(*parts: object) -> int:
-    text = "\x1f".join("\x00" if p is None else str(p) for p in parts)
+    """CRC-32 of the parts; the same function SQLite calls as ``edge_checksum``.
+
+    Floats are written with repr so that a value written as 5 and read back from a
+    REAL column as 5.0 hashes the same."""
+    text = "\x1f".join("\x00" if p is None else repr(float(p)) if isinstance(p, float)
+                       else str(p) for p in parts)
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _sql_checksum(*parts: object) -> int:
+    return checksum(*parts)
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Make ``edge_checksum(...)`` callable from SQL (the triggers of schema 4 need it)."""
+    conn.create_function("edge_checksum", -1, _sql_checksum, deterministic=True)
+
+
+def damaged(what: str) -> ChecksumMismatch:
+    return ChecksumMismatch(f"{what} fails its checksum", DAMAGED_HINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +72,21 @@ class OpRow:
     finished_at: float | None
 
     def digest(self) -> int:
-        # Same bytes as checksum(...) of these fields, without the generator (hot path).
+        # The same bytes as checksum(...) of the ten fields, without the generator (a
+        # step computes it twice: the hot path).
         out = "\x00" if self.output is None else self.output
         err = "\x00" if self.error is None else self.error
+        st = "\x00" if self.started_at is None else repr(float(self.started_at))
+        fin = "\x00" if self.finished_at is None else repr(float(self.finished_at))
         text = (f"{self.workflow_id}\x1f{self.seq}\x1f{self.kind}\x1f{self.name}"
-                f"\x1f{self.status}\x1f{out}\x1f{err}")
+                f"\x1f{self.status}\x1f{self.attempts}\x1f{out}\x1f{err}\x1f{st}\x1f{fin}")
         return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
     @classmethod
     def from_db(cls, row: tuple[object, ...]) -> OpRow:
         op = cls(*row[:10])  # type: ignore[arg-type]
-        if op.digest() != row[10]:
-            raise ChecksumMismatch(
-                f"checkpoint of workflow {op.workflow_id!r} at seq {op.seq} fails its checksum",
-                "the database file is damaged: restore it from the replica "
-                "(edge restore) or move it aside so the node restores at boot",
-            )
+        if op.digest() != row[10] or op.status not in OP_STATUSES:
+            raise damaged(f"checkpoint of workflow {op.workflow_id!r} at seq {op.seq}")
         return op
 
 
@@ -76,19 +108,22 @@ class WorkflowRow:
     blocked_on: str | None
     cancel_requested: int
     run_token: str | None
+    priority: int = 0
+    dedup: str | None = None
+    admitted_at: float | None = None
 
     @staticmethod
     def digest_of(id: str, workflow: str, input: str, output: str | None, error: str | None) -> int:
+        """Schema 1's checksum (identity and payload only). Kept for the values UPDATEs
+        still pass: the schema 4 trigger overwrites them with the full-row checksum."""
         return checksum(id, workflow, input, output, error)
 
     @classmethod
     def from_db(cls, row: tuple[object, ...]) -> WorkflowRow:
-        wf = cls(*row[:16])  # type: ignore[arg-type]
-        if cls.digest_of(wf.id, wf.workflow, wf.input, wf.output, wf.error) != row[16]:
-            raise ChecksumMismatch(
-                f"workflow {wf.id!r} (seq 0: its input/output) fails its checksum",
-                "the database file is damaged: restore it from the replica (edge restore)",
-            )
+        wf = cls(*row[:19])  # type: ignore[arg-type]
+        if (checksum(*row[:19]) != row[19] or wf.status not in WORKFLOW_STATUSES
+                or wf.cancel_requested not in (0, 1)):
+            raise damaged(f"workflow {wf.id!r} (its row: status, times, input/output)")
         return wf
 
     @property
@@ -106,12 +141,25 @@ class EventRow:
     created_at: float
     consumed_seq: int | None
 
+    @classmethod
+    def from_db(cls, row: tuple[object, ...]) -> EventRow:
+        ev = cls(*row[:7])  # type: ignore[arg-type]
+        if checksum(*row[:7]) != row[7]:
+            raise damaged(f"event {ev.name!r} (id {ev.id}) of workflow {ev.workflow_id!r}")
+        return ev
 
-WORKFLOW_COLUMNS = (
-    "id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
-    "updated_at, wake_at, waiting_for, blocked_on, cancel_requested, run_token, checksum"
-)
+
+def published_digest(workflow_id: str, key: str, value: str, seq: int, updated_at: float) -> int:
+    return checksum(workflow_id, key, value, seq, float(updated_at))
+
+
+_WF = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
+       "updated_at, wake_at, waiting_for, blocked_on, cancel_requested, run_token, priority, "
+       "dedup, admitted_at")
+WORKFLOW_COLUMNS = _WF + ", checksum"
 OP_COLUMNS = (
     "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at, "
     "checksum"
 )
+EVENT_COLUMNS = "id, workflow_id, name, value, dedup, created_at, consumed_seq, checksum"
+PUBLISHED_COLUMNS = "workflow_id, key, value, seq, updated_at, checksum"

@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge.errors import NotFound
-from edge.store.rows import WorkflowRow
+from edge.store.rows import WorkflowRow, checksum, damaged
 from edge.store.store import Store
 
 _COLUMNS = "name, workflow, cron, tz, paused, last_tick, updated_at"
@@ -35,6 +35,8 @@ class ScheduleRow:
 
 
 def _row(r: tuple[object, ...]) -> ScheduleRow:
+    if checksum(*r[:7]) != r[7] or r[4] not in (0, 1):
+        raise damaged(f"schedule {r[0]!r}")
     return ScheduleRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]),
                        None if r[5] is None else float(r[5]),  # type: ignore[arg-type]
                        float(r[6]))  # type: ignore[arg-type]
@@ -60,7 +62,7 @@ def sync(store: Store, defs: list[tuple[str, str, str, str]], now: float) -> Non
 def get(store: Store, name: str | None = None) -> list[ScheduleRow]:
     where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
     with store.read() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM schedules {where} ORDER BY name",
+        rows = conn.execute(f"SELECT {_COLUMNS}, checksum FROM schedules {where} ORDER BY name",
                             params).fetchall()
     return [_row(r) for r in rows]
 
@@ -103,7 +105,8 @@ def set_paused(store: Store, name: str, paused: bool, now: float) -> ScheduleRow
             known = [r[0] for r in conn.execute("SELECT name FROM schedules ORDER BY name")]
             raise NotFound(f"no schedule named {name!r}",
                            f"known schedules: {', '.join(known) or 'none'} (edge schedules list)")
-        r = conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE name = ?", (name,)).fetchone()
+        r = conn.execute(f"SELECT {_COLUMNS}, checksum FROM schedules WHERE name = ?",
+                         (name,)).fetchone()
         return _row(r)
 
     return store.write(fn)

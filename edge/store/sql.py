@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 
 from edge.errors import ChecksumMismatch, Conflict
-from edge.store.rows import OP_COLUMNS, WORKFLOW_COLUMNS, OpRow, WorkflowRow, checksum
+from edge.store.rows import OP_COLUMNS, WORKFLOW_COLUMNS, OpRow, WorkflowRow, checksum, damaged
 
 
 class StaleRun(Conflict):
@@ -44,7 +44,13 @@ def _refused(conn: sqlite3.Connection, id: str, token: str) -> Conflict:
 
 def one_workflow(conn: sqlite3.Connection, id: str) -> WorkflowRow | None:
     row = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (id,)).fetchone()
-    return None if row is None else WorkflowRow.from_db(row)
+    if row is None:
+        return None
+    wf = WorkflowRow.from_db(row)
+    if wf.id != id:
+        # The id index pointed at another row: damage, not that other workflow.
+        raise damaged(f"the id index entry of workflow {id!r}")
+    return wf
 
 
 def fence(conn: sqlite3.Connection, id: str, token: str, now: float) -> None:
@@ -148,10 +154,13 @@ def upsert_op(conn: sqlite3.Connection, op: OpRow, digest: int, token: str | Non
     )
 
 
+# The checksum covers every column, so the update sets every non-key column it
+# does not compare (started_at included): the stored row is the one digested.
 ON_CONFLICT = (
     " ON CONFLICT(workflow_id, seq) DO UPDATE SET status = excluded.status, "
     "attempts = excluded.attempts, output = excluded.output, error = excluded.error, "
-    "finished_at = excluded.finished_at, checksum = excluded.checksum "
+    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+    "checksum = excluded.checksum "
     "WHERE operations.status = 'RUNNING' AND operations.kind = excluded.kind "
     "AND operations.name = excluded.name"
 )

@@ -13,12 +13,25 @@ Invariants:
 - a write the disk refused (SQLITE_FULL, an I/O error) raises ``WriteFailed``
   (``faults.classify``), never a bare sqlite3 error: nothing of it was committed;
   ``write_fault`` holds the last such error until a write succeeds again.
+- reads verify row checksums and column domains (rows.py) before returning, and
+  a workflow's checkpoints are verified as a sequence (``load_ops``): every seq
+  from 1 to the last, with the rows just before and past them checked too (a
+  flipped key there would otherwise hide a committed checkpoint, and that step
+  run again);
+- every SQLite error at the store's boundary (``read``, ``write``) goes through
+  ``faults.classify``: damage is ``CorruptDatabase`` (exit 4, API ``corrupt``),
+  remembered in ``damage`` for /readyz and ``edge status``;
+- ``edge_meta.shutdown`` is ``open`` while a read-write store is open and
+  ``clean`` after ``close(clean=True)``: anything else at boot means the last
+  shutdown was not clean, and the node checks the file's structure first
+  (``store/integrity.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import queue
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -27,17 +40,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound, WriteFailed
+from edge.errors import (
+    ChecksumMismatch,
+    Conflict,
+    CorruptDatabase,
+    DataError,
+    EdgeError,
+    NotFound,
+    WriteFailed,
+)
 from edge.store import migrations
-from edge.store.connection import connect, connect_readonly
+from edge.store.connection import connect, connect_readonly, private_copy
 from edge.store.faults import classify
 from edge.store.rows import (
+    DAMAGED_HINT,
+    EVENT_COLUMNS,
     OP_COLUMNS,
+    PUBLISHED_COLUMNS,
     WORKFLOW_COLUMNS,
     EventRow,
     OpRow,
     WorkflowRow,
     checksum,
+    damaged,
+    published_digest,
 )
 from edge.store.sql import (
     CANCELLED_ERROR,
@@ -79,6 +105,8 @@ class Store:
         self._readers_lock = threading.Lock()
         self.write_fault: WriteFailed | None = None
         self._on_write_error: Callable[[WriteFailed | None], None] | None = None
+        self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
+        self._private: Path | None = None  # a migrated copy inspect() reads (removed at close)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -91,23 +119,47 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn, readonly=False)
+        store = cls(path, conn, readonly=False)
+        # Cleared at open, set at a clean close: a kill leaves it "open" (integrity.py).
+        store.set_meta({"shutdown": "open"})
+        return store
 
     @classmethod
     def inspect(cls, path: Path) -> Store:
         """Read-only: verify the schema without migrating; never writes a byte."""
         conn = connect_readonly(path)
         try:
-            if migrations.current_version(conn, str(path)) == 0:
+            version = migrations.current_version(conn, str(path))
+            if version == 0:
                 raise DataError(
                     f"{path} holds no edge data yet", "point --data-dir at a node's data directory"
                 )
         finally:
             conn.close()
-        store = cls(path, None, readonly=True)
-        return store
+        if version < migrations.LATEST:
+            # An older schema's checksums cover less: read a migrated private copy, so
+            # every row is verified the current way and the original stays untouched.
+            copy = private_copy(path)
+            try:
+                cls.open(copy).close()
+            except BaseException:
+                shutil.rmtree(copy.parent, ignore_errors=True)
+                raise
+            store = cls(copy, None, readonly=True)
+            store._private = copy.parent
+            return store
+        return cls(path, None, readonly=True)
 
-    def close(self) -> None:
+    def close(self, clean: bool = False) -> None:
+        """Close every connection; ``clean`` (a planned stop) records a clean shutdown."""
+        if clean and self._writer_conn is not None:
+            try:
+                self.set_meta({"shutdown": "clean"})
+            except DataError:
+                pass  # not recorded: the next boot checks the file, which is safe
+            except Exception as exc:  # noqa: BLE001 - a failed write only costs a check
+                if classify(exc, self.path) is None:
+                    raise
         with self._readers_lock:
             for conn in self._all_readers:
                 conn.close()
@@ -115,6 +167,9 @@ class Store:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
     @property
     def commit_stats(self) -> tuple[int, int]:
@@ -138,15 +193,18 @@ class Store:
             raise Conflict("this store is open read-only", "inspection never writes")
         try:
             result = self._writer.run(fn)
-        except sqlite3.Error as exc:
-            err = classify(exc, self.path)
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            err = self._classified(exc)
             if err is None:
-                raise
+                raise  # not a data or disk fault: a bug, with its own type
             if isinstance(err, WriteFailed):
                 self.write_fault = err
                 if self._on_write_error is not None:
                     self._on_write_error(err)
             raise err from exc
+        except CorruptDatabase as exc:
+            self._remember(exc)
+            raise
         if self.write_fault is not None:
             self.write_fault = None
             if self._on_write_error is not None:
@@ -165,6 +223,17 @@ class Store:
 
         self.write(fn)
 
+    def _classified(self, exc: BaseException) -> EdgeError | None:
+        err = classify(exc, self.path)
+        if isinstance(err, CorruptDatabase):
+            self._remember(err)
+        return err
+
+    def _remember(self, err: CorruptDatabase) -> None:
+        # A copy: the raised error's traceback holds frames (and their open cursors).
+        if self.damage is None:
+            self.damage = CorruptDatabase(err.message, err.hint)
+
     def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A pooled read connection, for the store's feature modules beside this one."""
         return self._read()
@@ -177,18 +246,38 @@ class Store:
             conn = connect_readonly(self.path) if self.readonly else connect(self.path)
             with self._readers_lock:
                 self._all_readers.append(conn)
+        ok = False
         try:
             yield conn
+            ok = True
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            err = self._classified(exc)
+            if err is None:
+                raise  # not a data or disk fault: a bug, with its own type
+            raise err from exc
+        except CorruptDatabase as exc:
+            self._remember(exc)
+            raise
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._readers.put(conn)
+            if ok:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._readers.put(conn)
+            else:
+                # Not pooled again: a cursor the error's traceback keeps open would pin
+                # this connection to an old snapshot, and every later read to stale data.
+                with self._readers_lock:
+                    self._all_readers.remove(conn)
+                conn.close()
 
     # ---- meta ------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
         with self._read() as conn:
-            row = conn.execute("SELECT value FROM edge_meta WHERE key = ?", (key,)).fetchone()
+            row = conn.execute("SELECT value, checksum FROM edge_meta WHERE key = ?",
+                               (key,)).fetchone()
+        if row is not None and checksum(key, row[0]) != row[1]:
+            raise damaged(f"edge_meta {key!r}")
         return None if row is None else str(row[0])
 
     def set_meta(self, values: dict[str, str]) -> None:
@@ -449,9 +538,12 @@ class Store:
                     f"workflow {id} is {wf.status}; only FAILED or CANCELLED workflows resume",
                     "wait for it to finish, or cancel it first",
                 )
-            # Successful checkpoints stay; the final error of the failing step goes.
+            # Successful checkpoints stay; the final error of the failing step goes. Only
+            # the last one: a failure the workflow caught is history, and a hole in the
+            # seqs would read as damage (load_ops).
             conn.execute(
-                "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED'", (id,))
+                "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED' AND seq = "
+                "(SELECT max(seq) FROM operations WHERE workflow_id = ?)", (id, id))
             digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
             # A queued workflow queues again for a slot (admitted_at NULL). A dedup key
             # now held by a newer live workflow of its queue is a conflict.
@@ -514,7 +606,7 @@ class Store:
         def fn(conn: sqlite3.Connection) -> OpRow | None:
             fence(conn, op.workflow_id, token, now)
             row = conn.execute(
-                "SELECT id, value, checksum FROM events WHERE workflow_id = ? AND name = ? "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = ? AND name = ? "
                 "AND consumed_seq IS NULL ORDER BY id LIMIT 1",
                 (op.workflow_id, op.name),
             ).fetchone()
@@ -523,20 +615,20 @@ class Store:
                 if deadline is None or now < deadline:
                     park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
                 return None
-            if checksum(op.workflow_id, op.name, row[1]) != row[2]:
-                raise ChecksumMismatch(
-                    f"event {op.name!r} for workflow {op.workflow_id!r} fails its checksum",
-                    "the database file is damaged: restore it from the replica",
-                )
-            # CAS on unconsumed: each send is delivered exactly once.
+            ev = EventRow.from_db(row)
+            if (ev.workflow_id != op.workflow_id or ev.name != op.name
+                    or ev.consumed_seq is not None):
+                raise damaged(f"event {ev.id} found for workflow {op.workflow_id!r}")
+            # CAS on unconsumed: each send is delivered exactly once (the checksum
+            # trigger rewrites the row's checksum in this statement).
             cur = conn.execute(
                 "UPDATE events SET consumed_seq = ? WHERE id = ? AND consumed_seq IS NULL",
-                (op.seq, row[0]),
+                (op.seq, ev.id),
             )
             if cur.rowcount != 1:
-                raise Conflict(f"event {row[0]} was consumed twice", "")
+                raise Conflict(f"event {ev.id} was consumed twice", "")
             done = OpRow(op.workflow_id, op.seq, op.kind, op.name, "SUCCEEDED", op.attempts,
-                         '{"value":' + row[1] + "}", None, op.started_at, now)
+                         '{"value":' + ev.value + "}", None, op.started_at, now)
             upsert_op(conn, done, done.digest())
             return done
 
@@ -589,14 +681,20 @@ class Store:
 
     def get_workflow(self, id: str) -> WorkflowRow | None:
         with self._read() as conn:
-            return one_workflow(conn, id)
+            row = one_workflow(conn, id)
+            if row is None and self.readonly:
+                # Inspection only (the cost is a scan): a flipped key in the id index
+                # must not make an existing workflow look absent.
+                hit = conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows NOT INDEXED "
+                                   "WHERE id = ?", (id,)).fetchone()
+                if hit is not None:
+                    raise CorruptDatabase(f"{self.path}: the id index of workflows misses "
+                                          f"workflow {id!r}", DAMAGED_HINT)
+            return row
 
     def load_ops(self, id: str) -> list[OpRow]:
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id = ? ORDER BY seq", (id,)
-            ).fetchall()
-        return [OpRow.from_db(r) for r in rows]
+            return ops_of(conn, id)
 
     def list_workflows(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
@@ -612,6 +710,8 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(sql, (*params, limit + 1)).fetchall()
         result = [WorkflowRow.from_db(r) for r in rows[:limit]]
+        if len({r.id for r in result}) != len(result):
+            raise CorruptDatabase(f"{self.path}: a workflow id is listed twice", DAMAGED_HINT)
         nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
         return result, nxt
 
@@ -678,25 +778,91 @@ class Store:
     def pending_events(self, id: str) -> list[EventRow]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id, workflow_id, name, value, dedup, created_at, consumed_seq FROM events "
-                "WHERE workflow_id = ? ORDER BY id", (id,)).fetchall()
-        return [EventRow(*r) for r in rows]
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = ? ORDER BY id",
+                (id,)).fetchall()
+        events = [EventRow.from_db(r) for r in rows]
+        if any(e.workflow_id != id for e in events):
+            raise damaged(f"an event row listed for workflow {id!r}")
+        return events
 
     def verify_checksums(self) -> int:
-        """Read every row and check its checksum; returns the number of rows checked."""
+        """Read every row of every table with checksums (workflows, operations, events,
+        published values, tags, attempt history) and check it, and each workflow's
+        checkpoints as a rising sequence; returns the number of rows checked."""
         n = 0
         with self._read() as conn:
             for r in conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows"):
                 WorkflowRow.from_db(r)
                 n += 1
-            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations"):
-                OpRow.from_db(r)
+            last: tuple[str, int] = ("", 0)
+            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations "
+                                  "ORDER BY workflow_id, seq"):
+                op = OpRow.from_db(r)
+                # Rising strictly within a workflow (holes are legitimate: see ops_of).
+                if (op.workflow_id, op.seq) <= last:
+                    raise damaged(f"the checkpoints of workflow {op.workflow_id!r} (seq "
+                                  f"{op.seq} after {last}: keys out of order)")
+                last = (op.workflow_id, op.seq)
+                n += 1
+            # Tags and attempt history carry checksums of their own (migration 3).
+            for wid, key, value, digest in conn.execute(
+                    "SELECT workflow_id, key, value, checksum FROM workflow_tags"):
+                if checksum(wid, key, value) != digest:
+                    raise damaged(f"tag {key!r} of workflow {wid!r}")
+                n += 1
+            for *row, digest in conn.execute(
+                    "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
+                    "FROM step_attempts"):
+                if checksum(*row) != digest:
+                    raise damaged(f"attempt {row[2]} of workflow {row[0]!r} seq {row[1]}")
+                n += 1
+            for r in conn.execute(f"SELECT {EVENT_COLUMNS} FROM events"):
+                EventRow.from_db(r)
+                n += 1
+            for r in conn.execute(f"SELECT {PUBLISHED_COLUMNS} FROM published"):
+                if published_digest(*r[:5]) != r[5]:
+                    raise damaged(f"published value {r[1]!r} of workflow {r[0]!r}")
                 n += 1
         return n
 
     def integrity_check(self) -> str:
         with self._read() as conn:
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
+    """Workflow ``id``'s checkpoints, verified as a sequence: seqs rising strictly,
+    and the rows just before and just past them checked too: a damaged key beside the
+    range (ours, flipped) stops SQLite's range scan there, or sends its binary search
+    past the whole range, and would otherwise hide committed checkpoints."""
+    before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
+                          "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (id,)).fetchall()
+    for r in before:
+        if OpRow.from_db(r).workflow_id >= id:
+            # A sound b-tree never answers this: the seek landed inside (or past) our
+            # range, so the scan below would start after rows it should have seen.
+            raise damaged(f"the checkpoints of workflow {id!r} (their keys are out of order)")
+    cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
+                       "ORDER BY workflow_id, seq", (id,))
+    ops: list[OpRow] = []
+    try:
+        for r in cur:
+            op = OpRow.from_db(r)
+            if op.workflow_id != id:
+                break
+            # Seqs must rise strictly (a sound b-tree returns them in key order). A hole is
+            # legitimate: parallel steps (gather, edge.parallel) checkpoint in completion
+            # order, so a crash can leave a later seq committed before an earlier one.
+            prev = ops[-1].seq if ops else 0
+            if op.seq <= prev:
+                raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} after "
+                              f"{prev}: keys out of order)")
+            ops.append(op)
+    finally:
+        # A statement left open pins its connection (pooled) to an old snapshot: every
+        # later read on it would be stale. The error's traceback would keep it alive.
+        cur.close()
+    return ops
 
 
 def _encode_cursor(row: WorkflowRow) -> str:

@@ -1,0 +1,22 @@
+"""The boot-check benchmark runs end to end at a tiny size and prints its table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_boot_check_bench_prints_its_table() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "boot_check.py"), "--mb", "1",
+         "--repeat", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].split()[:2] == ["measure", "median"]
+    labels = [ln[:40].strip() for ln in lines[2:]]
+    assert labels == ["plain read of the file (floor)", "open read-only (no check)",
+                      "PRAGMA quick_check", "PRAGMA integrity_check (boot check)",
+                      "verify_checksums (every row)"]

@@ -44,7 +44,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 _D = Settings()  # the defaults, stated once in edge/config.py
 
 app = typer.Typer(
-    name="edge", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+    name="edge", add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
     help="Durable workflows on one SQLite file, replicated by Litestream.",
 )
 
@@ -335,8 +335,9 @@ def list_(
              "CANCELLED).")] = None,
     workflow: Annotated[str | None, typer.Option(
         "--workflow", show_default=False, help="Only this workflow name.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000,
-                                       help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1,
+        help="At most this many, newest first (fetched in pages of 1000).")] = 50,
     queue: Annotated[str | None, typer.Option(
         "--queue", show_default=False,
         help="Only this queue's live workflows, after a line with its depth.")] = None,
@@ -344,27 +345,38 @@ def list_(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     data_dir: InspectOpt = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", show_default=False,
+        help="Continue after a previous page: the next_cursor it printed.")] = None,
 ) -> None:
-    """List workflows, newest first."""
+    """List workflows, newest first; `--cursor` pages on (`next_cursor` in `--json`)."""
     st = out.check_status_filter(status)
+    if queue is not None and cursor is not None:
+        raise UsageError("--cursor pages `edge list`; `--queue` lists a queue's live "
+                         "workflows in one page", "drop --cursor, or raise --limit")
     if queue is not None:
         from edge.cli_manage import list_queue
 
         list_queue(queue, st, workflow, limit, json_, url, api_token, data_dir)
         return
     if data_dir is not None:
-        page = out.list_file(data_dir, st, workflow, limit)
+        def fetch(n: int, after: str | None) -> dict[str, Any]:
+            return out.list_file(data_dir, st, workflow, n, cursor=after)
     else:
-        page = _client(url, api_token).list(status=st, workflow=workflow, limit=limit)
+        client = _client(url, api_token)
+
+        def fetch(n: int, after: str | None) -> dict[str, Any]:
+            return client.list(status=st, workflow=workflow, limit=n, cursor=after)
+    page = out.pages(fetch, limit, cursor)
     if json_:
-        _echo_json({"workflows": page["workflows"]})
+        _echo_json(page)
         return
     if not page["workflows"]:
         print("no workflows", file=sys.stderr)
         return
     print(out.format_list(page))
     if page.get("next_cursor"):
-        print(f"(the newest {limit}; raise --limit to see more)", file=sys.stderr)
+        print(f"(more: add --cursor {page['next_cursor']})", file=sys.stderr)
 
 
 @app.command()
@@ -398,13 +410,16 @@ def send(
         help="Dedup key: a retried send with the same key is delivered once.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Send an event to a workflow (kept until its wait_event takes it)."""
     from edge.serialization import parse_json_arg
 
     parsed = None if value is None else parse_json_arg(value, "--value")
     res = _client(url, api_token).send(id, event, parsed, dedup=dedup)
-    if res.get("duplicate"):
+    if json_:
+        _echo_json(res)
+    elif res.get("duplicate"):
         print(f"duplicate: event {event} with dedup key {dedup!r} was already sent to {id}")
     else:
         print(f"sent event {event} to {id}")
@@ -415,10 +430,13 @@ def cancel(
     id: Annotated[str, typer.Argument(help="The workflow id.", show_default=False)],
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Cancel a workflow and its children (at their next durable operation)."""
     res = _client(url, api_token).cancel(id)
-    if res.get("cancel") == "done":
+    if json_:
+        _echo_json(res)
+    elif res.get("cancel") == "done":
         print(f"cancelled {id}")
     else:
         print(f"cancel requested for {id} (status {res.get('status')}; it stops at its next "
@@ -430,10 +448,14 @@ def resume(
     id: Annotated[str, typer.Argument(help="The workflow id.", show_default=False)],
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Run a FAILED or CANCELLED workflow again from its checkpoints."""
     res = _client(url, api_token).resume(id)
-    print(f"resumed {id} ({res.get('status', 'PENDING')})")
+    if json_:
+        _echo_json(res)
+    else:
+        print(f"resumed {id} ({res.get('status', 'PENDING')})")
 
 
 @app.command()
@@ -489,6 +511,12 @@ def restore(
     except ImportError as exc:
         raise EdgeError(f"restore is not available in this build: {exc}", "") from None
     target = parse_replica_url(replica)
+    if os.path.lexists(output):  # refuse before saying "restoring ..."
+        from edge.errors import ConfigError
+
+        raise ConfigError(f"--output: {os.path.abspath(output)} already exists",
+                          "restore to a new path, or move the existing file away first "
+                          "(edge never overwrites a database)")
     which = f"epoch {epoch}" if epoch else "the newest epoch with data"
     at = f" at {ts.isoformat()}" if ts is not None else ""
     # Progress on stderr, so stdout keeps the one result line for scripts.
@@ -507,9 +535,13 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            print(f"edge {version('edge')}")
-        except PackageNotFoundError:
+        for dist in ("edge-durable", "edge"):  # the distribution's name, then the old one
+            try:
+                print(f"edge {version(dist)}")
+                break
+            except PackageNotFoundError:
+                continue
+        else:
             print("edge (version unknown)")
         raise typer.Exit()
 
@@ -525,8 +557,10 @@ def _root(
 
 def main() -> None:
     """The `edge` console script: the typer app, with every error as one line and an exit code."""
+    from edge.cli_help import command
+
     try:
-        app(prog_name="edge")
+        command(app)(prog_name="edge")
     except EdgeError as exc:
         fail(exc)
     except BrokenPipeError:
@@ -545,7 +579,7 @@ def main() -> None:
 
 # Management commands (fork, queues, schedules, prune) live in their own module; it
 # registers them on `app` above, so it is imported last.
-from edge import cli_manage  # noqa: E402,F401
+from edge import cli_manage, cli_result  # noqa: E402,F401  (cli_result: edge result)
 
 if __name__ == "__main__":
     # Run as `python -m edge.cli`: this module is __main__, so run the imported edge.cli

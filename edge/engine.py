@@ -445,10 +445,14 @@ class Handle:
         return f"Handle({self.id!r})"
 
     def status(self) -> str:
+        """The workflow's status now: PENDING ... CANCELLED, or UNKNOWN for no such id."""
         row = self._node.store.get_workflow(self.id)
         return row.status if row else "UNKNOWN"
 
     def result(self, timeout: float | None = None) -> Any:
+        """The output once SUCCEEDED; raises WorkflowFailed, WorkflowCancelled, or
+        TimeoutError when not final within ``timeout`` s (None: as long as it takes).
+        Inside a workflow it waits durably for a child."""
         run = current_run()
         if run is not None and not run.in_step:
             from edge.children import child_result
@@ -473,6 +477,9 @@ class App:
 
     def workflow(self, name: str | None = None, queue: str | None = None,
                  timeout: float | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A durable workflow: ``app.start(fn, ...)`` runs it; ``name`` (default the
+        function's qualname), ``queue`` (its default queue) and ``timeout`` (seconds until it
+        is CANCELLED with TimeoutError)."""
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             wname = name or fn.__qualname__
             sig = inspect.signature(fn)
@@ -589,6 +596,7 @@ class App:
         return Handle(node, wid, self.resolve(fn).name)
 
     def handle(self, workflow_id: str) -> Handle:
+        """The Handle of an existing workflow id (no check that it exists)."""
         return Handle(self.node(), workflow_id)
 
     def get_event(self, workflow_id: str, key: str, timeout: float = 0.0,

@@ -237,7 +237,11 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 run.record(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
                                       attempts=attempt, started=started))
                 node.metrics.step_outcome(sd.name, "retried")
-                if node.clock.sleep(sd.delay(attempt, run.rng), node.draining):
+                from edge.logs import step_retry
+
+                delay = sd.delay(attempt, run.rng)
+                step_retry(run.wf.id, sd.name, seq, attempt, sd.retries + 1, exc, delay)
+                if node.clock.sleep(delay, node.draining):
                     raise Drain() from None
                 attempt += 1
                 continue

@@ -65,7 +65,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     try:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
-        log.error("workflow %s cannot run: %s", wid, exc.message)
+        log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
         store.release(wid, token, clock.time())
         store.set_blocked(wid, f"corrupt: {exc.message}")
         return
@@ -97,7 +97,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         fatal = run.fatal if run.fatal is not None else exc
         status, error = "FAILED", _error_dict(fatal)
         if isinstance(fatal, EdgeError):
-            log.error("workflow %s failed: %s", wid, fatal.message)
+            log.error("workflow %s failed: %s", wid, fatal.message, extra={"workflow_id": wid})
     finally:
         set_current_run(None)
     error_text = None if error is None else encode(error, "workflow error")
@@ -169,7 +169,7 @@ class Workers:
             try:
                 execute(self._node, wid, fresh)
             except Exception:
-                log.exception("worker crashed running %s", wid)
+                log.exception("worker crashed running %s", wid, extra={"workflow_id": wid})
             finally:
                 with self._cond:
                     self.busy -= 1

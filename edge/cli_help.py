@@ -12,6 +12,7 @@ test_cli_help.py compares them with edge/config.py and edge/store).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,22 @@ def _no_type(ctx: Any) -> None:
     return None
 
 
+def _no_metavar(*args: Any, **kwargs: Any) -> str:
+    return ""
+
+
 def _label_all(cmd: Any) -> None:
     for param in cmd.params:
         if param.metavar is None:
             param.metavar = _label(param)
         if getattr(param, "param_type_name", "") == "argument":
             # typer prints an argument's type (`<str>`) beside its name (the placeholder
-            # already): show nothing there.
+            # already): show nothing there. Newer typer asks display_type_rich, older
+            # the type's get_metavar (a per-parameter copy: click's types are shared).
             param.display_type_rich = _no_type
+            if getattr(param, "type", None) is not None:
+                param.type = copy.copy(param.type)
+                param.type.get_metavar = _no_metavar
     help_opt = cmd.get_help_option(typer.Context(cmd))
     if help_opt is not None:
         help_opt.metavar = ""

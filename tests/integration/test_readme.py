@@ -99,6 +99,9 @@ def test_python_blocks_run(index: int, tmp_path: Path) -> None:
     if index == 0:
         assert "'approved': True" in outputs[0] and "ch_o-1:1" in outputs[0], outputs[0]
         assert outputs[1] == outputs[0]  # the second run: same result, from the database
+    if "edge.Client(" in python_programs()[index]:
+        assert outputs[0].splitlines()[0] == "hello ada", outputs[0]
+        assert outputs[0].splitlines()[1].startswith("not_found: "), outputs[0]
 
 
 DEMO_WAIT = r'''

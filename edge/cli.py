@@ -320,11 +320,15 @@ def start(
     ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
     value = parse_input(input)
     handle = _client(url, api_token).start(workflow, value, id=id)
-    print(handle.id)
+    if json_:
+        _echo_json({"id": handle.id, "created": handle.created})
+    else:
+        print(handle.id)
 
 
 @app.command("list")

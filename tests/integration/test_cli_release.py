@@ -61,6 +61,12 @@ def test_cursor_with_queue_is_a_usage_error(node: Running) -> None:
 
 
 def test_write_commands_print_json(node: Running) -> None:
+    res = edge("start", "greet", "--input", '["s"]', "--id", "json-start", "--json",
+               env=node.env())
+    assert json.loads(res.stdout) == {"id": "json-start", "created": True}
+    res = edge("start", "greet", "--input", '["s"]', "--id", "json-start", "--json",
+               env=node.env())
+    assert json.loads(res.stdout) == {"id": "json-start", "created": False}
     wid = _start(node, "wait_for", "--input", '["j"]', "--id", "json-wait")
     wait_status(node, wid, "WAITING")
     res = edge("send", wid, "nope", "--value", "1", "--dedup", "k", "--json", env=node.env())

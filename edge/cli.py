@@ -358,6 +358,9 @@ def list_(
     if queue is not None and cursor is not None:
         raise UsageError("--cursor pages `edge list`; `--queue` lists a queue's live "
                          "workflows in one page", "drop --cursor, or raise --limit")
+    if queue is not None and limit > out.PAGE:
+        raise UsageError(f"--limit {limit} with --queue: a queue's live workflows come in one "
+                         f"page of at most {out.PAGE}", f"use --limit 1..{out.PAGE}")
     if queue is not None:
         from edge.cli_manage import list_queue
 

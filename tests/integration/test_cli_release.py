@@ -58,6 +58,8 @@ def test_list_pages_with_cursor_and_reports_next_cursor(node: Running) -> None:
 def test_cursor_with_queue_is_a_usage_error(node: Running) -> None:
     assert_clean_error(edge("list", "--queue", "q", "--cursor", "x", env=node.env()), 2,
                        "--cursor")
+    assert_clean_error(edge("list", "--queue", "q", "--limit", "1001", env=node.env()), 2,
+                       "--limit")
 
 
 def test_write_commands_print_json(node: Running) -> None:

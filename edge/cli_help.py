@@ -38,10 +38,14 @@ PLACEHOLDERS: dict[str, str] = {
     "--sidecar-socket": "PATH", "--workers": "N", "--limit": "N",
 }
 _BY_TYPE = {str: "TEXT", int: "N", float: "SECONDS", Path: "PATH"}
+# Arguments that take one of a fixed set (edge schedules ACTION).
+ARG_CHOICES: dict[str, tuple[str, ...]] = {"action": ("list", "pause", "resume")}
 
 
 def _label(param: Any) -> str:
     if getattr(param, "param_type_name", "") == "argument":
+        if param.name in ARG_CHOICES:
+            return "|".join(ARG_CHOICES[param.name])
         return str(param.name or "ARG").upper()
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""

@@ -48,3 +48,17 @@ def test_setting_choices_are_what_settings_accept(opt: str, field: str, tmp_path
         dataclasses.replace(base, **{field: choice}).validate()
     with pytest.raises(ConfigError):
         dataclasses.replace(base, **{field: "nope"}).validate()
+
+
+def test_schedules_help_shows_its_actions(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.cli_help import ARG_CHOICES
+
+    monkeypatch.setenv("COLUMNS", "200")
+    _, out, _ = run_cli(["schedules", "--help"], capsys)
+    assert "list|pause|resume" in out
+    # the actions the command accepts are the ones shown
+    for bad in ("nope",):
+        code, _, err = run_cli(["schedules", bad], capsys)
+        assert code == 2 and "list" in err
+    assert ARG_CHOICES["action"] == ("list", "pause", "resume")

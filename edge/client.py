@@ -102,9 +102,11 @@ class RemoteHandle:
         return f"RemoteHandle({self.id!r})"
 
     def get(self) -> dict[str, Any]:
+        """The workflow's `edge show --json` object."""
         return self.client.get(self.id)
 
     def status(self) -> str:
+        """The workflow's status now."""
         return str(self.get()["status"])
 
     def result(self, timeout: float | None = None) -> Any:
@@ -136,7 +138,16 @@ class RemoteHandle:
 
 
 class Client:
-    """A node's HTTP API as Python calls."""
+    """A node's HTTP API as Python calls, from any process.
+
+    ``Client(url="http://127.0.0.1:8080", token=None, timeout=10.0)``: ``token`` is the
+    node's ``--api-token``; ``timeout`` bounds each HTTP request (seconds). Errors come
+    back as edge exceptions: ``NotFound`` (unknown workflow or id), ``UsageError`` (bad
+    request), ``Conflict`` (the workflow's state refuses it), ``NotReady`` (booting,
+    standing by, stopping), ``DataError``, ``Unreachable`` (no node at ``url``), all
+    ``EdgeError`` with ``.code``, ``.message`` and ``.hint``. ``RemoteHandle.result``
+    raises ``WorkflowFailed``, ``WorkflowCancelled`` or ``TimeoutError``.
+    """
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
                  timeout: float = 10.0, *, token_file: str | Path | None = None) -> None:
@@ -223,7 +234,7 @@ class Client:
 
     # ---- verbs -------------------------------------------------------------------
 
-    def start(self, workflow: str, input: dict[str, Any] | list[Any] | None = None,
+    def start(self, workflow: str, input: dict[str, Any] | builtins.list[Any] | None = None,
               id: str | None = None, tags: dict[str, str] | None = None,
               ack: str | None = None) -> RemoteHandle:
         """Start ``workflow``; ``input`` is a dict of keyword arguments or a list of
@@ -248,6 +259,7 @@ class Client:
         return RemoteHandle(self, str(out["id"]), created=status == 201)
 
     def handle(self, id: str) -> RemoteHandle:
+        """A RemoteHandle for an existing workflow id (no request is made)."""
         return RemoteHandle(self, id, created=False)
 
     def get(self, id: str) -> dict[str, Any]:
@@ -276,6 +288,8 @@ class Client:
 
     def send(self, id: str, event: str, value: Any = None,
              dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
+        """Send event ``event`` with ``value`` (JSON) to workflow ``id``; a retried send
+        with the same ``dedup`` key is delivered once: ``{"delivered", "duplicate"}``."""
         if not isinstance(event, str) or not event:
             raise UsageError(f"invalid event name {event!r}", "1..200 characters")
         body: dict[str, Any] = {"value": value}
@@ -288,10 +302,12 @@ class Client:
         return out
 
     def cancel(self, id: str) -> dict[str, Any]:
+        """Cancel workflow ``id`` and its children: ``{"id", "status", "cancel"}``."""
         out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/cancel", {})
         return out
 
     def resume(self, id: str) -> dict[str, Any]:
+        """Run a FAILED or CANCELLED workflow again from its checkpoints."""
         out: dict[str, Any] = self._call("POST", f"/v1/workflows/{self._id(id)}/resume", {})
         return out
 
@@ -358,11 +374,13 @@ class Client:
         return list(self._call("GET", "/v1/schedules")["schedules"])
 
     def pause_schedule(self, name: str) -> dict[str, Any]:
+        """Pause cron schedule ``name`` (durable)."""
         out: dict[str, Any] = self._call(
             "POST", f"/v1/schedules/{_quote(name, 'name')}/pause", {})
         return out
 
     def resume_schedule(self, name: str) -> dict[str, Any]:
+        """Resume cron schedule ``name`` (the ticks missed meanwhile are skipped)."""
         out: dict[str, Any] = self._call(
             "POST", f"/v1/schedules/{_quote(name, 'name')}/resume", {})
         return out
@@ -381,14 +399,17 @@ class Client:
         return dict(out["values"])
 
     def status(self) -> dict[str, Any]:
+        """The node's `edge status --json` object."""
         out: dict[str, Any] = self._call("GET", "/v1/status")
         return out
 
     def app(self) -> dict[str, Any]:
+        """The app the node runs: its name and workflows."""
         out: dict[str, Any] = self._call("GET", "/v1/app")
         return out
 
     def health(self) -> dict[str, Any]:
+        """``/healthz``: 200 while the process lives."""
         out: dict[str, Any] = self._call("GET", "/healthz")
         return out
 

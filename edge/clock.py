@@ -12,8 +12,15 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    def time(self) -> float: ...  # wall clock, seconds since the epoch (recorded in the db)
-    def monotonic(self) -> float: ...  # for measuring durations and waits within a run
+    """What a Node needs of time (``edge.Node(app, clock=...)``)."""
+
+    def time(self) -> float:
+        """Wall clock, seconds since the epoch (recorded in the database)."""
+        ...
+
+    def monotonic(self) -> float:
+        """For measuring durations and waits within a run."""
+        ...
 
     def sleep(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
         """Sleep; returns True early if ``interrupt`` was set."""
@@ -21,13 +28,18 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The real clock (the default)."""
+
     def time(self) -> float:
+        """``time.time()``."""
         return time.time()
 
     def monotonic(self) -> float:
+        """``time.monotonic()``."""
         return time.monotonic()
 
     def sleep(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
+        """Sleep; returns True early if ``interrupt`` was set."""
         if interrupt is None:
             time.sleep(max(0.0, seconds))
             return False
@@ -44,14 +56,17 @@ class FakeClock:
         self.slept: list[float] = []
 
     def time(self) -> float:
+        """The fake wall clock."""
         with self._lock:
             return self._now
 
     def monotonic(self) -> float:
+        """The fake monotonic clock."""
         with self._lock:
             return self._mono
 
     def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds``."""
         with self._lock:
             self._now += seconds
             self._mono += seconds
@@ -62,6 +77,7 @@ class FakeClock:
             self._now += seconds
 
     def sleep(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
+        """Advance by ``seconds`` at once (recorded in ``.slept``)."""
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))
         return bool(interrupt is not None and interrupt.is_set())

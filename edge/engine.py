@@ -345,6 +345,9 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 run.record_failed(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
                                              attempts=attempt, started=started), delay)
                 node.metrics.step_outcome(sd.name, "retried")
+                from edge.logs import step_retry
+
+                step_retry(run.wf.id, sd.name, seq, attempt, sd.retries + 1, exc, delay)
                 if node.cancel_requests.sleep(run.wf.id, node.clock, delay):
                     run.guard()  # a cancel or a drain cut the back-off short
                 attempt += 1
@@ -557,10 +560,14 @@ class Handle:
         return f"Handle({self.id!r})"
 
     def status(self) -> str:
+        """The workflow's status now: PENDING ... CANCELLED, or UNKNOWN for no such id."""
         row = self._node.store.get_workflow(self.id)
         return row.status if row else "UNKNOWN"
 
     def result(self, timeout: float | None = None) -> Any:
+        """The output once SUCCEEDED; raises WorkflowFailed, WorkflowCancelled, or
+        TimeoutError when not final within ``timeout`` s (None: as long as it takes).
+        Inside a workflow it waits durably for a child."""
         run = current_run()
         if run is not None and not run.in_step:
             from edge.children import child_result
@@ -597,6 +604,9 @@ class App:
 
     def workflow(self, name: str | None = None, queue: str | None = None,
                  timeout: float | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A durable workflow: ``app.start(fn, ...)`` runs it; ``name`` (default the
+        function's qualname), ``queue`` (its default queue) and ``timeout`` (seconds until it
+        is CANCELLED with TimeoutError)."""
         if timeout is not None and (isinstance(timeout, bool)
                                     or not isinstance(timeout, (int, float))
                                     or not 0 < timeout < float("inf")):
@@ -743,6 +753,7 @@ class App:
         return node.aio.start_outside(self, fn, args, kwargs, id, queue, timeout, tags)
 
     def handle(self, workflow_id: str) -> Handle:
+        """The Handle of an existing workflow id (no check that it exists)."""
         return Handle(self.node(), workflow_id)
 
     def get_event(self, workflow_id: str, key: str, timeout: float = 0.0,

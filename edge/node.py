@@ -97,6 +97,14 @@ def argument_problems(sig: inspect.Signature, args: list[Any],
 
 
 class Node(ManageVerbs):
+    """One node: runs ``app``'s workflows on ``data_dir/edge.db``, replicated to ``replica``.
+
+    ``with edge.Node(app, data_dir="edge-data") as node:`` boots it (``start()``) and
+    stops it on exit (``stop()``: drain, flush the replica, release the lease). Every
+    setting of `edge run` is a keyword (``overrides``, the fields of ``edge.Settings``)
+    or comes whole as ``settings``. One node per App object and per data directory.
+    """
+
     def __init__(
         self,
         app: App,
@@ -161,6 +169,7 @@ class Node(ManageVerbs):
         self.stop()
 
     def start(self) -> Node:
+        """Boot (HTTP, lock, lease, restore, SQLite, sidecar, recovery) until ready."""
         s = self.settings
         if self.app._node is not None and self.app._node is not self:
             raise Conflict(f"app {self.app.name!r} already runs in another node",
@@ -511,9 +520,11 @@ class Node(ManageVerbs):
         return wid, created
 
     def handle(self, wid: str) -> Handle:
+        """The Handle of workflow ``wid``."""
         return Handle(self, wid)
 
     def result(self, wid: str, timeout: float | None = None) -> Any:
+        """As ``Handle.result``: the output, or WorkflowFailed/WorkflowCancelled/TimeoutError."""
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         while True:
             row = self.store.get_workflow(wid)
@@ -538,6 +549,7 @@ class Node(ManageVerbs):
                 self._finished.wait(wait)
 
     def describe(self, wid: str) -> dict[str, Any]:
+        """The `edge show --json` object of workflow ``wid`` (NotFound if none)."""
         self.require_ready()
         row = self.store.get_workflow(wid)
         if row is None:
@@ -569,6 +581,7 @@ class Node(ManageVerbs):
 
     def send_event(self, wid: str, name: str, value: Any = None,
                    dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
+        """Send event ``name`` to workflow ``wid`` (kept until its wait_event takes it)."""
         self.require_ready()
         mode = self._ack_mode(ack)
         check_name(name, "event name")
@@ -582,6 +595,7 @@ class Node(ManageVerbs):
         return {"delivered": stored, "duplicate": not stored}
 
     def cancel(self, wid: str) -> dict[str, Any]:
+        """Cancel workflow ``wid`` and its children at their next durable operation."""
         self.require_ready()
         before = self.store.get_workflow(wid)
         outcome, cancelled = self.store.request_cancel(wid, self.clock.time())
@@ -594,6 +608,7 @@ class Node(ManageVerbs):
                 "cancel": "done" if outcome == "cancelled" else "requested"}
 
     def resume(self, wid: str) -> dict[str, Any]:
+        """Run a FAILED or CANCELLED workflow again from its checkpoints."""
         self.require_ready()
         self.store.resume(wid, self.clock.time())
         row = self.store.get_workflow(wid)
@@ -604,6 +619,7 @@ class Node(ManageVerbs):
         return {"id": wid, "status": "PENDING"}
 
     def status(self) -> dict[str, Any]:
+        """The `edge status --json` object: node, state, leader, counts, replication."""
         counts: dict[str, int] = {}
         if self._store is not None:
             try:

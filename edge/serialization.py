@@ -120,6 +120,14 @@ def roundtrip(value: Any, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tupl
     return text, json.loads(text)
 
 
+# What a valid value looks like, per CLI flag (quoted for the shell).
+_JSON_HINTS = {
+    "--input": 'quote it for the shell, e.g. --input \'{"order_id": "o-1"}\'',
+    "--value": 'a JSON value, quoted for the shell: --value true, --value 42, '
+               '--value \'"yes"\' (a string), --value \'{"ok": true}\'',
+}
+
+
 def parse_json_arg(text: str, what: str) -> Any:
     """Parse user-supplied JSON (CLI flags, HTTP bodies) with a clear error."""
     try:
@@ -127,7 +135,7 @@ def parse_json_arg(text: str, what: str) -> Any:
     except (ValueError, RecursionError) as exc:
         raise SerializationError(
             f"{what} is not valid JSON: {exc}",
-            'quote it for the shell, e.g. --input \'{"order_id": "o-1"}\'',
+            _JSON_HINTS.get(what, 'e.g. {"order_id": "o-1"}, "text", 42, true or null'),
             code="bad_json",
         ) from exc
     if isinstance(value, float) and not math.isfinite(value):

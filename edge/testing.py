@@ -67,6 +67,7 @@ class TestNode:
         self.close()
 
     def close(self) -> None:
+        """Stop the node and delete its temporary directory."""
         self.node.stop(grace=2.0)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -110,11 +111,13 @@ class TestNode:
 
     def send(self, workflow_id: str, name: str, value: Any = None,
              dedup: str | None = None) -> dict[str, Any]:
+        """Send an event and run the workflows until idle."""
         out = self.node.send_event(workflow_id, name, value, dedup)
         self.run_until_idle()
         return out
 
     def cancel(self, workflow_id: str) -> dict[str, Any]:
+        """Cancel a workflow and run until idle."""
         out = self.node.cancel(workflow_id)
         self.run_until_idle()
         return out
@@ -122,6 +125,7 @@ class TestNode:
     # ---- looking -----------------------------------------------------------------------
 
     def status(self, workflow_id: str) -> str:
+        """The workflow's status now."""
         return str(self.node.describe(workflow_id)["status"])
 
     def result(self, workflow_id: str) -> Any:

@@ -88,7 +88,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     try:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
-        log.error("workflow %s cannot run: %s", wid, exc.message)
+        log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
         _block(store, wid, token, clock.time(), exc)
         return
     run = RunContext(node, wf, token, ops)
@@ -146,7 +146,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         fatal = run.fatal if run.fatal is not None else exc
         status, error, failure = "FAILED", _error_dict(fatal), fatal
         if isinstance(fatal, EdgeError):
-            log.error("workflow %s failed: %s", wid, fatal.message)
+            log.error("workflow %s failed: %s", wid, fatal.message, extra={"workflow_id": wid})
     finally:
         set_current_run(None)
         node.tracing.end_run(span, outcome or status, failure)
@@ -240,7 +240,7 @@ class Workers:
                 # traceback; the rest of the node keeps running.
                 log.error("workflow %s cannot run: %s", wid, exc.message)
             except Exception:
-                log.exception("worker crashed running %s", wid)
+                log.exception("worker crashed running %s", wid, extra={"workflow_id": wid})
             finally:
                 with self._cond:
                     self.busy -= 1

@@ -10,7 +10,11 @@ Invariants:
 
 * A ``ReplicaTarget`` is immutable and fully validated: anything that reaches the
   lease, the sidecar or a restore has a known scheme, an absolute file path or a
-  bucket, an ``http(s)`` endpoint if any, and a region (Litestream needs one).
+  bucket, an ``http(s)`` endpoint if any, and a region (Litestream needs one):
+  the URL's ``region=``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION`` (the
+  environment passed in, the process's by default), else us-east-1. It is fixed
+  at parse time and travels in every URL and config edge hands Litestream, so
+  the node's boto3 client and the sidecar always agree.
 * Every epoch replicates to its own sub-path ``<prefix>/e<epoch>``; the lease
   object lives beside the epochs at ``<prefix>/lease.json`` (DESIGN.md section 8).
 * How Litestream addresses a target lives here too (its config block, its URL,
@@ -183,8 +187,24 @@ def _check_prefix(path: str, url: str) -> str:
     return prefix
 
 
-def parse_replica_url(url: str) -> ReplicaTarget:
-    """Validate ``url`` and return its target; raise ``ConfigError`` naming ``--replica``."""
+def _region(params: dict[str, str], env: Mapping[str, str], url: str) -> str:
+    if params.get("region"):
+        region, where = params["region"], "region"
+    else:
+        where = next((k for k in ("AWS_REGION", "AWS_DEFAULT_REGION") if env.get(k)), "")
+        region = env[where] if where else DEFAULT_REGION
+    if not _REGION_RE.match(region):
+        if where.startswith("AWS_"):
+            raise ConfigError(f"{where}={region!r} is not a region name",
+                              "e.g. AWS_REGION=eu-west-3, or put ?region=... in --replica")
+        raise _fail(f"invalid region {region!r}", url)
+    return region
+
+
+def parse_replica_url(url: str, env: Mapping[str, str] | None = None) -> ReplicaTarget:
+    """Validate ``url`` and return its target; raise ``ConfigError`` naming ``--replica``.
+    ``env`` (default ``os.environ``) supplies AWS_REGION / AWS_DEFAULT_REGION when the
+    URL names no region."""
     if not url or not url.strip():
         raise _fail("empty replica URL", url)
     url = url.strip()
@@ -200,9 +220,7 @@ def parse_replica_url(url: str) -> ReplicaTarget:
         endpoint = params.get("endpoint") or None
         if endpoint is not None:
             endpoint = _check_endpoint(endpoint, url)
-        region = params.get("region") or DEFAULT_REGION
-        if not _REGION_RE.match(region):
-            raise _fail(f"invalid region {region!r}", url)
+        region = _region(params, os.environ if env is None else env, url)
         return ReplicaTarget(
             url=url,
             scheme="s3",

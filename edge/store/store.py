@@ -536,7 +536,9 @@ class Store:
             if wf.status not in ("FAILED", "CANCELLED"):
                 raise Conflict(
                     f"workflow {id} is {wf.status}; only FAILED or CANCELLED workflows resume",
-                    "wait for it to finish, or cancel it first",
+                    f"it succeeded: nothing to resume (`edge fork {id} --from-step N` runs "
+                    "it again from a step)" if wf.status == "SUCCEEDED"
+                    else "wait for it to finish, or cancel it first",
                 )
             # Successful checkpoints stay; the final error of the failing step goes. Only
             # the last one: a failure the workflow caught is history, and a hole in the

@@ -48,6 +48,7 @@ __all__ = [
     "NonDeterminismError", "NotInWorkflow", "SerializationError", "Settings", "StepFailed",
     "SystemClock", "WorkflowCancelled", "WorkflowFailed", "context", "now", "patched", "random",
     "set_event", "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
+    "AsyncClient",
 ]
 
 
@@ -57,4 +58,8 @@ def __getattr__(name: str) -> object:
         from edge.client import Client
 
         return Client
+    if name == "AsyncClient":
+        from edge.aio_client import AsyncClient
+
+        return AsyncClient
     raise AttributeError(name)

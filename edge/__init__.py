@@ -14,6 +14,17 @@
         app.start(fulfil, "o-1", id="o-1").result(timeout=10)
 """
 
+from edge.aio_ops import (
+    now_async,
+    patched_async,
+    random_async,
+    set_event_async,
+    sleep_async,
+    sleep_until_async,
+    uuid4_async,
+    wait_event_async,
+    wait_replicated_async,
+)
 from edge.clock import Clock, FakeClock, SystemClock
 from edge.config import Settings
 from edge.engine import (
@@ -48,6 +59,8 @@ __all__ = [
     "NonDeterminismError", "NotInWorkflow", "SerializationError", "Settings", "StepFailed",
     "SystemClock", "WorkflowCancelled", "WorkflowFailed", "context", "now", "patched", "random",
     "set_event", "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
+    "now_async", "patched_async", "random_async", "set_event_async", "sleep_async",
+    "sleep_until_async", "uuid4_async", "wait_event_async", "wait_replicated_async",
     "AsyncClient",
 ]
 

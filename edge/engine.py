@@ -19,15 +19,16 @@ holds what user code calls.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import random as _random
 import threading
 import uuid as _uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from edge.errors import (
     Cancelled,
@@ -77,6 +78,7 @@ class StepDef:
     non_retryable: tuple[type[BaseException], ...] = ()
     replicated: bool = False
     timeout: float | None = None
+    is_async: bool = False  # an ``async def`` body: runs on the node's event loop (aio_run.py)
 
     def delay(self, attempt: int, rng: _random.Random) -> float:
         """Exponential backoff with full jitter in [50%, 100%] of the capped delay."""
@@ -91,6 +93,7 @@ class WorkflowDef:
     queue: str | None
     timeout: float | None
     signature: inspect.Signature
+    is_async: bool = False  # an ``async def`` workflow: the worker hands it to edge/aio.py
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,55 @@ class RunContext:
 _local = threading.local()
 
 
+class AsyncOps(Protocol):
+    """What an async workflow's durable calls dispatch to (implemented in edge/aio_ops.py):
+    each takes its seq when called and returns the awaitable that completes it."""
+
+    def call_step(self, sd: StepDef, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Awaitable[Any]: ...
+
+    def start_child(self, wd: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    id: str | None, queue: str | None,
+                    timeout: float | None) -> Awaitable[Handle]: ...
+
+    def child_result(self, handle: Handle) -> Awaitable[Any]: ...
+
+
+@dataclass(frozen=True)
+class AsyncFrame:
+    """The async run the current asyncio task belongs to. A context variable, not a
+    thread-local: the loop thread runs many workflows, and every task (a gather branch,
+    a step body) copies the context of the code that created it."""
+
+    run: RunContext
+    ops: AsyncOps
+    step_seq: int = 0  # > 0 inside an async step body: that step's seq
+    attempt: int = 1
+
+
+_async_frame: contextvars.ContextVar[AsyncFrame | None] = contextvars.ContextVar(
+    "edge_async_frame", default=None)
+
+
+def current_async() -> AsyncFrame | None:
+    return _async_frame.get()
+
+
+def set_async_frame(frame: AsyncFrame | None) -> contextvars.Token[AsyncFrame | None]:
+    return _async_frame.set(frame)
+
+
+def refuse_blocking(what: str, frame: AsyncFrame) -> UsageError:
+    """The error for a blocking durable call made on the event loop: it would park the
+    loop thread (every async workflow of the node), so it is refused, never run."""
+    if frame.step_seq:
+        return UsageError(f"{what} cannot be called inside a step",
+                          "call durable operations from the workflow function itself")
+    name = what.rstrip("()")
+    return UsageError(f"{what} blocks and cannot be called in an async workflow",
+                      f"use the awaitable form: await {name}_async(...)", code="blocking_call")
+
+
 def current_run() -> RunContext | None:
     return getattr(_local, "run", None)
 
@@ -178,6 +230,9 @@ def set_current_run(run: RunContext | None) -> None:
 def _require_run(what: str) -> RunContext:
     run = current_run()
     if run is None:
+        frame = _async_frame.get()
+        if frame is not None:
+            raise refuse_blocking(what, frame)
         raise NotInWorkflow(what)
     if run.in_step:
         raise UsageError(f"{what} cannot be called inside a step",
@@ -189,7 +244,13 @@ def context() -> Context:
     """The current workflow's id, seq, attempt and idempotency key."""
     run = current_run()
     if run is None:
-        raise NotInWorkflow()
+        frame = _async_frame.get()
+        if frame is None:
+            raise NotInWorkflow()
+        r = frame.run
+        seq = frame.step_seq or r.seq
+        return Context(r.wf.id, seq, frame.attempt if frame.step_seq else 1,
+                       f"{r.wf.id}:{seq}", r.wf.workflow)
     seq = run.step_seq if run.in_step else run.seq
     return Context(run.wf.id, seq, run.attempt if run.in_step else 1,
                    f"{run.wf.id}:{seq}", run.wf.workflow)
@@ -204,8 +265,16 @@ def _error_dict(exc: BaseException) -> dict[str, str]:
 
 def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     run = current_run()
-    if run is None or run.in_step:
+    if run is None:
+        frame = _async_frame.get()
+        if frame is not None and not frame.step_seq:
+            return frame.ops.call_step(sd, args, kwargs)  # an awaitable, seq taken now
         return sd.fn(*args, **kwargs)  # outside a workflow, or nested: a plain call
+    if run.in_step:
+        return sd.fn(*args, **kwargs)
+    if sd.is_async:
+        raise UsageError(f"async step {sd.name} called from the sync workflow {run.wf.workflow}",
+                         "make the workflow `async def` and await the step")
     node = run.node
     seq, rec = run.next_op("step", sd.name)
     attempt = 1
@@ -454,7 +523,19 @@ class Handle:
             from edge.children import child_result
 
             return child_result(run, self)
+        frame = _async_frame.get()
+        if run is None and frame is not None:
+            raise refuse_blocking("handle.result()", frame)
         return self._node.result(self.id, timeout)
+
+    def result_async(self, timeout: float | None = None) -> Awaitable[Any]:
+        """``await handle.result_async()``: inside an async workflow a durable wait for a
+        child (the workflow parks; its seq is taken now); outside one, waits for the
+        workflow to end without blocking the caller's event loop."""
+        frame = _async_frame.get()
+        if frame is not None and not frame.step_seq:
+            return frame.ops.child_result(self)
+        return self._node.aio.result(self.id, timeout)
 
 
 class App:
@@ -476,6 +557,7 @@ class App:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             wname = name or fn.__qualname__
             sig = inspect.signature(fn)
+            is_async = inspect.iscoroutinefunction(fn)
             bad = [p for p in RESERVED_PARAMS if p in sig.parameters]
             if bad:
                 raise ConfigError(
@@ -485,7 +567,7 @@ class App:
             if wname in self.workflows and self.workflows[wname].fn is not fn:
                 raise ConfigError(f"workflow name {wname!r} is registered twice",
                                   "pass name= to one of them")
-            self.workflows[wname] = WorkflowDef(fn, wname, queue, timeout, sig)
+            self.workflows[wname] = WorkflowDef(fn, wname, queue, timeout, sig, is_async)
             fn.__edge_workflow__ = wname  # type: ignore[attr-defined]
             return fn
 
@@ -510,7 +592,8 @@ class App:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             sd = StepDef(fn, name or fn.__qualname__, retries, backoff, initial_delay,
                          max_delay, jitter, tuple(non_retryable), replicated,
-                         None if timeout is None else float(timeout))
+                         None if timeout is None else float(timeout),
+                         inspect.iscoroutinefunction(fn))
             self.steps[sd.name] = sd
 
             @functools.wraps(fn)
@@ -583,10 +666,26 @@ class App:
 
             qname = queue if queue is None or isinstance(queue, str) else queue.name
             return start_child(run, self.resolve(fn), args, kwargs, id, qname, timeout)
+        frame = _async_frame.get()
+        if run is None and frame is not None:
+            raise refuse_blocking("app.start()", frame)
         node = self.node()
         wid, _ = node.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
                                      queue=queue, timeout=timeout)
         return Handle(node, wid, self.resolve(fn).name)
+
+    def start_async(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
+                    queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
+                    **kwargs: Any) -> Awaitable[Handle]:
+        """``h = await app.start_async(...)``: inside an async workflow a durable child start
+        (its seq is taken now, when called); outside one, starts the workflow on this node
+        without blocking the caller's event loop."""
+        frame = _async_frame.get()
+        if frame is not None and not frame.step_seq:
+            qname = queue if queue is None or isinstance(queue, str) else queue.name
+            return frame.ops.start_child(self.resolve(fn), args, kwargs, id, qname, timeout)
+        node = self.node()
+        return node.aio.start_outside(self, fn, args, kwargs, id, queue, timeout)
 
     def handle(self, workflow_id: str) -> Handle:
         return Handle(self.node(), workflow_id)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from edge import queues
+from edge.aio import AsyncExecutor
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
 from edge.engine import App, Handle, RunContext, WorkflowDef
@@ -94,6 +95,7 @@ class Node(ManageVerbs):
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
         self.workers = Workers(self, self.settings.workers)
+        self.aio = AsyncExecutor(self)  # the event loop of async workflows (edge/aio.py)
         self.queues = queues.Dispatcher(self)
         self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
@@ -166,6 +168,8 @@ class Node(ManageVerbs):
         self.metrics.recovered.inc(len(rec.pending) + len(rec.timers))
         self.metrics.recovery_seconds.set(self.clock.monotonic() - t0)
         self.app._node = self
+        if any(wd.is_async for wd in self.app.workflows.values()):
+            self.aio.start()
         self.workers.start()
         for q in rec.queues:
             self.queues.kick(q)
@@ -193,7 +197,11 @@ class Node(ManageVerbs):
         self.metrics.ready.set(0)
         self.draining.set()
         self.timers.stop()
-        if not self.workers.stop(grace):
+        t0 = self.clock.monotonic()
+        clean = self.workers.stop(grace)
+        # Async runs drain on the loop meanwhile; what is left of the grace period is theirs.
+        clean = self.aio.stop(max(0.0, grace - (self.clock.monotonic() - t0))) and clean
+        if not clean:
             log.warning("grace period of %.1f s ran out with steps still running; "
                         "they resume at the next boot", grace)
         self._teardown(flush=True)
@@ -212,6 +220,7 @@ class Node(ManageVerbs):
         self.draining.set()
         self.timers.stop()
         self.workers.stop(self.settings.grace_period)
+        self.aio.stop(self.settings.grace_period)
         self._teardown(flush=False, quarantine_db=quarantine_db)
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
@@ -225,6 +234,7 @@ class Node(ManageVerbs):
                 return
             self._torn_down = True
         self.ready = False
+        self.aio.stop(0.0)  # a failed boot: the loop must not outlive the store
         if self.replication is not None:
             try:
                 self.replication.shutdown(flush=flush)
@@ -287,6 +297,7 @@ class Node(ManageVerbs):
     def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
         for cid in cancelled:
             self.cancel_requests.discard(cid)
+            self.aio.finished(cid)
         # Running descendants get the in-memory flag too (the store set the durable one).
         todo = [wid]
         while todo:
@@ -294,6 +305,7 @@ class Node(ManageVerbs):
             for r in rows:
                 if r.status == "RUNNING":
                     self.cancel_requests.add(r.id)
+                    self.aio.cancel(r.id)
                 todo.append(r.id)
         if parent_id is not None and wid in cancelled:
             self.workers.submit(parent_id)  # the store woke it if it waited on this child
@@ -314,6 +326,7 @@ class Node(ManageVerbs):
                     queue: str | None = None) -> None:
         self.metrics.workflow_finished(workflow, status)
         self.cancel_requests.discard(wid)
+        self.aio.finished(wid)
         if parent_id is not None:
             self.workers.submit(parent_id)  # the store woke it if it was waiting on us
         if queue is not None:
@@ -448,6 +461,7 @@ class Node(ManageVerbs):
         outcome, cancelled = self.store.request_cancel(wid, self.clock.time())
         if outcome == "requested":
             self.cancel_requests.add(wid)
+            self.aio.cancel(wid)  # a running async step sees CancelledError
         self._after_cancel(wid, cancelled, before.parent_id if before else None)
         row = self.store.get_workflow(wid)
         return {"id": wid, "status": row.status if row else "UNKNOWN",

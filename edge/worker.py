@@ -70,6 +70,9 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         store.set_blocked(wid, f"corrupt: {exc.message}")
         return
     run = RunContext(node, wf, token, ops)
+    if wd.is_async:
+        node.aio.submit(run, wd)  # the event loop runs and finishes it; this thread is free
+        return
     status, output, error = "FAILED", None, None
     set_current_run(run)
     try:
@@ -139,6 +142,18 @@ class Workers:
                 self._fresh[wid] = fresh
             self._ready.append(wid)
             self._cond.notify()
+
+    def hold(self) -> None:
+        """Count a run handed to the event loop (edge/aio.py) as busy until ``unhold``:
+        ``wait_idle`` then covers async runs too, with no gap at the hand-over (the
+        hold is taken before the handing worker's own count drops)."""
+        with self._cond:
+            self.busy += 1
+
+    def unhold(self) -> None:
+        with self._cond:
+            self.busy -= 1
+            self._idle.notify_all()
 
     def depth(self) -> int:
         with self._cond:

@@ -1,0 +1,358 @@
+"""The asyncio executor: the node's one event loop thread, where async workflows run.
+
+A worker thread claims an async workflow and loads its history exactly as for a
+sync one (worker.execute), then hands the run here and is free at once; this
+module runs the workflow function as a task on the loop and finishes it (the
+same outcomes and the same compare-and-set store calls as the worker).
+
+Invariants:
+- one loop thread per node, started at boot when the app has an async workflow
+  (else at the first hand-over), stopped before the store closes;
+- every blocking call (store writes, the finish, a sync step's body) runs on one
+  of two bounded thread pools and is awaited, never run on the loop: store
+  threads (group commit batches the writes of concurrent branches and runs) and
+  step threads (sync step bodies, ``settings.workers`` of them);
+- a handed-over run is counted busy in ``Workers`` until it ends, so
+  ``wait_idle`` (TestNode) covers the loop;
+- stop: drain is signalled to the loop (backoff sleeps end, the next durable
+  operation raises Drain and the run is released PENDING for the next boot);
+  runs still going after the grace period are cancelled and released; a run
+  killed anywhere (SIGKILL) is RUNNING in the database and recovery re-queues it,
+  like a sync one;
+- a cancel request cancels the workflow's task: its running async step sees
+  asyncio.CancelledError and the workflow ends CANCELLED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from edge.aio_ops import Ops
+from edge.aio_run import AsyncRun
+from edge.engine import (
+    DeadlineExceeded,
+    Drain,
+    Handle,
+    RunContext,
+    Suspend,
+    WorkflowDef,
+    _error_dict,
+    set_async_frame,
+)
+from edge.errors import Cancelled, EdgeError, NotFound, NotReady, WorkflowCancelled, WorkflowFailed
+from edge.serialization import decode, encode
+from edge.store import StaleRun
+
+if TYPE_CHECKING:
+    from edge.engine import App
+    from edge.node import Node
+    from edge.queues import Queued, QueueDef
+
+log = logging.getLogger("edge.aio")
+
+CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
+STORE_THREADS = 4  # enough for group commit to batch concurrent runs' writes
+
+
+class AsyncExecutor:
+    """The node's event loop and what runs on it (see the module docstring)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._drained: asyncio.Event | None = None
+        self._store_pool: ThreadPoolExecutor | None = None
+        self._step_pool: ThreadPoolExecutor | None = None
+        self._runs: dict[str, AsyncRun] = {}  # touched on the loop thread only
+        self._count = 0  # runs handed over and not ended (any thread, under _lock)
+        self._ended = threading.Condition(self._lock)
+        self._stopped = False
+        self._result_waiters: dict[str, list[tuple[asyncio.AbstractEventLoop,
+                                                   asyncio.Future[None]]]] = {}
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._loop is not None or self._stopped:
+            return
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            self._drained = asyncio.Event()
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="edge-aio-store")
+        self._step_pool = ThreadPoolExecutor(self._node.settings.workers,
+                                             thread_name_prefix="edge-aio-step")
+        self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
+        self._loop = loop
+        self._thread.start()
+        ready.wait()
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._count
+
+    def stop(self, grace: float) -> bool:
+        """Drain the loop: wait up to ``grace`` s for runs to end, then cancel (release)
+        the rest; True if every run ended within the grace period. Idempotent."""
+        with self._lock:
+            loop = self._loop
+            if self._stopped or loop is None:
+                self._stopped = True
+                return True
+            self._stopped = True
+        drained = self._drained
+        assert drained is not None
+        loop.call_soon_threadsafe(drained.set)
+        deadline = time.monotonic() + grace
+        clean = True
+        with self._lock:
+            while self._count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    clean = False
+                    break
+                self._ended.wait(left)
+        if not clean:
+            loop.call_soon_threadsafe(self._cancel_all)
+            with self._lock:
+                end = time.monotonic() + 5.0
+                while self._count and time.monotonic() < end:
+                    self._ended.wait(end - time.monotonic())
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5.0)
+        if not loop.is_running():
+            loop.close()
+        for pool in (self._store_pool, self._step_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        return clean
+
+    def _cancel_all(self) -> None:
+        for run in self._runs.values():
+            if run.task is not None:
+                run.task.cancel()
+
+    # ---- running workflows ----------------------------------------------------------
+
+    def submit(self, base: RunContext, wd: WorkflowDef) -> None:
+        """Take over a claimed run from a worker thread (worker.execute)."""
+        node = self._node
+        with self._lock:
+            if not self._stopped:
+                self._start_locked()
+            loop = self._loop
+            if self._stopped or loop is None or not loop.is_running():
+                loop = None
+            else:
+                self._count += 1
+                node.workers.hold()
+        if loop is None:  # the node is stopping: the next boot runs it
+            node.store.release(base.wf.id, base.token, node.clock.time())
+            return
+        loop.call_soon_threadsafe(self._spawn, base, wd)
+
+    def _spawn(self, base: RunContext, wd: WorkflowDef) -> None:
+        assert self._loop is not None and self._store_pool is not None
+        assert self._step_pool is not None and self._drained is not None
+        run = AsyncRun(self._node, base, self._loop, self._store_pool, self._step_pool,
+                       self._drained)
+        frame = run.set_frame(Ops(run))
+        self._runs[run.wf.id] = run
+        self._loop.create_task(self._run(run, wd, frame))
+
+    async def _run(self, run: AsyncRun, wd: WorkflowDef, frame: Any) -> None:
+        node = self._node
+        wid = run.wf.id
+        try:
+            outcome = await self._outcome(run, wd, frame)
+            await run.close()
+            if outcome is not None:
+                status, output, error = outcome
+                await run.write(self._finish, run, wd, status, output, error)
+        except BaseException:
+            log.exception("async workflow %s: executor error", wid)
+        finally:
+            self._runs.pop(wid, None)
+            with self._lock:
+                self._count -= 1
+                self._ended.notify_all()
+            node.workers.unhold()
+
+    async def _outcome(self, run: AsyncRun, wd: WorkflowDef,
+                       frame: Any) -> tuple[str, str | None, dict[str, str] | None] | None:
+        """Run the workflow function; None when the run ends without a final state
+        (parked, drained, stale), else (status, output, error)."""
+        node = self._node
+        wid = run.wf.id
+        if run.wf.cancel_requested or wid in node.cancel_requests:
+            return "CANCELLED", None, CANCELLED_ERROR
+        args = decode(run.wf.input)
+        ctx = contextvars.copy_context()
+        ctx.run(set_async_frame, frame)
+        coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
+        run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
+        if wid in node.cancel_requests:
+            task.cancel()
+        try:
+            result = await task
+            if run.parked:
+                return None
+            if run.fatal is not None:
+                raise run.fatal
+            output = encode(result, f"output of workflow {wd.name}", node.settings.max_value_bytes)
+            return "SUCCEEDED", output, None
+        except Suspend:
+            if run.parked:
+                return None
+            await run.write(node.store.release, wid, run.token, node.clock.time())
+            return None  # a stray branch after close: the run is handed back
+        except Drain:
+            if not run.parked:
+                await run.write(node.store.release, wid, run.token, node.clock.time())
+            return None
+        except StaleRun:
+            return None
+        except DeadlineExceeded:
+            return "CANCELLED", None, {"type": "TimeoutError",
+                                       "message": f"workflow {wid} ran past its deadline"}
+        except Cancelled:
+            return "CANCELLED", None, CANCELLED_ERROR
+        except asyncio.CancelledError:
+            if run.parked:
+                return None
+            if wid in node.cancel_requests or run.cancelling:
+                return "CANCELLED", None, CANCELLED_ERROR
+            await run.write(node.store.release, wid, run.token, node.clock.time())
+            return None  # the node stopped past its grace period
+        except Exception as exc:
+            if run.parked:
+                return None
+            fatal = run.fatal if run.fatal is not None else exc
+            if isinstance(fatal, EdgeError):
+                log.error("workflow %s failed: %s", wid, fatal.message)
+            return "FAILED", None, _error_dict(fatal)
+
+    def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
+                error: dict[str, str] | None) -> None:
+        # On a store thread: the finish write and the callbacks (queue admission writes).
+        node = self._node
+        error_text = None if error is None else encode(error, "workflow error")
+        try:
+            node.store.finish(run.wf, run.token, status, output, error_text, node.clock.time())
+        except StaleRun:
+            return
+        node.on_finished(wd.name, run.wf.id, status, run.wf.parent_id, run.wf.queue)
+
+    def cancel(self, wid: str) -> None:
+        """A cancel request for ``wid`` (any thread): cancel its task if it runs here."""
+        with self._lock:
+            loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._cancel_one, wid)
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+
+    def _cancel_one(self, wid: str) -> None:
+        run = self._runs.get(wid)
+        if run is not None and run.task is not None and not run.parked:
+            run.cancelling = True
+            run.task.cancel()
+
+    # ---- from async code outside a workflow ----------------------------------------
+
+    def start_outside(self, app: App, fn: Callable[..., Any] | str, args: tuple[Any, ...],
+                      kwargs: dict[str, Any], id: str | None,
+                      queue: str | QueueDef | Queued | None,
+                      timeout: float | None) -> Awaitable[Handle]:
+        return self._start_outside(app, fn, args, kwargs, id, queue, timeout)
+
+    async def _start_outside(self, app: App, fn: Callable[..., Any] | str,
+                             args: tuple[Any, ...], kwargs: dict[str, Any], id: str | None,
+                             queue: str | QueueDef | Queued | None,
+                             timeout: float | None) -> Handle:
+        node = self._node
+        wd = app.resolve(fn)
+        wid, _ = await asyncio.to_thread(node.start_workflow, wd.name, list(args), kwargs,
+                                         id=id, queue=queue, timeout=timeout)
+        return Handle(node, wid, wd.name)
+
+    def result(self, wid: str, timeout: float | None) -> Awaitable[Any]:
+        return self._result(wid, timeout)
+
+    async def _result(self, wid: str, timeout: float | None) -> Any:
+        """Wait on the caller's loop (not ours): woken by ``finished``, polling as a
+        fallback; a read of one row is the only work done on the caller's loop."""
+        node = self._node
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                self._result_waiters.setdefault(wid, []).append((loop, fut))
+            try:
+                row = node.store.get_workflow(wid)
+                if row is None:
+                    raise NotFound(f"no workflow with id {wid!r}",
+                                   "list workflows with: edge list")
+                if row.status == "SUCCEEDED":
+                    return None if row.output is None else decode(row.output)
+                if row.status == "FAILED":
+                    raise WorkflowFailed(wid, decode(row.error or "{}"))
+                if row.status == "CANCELLED":
+                    raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
+                if node.state in ("stopped", "failed"):
+                    raise NotReady(f"the node stopped before workflow {wid} finished",
+                                   "it resumes when the node starts again")
+                wait = 0.5
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        raise TimeoutError(f"workflow {wid} is still {row.status}")
+                    wait = min(wait, left)
+                try:
+                    await asyncio.wait_for(fut, wait)
+                except TimeoutError:
+                    pass
+            finally:
+                with self._lock:
+                    waiters = self._result_waiters.get(wid, [])
+                    if (loop, fut) in waiters:
+                        waiters.remove((loop, fut))
+                    if not waiters:
+                        self._result_waiters.pop(wid, None)
+
+    def finished(self, wid: str) -> None:
+        """Workflow ``wid`` ended (any thread): wake its ``result_async`` waiters."""
+        with self._lock:
+            waiters = self._result_waiters.pop(wid, [])
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:
+                pass  # that loop closed
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

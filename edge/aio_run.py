@@ -1,0 +1,275 @@
+"""One run of one async workflow on the node's event loop, and its steps.
+
+``AsyncRun`` is the async twin of ``engine.RunContext`` (it subclasses it: seq,
+replay lookup, NonDeterminismError and the guard are the same code). What it adds:
+
+- seq at call time: ``call_step`` takes the step's seq synchronously, when the
+  workflow calls the step, and returns the awaitable that runs or replays it; so
+  ``asyncio.gather(a(), b(), ...)`` numbers its branches in program order whatever
+  order they complete in;
+- store writes off the loop: every write runs on the executor's store threads and
+  is awaited, so concurrent branches' checkpoints meet in one group commit
+  (store/writer.py) and the loop keeps running other workflows meanwhile;
+- parking under concurrency (``barrier``): an operation that may park the workflow
+  (sleep, wait_event, a child's result) first waits until no step of the run is
+  in flight and no write is pending, and holds new step bodies back meanwhile;
+  only then does it do its atomic check-or-park. If it parked, ``parked`` is set
+  and every other branch unwinds with Suspend at its next operation: a running
+  branch finishes its checkpoint first, so no finished work is lost;
+- async step bodies run as their own tasks (with the step's frame in their
+  context, for ``edge.context()``), so a cancel or a step ``timeout=`` cancels the
+  body itself (asyncio.CancelledError inside it); a sync step called from an async
+  workflow runs on the executor's step threads and is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from edge.clock import SystemClock
+from edge.engine import (
+    AsyncFrame,
+    AsyncOps,
+    Drain,
+    RunContext,
+    StepDef,
+    Suspend,
+    _error_dict,
+    set_async_frame,
+    set_current_run,
+)
+from edge.errors import EdgeError, StepFailed
+from edge.serialization import decode, encode
+from edge.store import OpRow
+
+if TYPE_CHECKING:
+    from edge.node import Node
+
+T = TypeVar("T")
+
+
+class AsyncRun(RunContext):
+    """An async workflow's run: RunContext plus the loop-side state named above."""
+
+    def __init__(self, node: Node, base: RunContext, loop: asyncio.AbstractEventLoop,
+                 store_pool: Executor, step_pool: Executor,
+                 drained: asyncio.Event) -> None:
+        super().__init__(node, base.wf, base.token, base.ops)
+        self.loop = loop
+        self.store_pool = store_pool
+        self.step_pool = step_pool
+        self.drained = drained
+        self.parked = False  # a branch parked the workflow: everything else unwinds
+        self.closed = False  # the run ended: a stray branch must not write any more
+        self.cancelling = False  # a cancel request reached the loop
+        self.task: asyncio.Task[Any] | None = None  # the workflow function's task
+        self.step_tasks: set[asyncio.Task[Any]] = set()
+        self._inflight = 0  # steps between body start and checkpoint, plus pending writes
+        self._barrier = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._frame: AsyncFrame | None = None
+
+    def frame(self) -> AsyncFrame:
+        """The workflow's own frame (set by the executor, which builds the ops)."""
+        assert self._frame is not None
+        return self._frame
+
+    def set_frame(self, ops: AsyncOps) -> AsyncFrame:
+        self._frame = AsyncFrame(self, ops)
+        return self._frame
+
+    def guard(self) -> None:
+        if self.parked or self.closed:
+            raise Suspend()
+        super().guard()
+
+    # ---- the barrier ----------------------------------------------------------------
+
+    def _changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def _wait_changed(self) -> None:
+        f: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.append(f)
+        await f
+
+    @asynccontextmanager
+    async def barrier(self) -> AsyncIterator[None]:
+        """Exclusive use of the run for a check-or-park (see the module docstring)."""
+        while self._barrier or self._inflight:
+            await self._wait_changed()
+            if self.parked:
+                raise Suspend()
+        self._barrier = True
+        try:
+            yield
+        finally:
+            self._barrier = False
+            self._changed()
+
+    async def _enter_step(self) -> None:
+        while self._barrier and not self.parked:
+            await self._wait_changed()
+        if self.parked or self.closed:
+            raise Suspend()
+        self._inflight += 1
+
+    def _exit_step(self) -> None:
+        self._inflight -= 1
+        self._changed()
+
+    # ---- store access -----------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call on a store thread and await it; counted in flight, so
+        a barrier waits for it."""
+        self._inflight += 1
+        try:
+            return await self.loop.run_in_executor(self.store_pool, fn, *args)
+        finally:
+            self._inflight -= 1
+            self._changed()
+
+    async def record_async(self, op: OpRow) -> None:
+        await self.write(self.node.store.record_op, op, self.token, self.node.clock.time())
+        self.ops[op.seq] = op
+
+    async def sleep_on_clock(self, seconds: float) -> bool:
+        """Sleep on the injected clock; True if the node began draining meanwhile."""
+        clock = self.node.clock
+        if isinstance(clock, SystemClock):
+            try:
+                await asyncio.wait_for(self.drained.wait(), max(0.0, seconds))
+                return True
+            except TimeoutError:
+                return False
+        # A FakeClock advances at once; any other clock may block, so not on the loop.
+        return await self.loop.run_in_executor(self.store_pool, clock.sleep, seconds,
+                                               self.node.draining)
+
+    # ---- steps ----------------------------------------------------------------------
+
+    def call_step(self, sd: StepDef, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Awaitable[Any]:
+        seq, rec = self.next_op("step", sd.name)  # now, in program order
+        return self._step(sd, seq, rec, args, kwargs)
+
+    async def _step(self, sd: StepDef, seq: int, rec: OpRow | None, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        node = self.node
+        attempt = 1
+        if rec is not None:
+            if rec.status == "SUCCEEDED":
+                node.metrics.step_outcome(sd.name, "replayed")
+                return decode(rec.output) if rec.output is not None else None
+            if rec.status == "FAILED":
+                node.metrics.step_outcome(sd.name, "replayed")
+                err = decode(rec.error or "{}")
+                raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
+            attempt = rec.attempts + 1
+        await self._enter_step()
+        try:
+            return await self._attempts(sd, seq, attempt, args, kwargs)
+        finally:
+            self._exit_step()
+
+    async def _attempts(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Any:
+        node = self.node
+        started = node.clock.time()
+        while True:
+            t0 = node.clock.monotonic()
+            try:
+                result = await self._attempt(sd, seq, attempt, args, kwargs)
+            except Exception as exc:
+                node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+                error = encode(_error_dict(exc), f"error of step {sd.name}")
+                if attempt <= sd.retries and not isinstance(exc, sd.non_retryable):
+                    await self.record_async(self.new_op(seq, "step", sd.name, "RUNNING",
+                                                        error=error, attempts=attempt,
+                                                        started=started))
+                    node.metrics.step_outcome(sd.name, "retried")
+                    if await self.sleep_on_clock(sd.delay(attempt, self.rng)):
+                        raise Drain() from None
+                    attempt += 1
+                    continue
+                await self.record_async(self.new_op(seq, "step", sd.name, "FAILED", error=error,
+                                                    attempts=attempt, started=started))
+                node.metrics.step_outcome(sd.name, "failed")
+                raise StepFailed(type(exc).__name__, str(exc), sd.name, seq) from exc
+            node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+            try:
+                output = encode(result, f"output of step {sd.name}", node.settings.max_value_bytes)
+            except EdgeError as exc:
+                self.fatal = exc  # a programming error: fail the workflow, do not record
+                raise
+            await self.record_async(self.new_op(seq, "step", sd.name, "SUCCEEDED", output=output,
+                                                attempts=attempt, started=started))
+            node.metrics.step_outcome(sd.name, "succeeded")
+            if sd.replicated:
+                await self.write(node.wait_replicated, self)
+            return decode(output)
+
+    async def _attempt(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+        if not sd.is_async:
+            fut = self.loop.run_in_executor(self.step_pool, _sync_body, self, sd, seq, attempt,
+                                            args, kwargs)
+            if sd.timeout is None:
+                return await fut
+            try:
+                # The body's thread cannot be stopped (the sync-step hazard, step_timeout.py).
+                return await asyncio.wait_for(asyncio.shield(fut), sd.timeout)
+            except TimeoutError:
+                if fut.done():
+                    raise
+                raise _overran(sd, attempt) from None
+        ctx = contextvars.copy_context()
+        ctx.run(set_async_frame, AsyncFrame(self, self.frame().ops, seq, attempt))
+        task = self.loop.create_task(sd.fn(*args, **kwargs), context=ctx)
+        self.step_tasks.add(task)
+        try:
+            if sd.timeout is None:
+                return await task
+            try:
+                return await asyncio.wait_for(task, sd.timeout)
+            except TimeoutError:
+                if task.cancelled():
+                    raise _overran(sd, attempt) from None  # the body was really stopped
+                raise
+        finally:
+            self.step_tasks.discard(task)
+
+    async def close(self) -> None:
+        """The run ended: stray branches stop writing; step bodies still running (a task
+        the workflow never awaited) are cancelled."""
+        self.closed = True
+        for t in list(self.step_tasks):
+            t.cancel()
+        if self.step_tasks:
+            await asyncio.wait(list(self.step_tasks), timeout=5.0)
+        self._changed()
+
+
+def _overran(sd: StepDef, attempt: int) -> TimeoutError:
+    return TimeoutError(f"step {sd.name} attempt {attempt} overran its {sd.timeout:g} s timeout")
+
+
+def _sync_body(run: AsyncRun, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Any:
+    # A step thread: edge.context() answers from a thread-local step context, and any
+    # durable call in the body is refused as "inside a step", exactly as in a sync run.
+    set_current_run(RunContext(run.node, run.wf, run.token, run.ops, seq=run.seq, step_seq=seq,
+                               attempt=attempt, in_step=True))
+    try:
+        return sd.fn(*args, **kwargs)
+    finally:
+        set_current_run(None)

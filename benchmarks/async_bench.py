@@ -78,8 +78,9 @@ class Sampler:
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
-    import edge
     from async_bench_app import make_app
+
+    import edge
 
     if args.client == "aiohttp":
         import aiohttp  # noqa: F401  (imported before the idle RSS is read)
@@ -242,12 +243,13 @@ def main() -> int:
                 server = SlowServer(args.wait, Path(tmp))
             except RuntimeError as exc:
                 t.note("http.skip", "I/O HTTP rows", f"skipped: {exc}")
+            url = server.url if server is not None else ""
+            top = max(int(x) for x in args.sweep.split(",") if x)
             for _ in range(args.repeat):
                 guarded(t, "aio", "I/O async sleep",
                         lambda: io_row("aio", "async step, asyncio.sleep",
                                        ["--wf", "io_async"]))
                 if server is not None:
-                    url = server.url
                     guarded(t, "ahttp", "I/O async HTTP aiohttp", lambda: io_row(
                         "ahttp", "async step, HTTP (aiohttp)",
                         ["--wf", "http_async", "--url", url, "--client", "aiohttp"]))
@@ -271,8 +273,6 @@ def main() -> int:
                         f"sync{w}", f"sync step, time.sleep, {w} workers",
                         ["--wf", "io_sync", "--workers", str(w)]))
                 if server is not None:
-                    url = server.url
-                    top = max(int(x) for x in args.sweep.split(",") if x)
                     guarded(t, "uhttp", "I/O sync HTTP", lambda: io_row(
                         "uhttp", f"sync step, HTTP (urllib), {top} workers",
                         ["--wf", "http_sync", "--url", url, "--workers", str(top)]))

@@ -47,7 +47,8 @@ def charge(key: str, order_id: str, cents: int) -> dict[str, object]:
 def ledger() -> list[dict[str, object]]:
     """Every charge, oldest first: key, order_id, cents, requests (how often it was asked)."""
     with _db() as conn:
-        rows = conn.execute("SELECT key, order_id, cents, requests FROM charges ORDER BY charged_at")
+        rows = conn.execute("SELECT key, order_id, cents, requests FROM charges "
+                            "ORDER BY charged_at")
         return [{"key": k, "order_id": o, "cents": c, "requests": r} for k, o, c, r in rows]
 
 

@@ -137,8 +137,9 @@ def main() -> None:
     MARKERS.mkdir(exist_ok=True)
     workers = int(os.environ.get("EDGE_CRASH_WORKERS", "4"))
     sequential = os.environ.get("EDGE_CRASH_SEQUENTIAL") == "1"
-    with edge.Node(app, data_dir=data_dir, workers=workers, listen=None) as node:
-        _node.append(node)
+    node = edge.Node(app, data_dir=data_dir, workers=workers, listen=None)
+    _node.append(node)  # before start: recovery runs in-flight bodies at once
+    with node:
         results = asyncio.run(drive(first, count, sequential))
     print(json.dumps({"results": results}))
 

@@ -129,7 +129,7 @@ def test_kill_at_random_times(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("EDGE_CRASH_SEED", "20261201")))
     data_dir, effects = tmp_path / "data", tmp_path / "effects.log"
     target_kills = int(os.environ.get("EDGE_ASYNC_RANDOM_KILLS", "50"))
-    batch, per_batch = 0, 12
+    batch, per_batch = 0, 20
     kills = runs = 0
     while kills < target_kills:
         proc = spawn(data_dir, effects, n=per_batch, first=batch * per_batch)

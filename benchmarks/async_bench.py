@@ -10,8 +10,11 @@ Rows (definitions in benchmarks/RESULTS.md, section "Async"):
 - I/O-bound: --n (1,000) workflows started at once whose one step waits --wait (0.5 s):
   asyncio.sleep in an async step; time.sleep in a sync step; a real HTTP GET to a
   local server that answers after --wait (a separate process), from an async step
-  (aiohttp, and a bare asyncio stream exchange) and from a sync step (urllib). Wall
-  time from the first start to the last result, against the ideal (--wait); RSS over
+  (aiohttp, and a bare asyncio stream exchange) and from a sync step (urllib). The
+  workflows are started at once from an asyncio loop (``app.start_async`` gathered, as
+  an embedding web app's requests arrive) and awaited there (``result_async``); one
+  row starts them with ``app.start`` one by one from a thread instead. Wall time from
+  the first start to the last result, against the ideal (--wait); RSS over
   idle = the highest RSS sampled every 10 ms during the run minus the RSS of the started,
   idle node (libraries already imported); peak thread count;
 - worker sweep: the sync time.sleep run with --sweep worker counts;
@@ -77,6 +80,17 @@ class Sampler:
         self.peak_kb = max(self.peak_kb, _status_kb("VmRSS"))
 
 
+async def _from_a_loop(app: Any, wf: str, wf_args: list[Any], n: int,
+                       t0: float) -> tuple[float, float]:
+    """Start n workflows at once from an asyncio loop (an embedding web app's requests)
+    and await every result there: (seconds to start them all, seconds to the last result)."""
+    handles = await asyncio.gather(*(app.start_async(wf, *wf_args, id=f"w{i}")
+                                     for i in range(n)))
+    started = time.perf_counter() - t0
+    await asyncio.gather(*(h.result_async(timeout=900) for h in handles))
+    return started, time.perf_counter() - t0
+
+
 def child(args: argparse.Namespace) -> dict[str, Any]:
     from async_bench_app import make_app
 
@@ -99,11 +113,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             c0 = time.process_time()
             with Sampler() as s:
                 t0 = time.perf_counter()
-                handles = [app.start(args.wf, *wf_args, id=f"w{i}") for i in range(args.n)]
-                started = time.perf_counter() - t0
-                for h in handles:
-                    h.result(timeout=900)
-                wall = time.perf_counter() - t0
+                if args.starter == "loop":
+                    started, wall = asyncio.run(_from_a_loop(app, args.wf, wf_args, args.n, t0))
+                else:
+                    handles = [app.start(args.wf, *wf_args, id=f"w{i}") for i in range(args.n)]
+                    started = time.perf_counter() - t0
+                    for h in handles:
+                        h.result(timeout=900)
+                    wall = time.perf_counter() - t0
             return {"wall": wall, "start_s": started, "idle_kb": idle_kb,
                     "over_idle_kb": s.peak_kb - idle_kb, "threads": s.peak_threads,
                     "cpu_s": time.process_time() - c0, "workers": node.settings.workers}
@@ -199,6 +216,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--url", default=None, help=argparse.SUPPRESS)
     p.add_argument("--client", default="", help=argparse.SUPPRESS)
+    p.add_argument("--starter", default="thread", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
         serve(Path(args.serve), args.wait)
@@ -218,8 +236,8 @@ def main() -> int:
     n, ideal = args.n, args.wait
     label = f"{n:,} x {ideal:g} s"
 
-    def io_row(key: str, name: str, extra: list[str]) -> None:
-        out = run_child("--kind", "io", *common, *extra)
+    def io_row(key: str, name: str, extra: list[str], starter: str = "loop") -> None:
+        out = run_child("--kind", "io", "--starter", starter, *common, *extra)
         t.row(key + ".wall", f"I/O {label}: {name}", "s wall", 2,
               f"ideal {ideal:g} s").add(out["wall"])
         t.row(key + ".ratio", f"I/O {label}: {name}", "x ideal", 1).add(out["wall"] / ideal)
@@ -249,6 +267,9 @@ def main() -> int:
                 guarded(t, "aio", "I/O async sleep",
                         lambda: io_row("aio", "async step, asyncio.sleep",
                                        ["--wf", "io_async"]))
+                guarded(t, "aio1", "I/O async sleep, app.start", lambda: io_row(
+                    "aio1", "async step, asyncio.sleep, started by app.start one by one",
+                    ["--wf", "io_async"], starter="thread"))
                 if server is not None:
                     guarded(t, "ahttp", "I/O async HTTP aiohttp", lambda: io_row(
                         "ahttp", "async step, HTTP (aiohttp)",
@@ -303,9 +324,9 @@ def targets(t: Table) -> str:
         verdict = "-" if value is None else ("met" if ok else "MISSED")
         lines.append(f"  {name}: {shown} ({verdict})")
 
-    wall = t.get("aio.wall")
-    check("async I/O-bound wall within 1.5 s (3x ideal 0.5 s)", wall,
-          wall is not None and wall <= 1.5, "{:.2f} s")
+    ratio = t.get("aio.ratio")
+    check("async I/O-bound wall within 3x the ideal (1.5 s for 0.5 s)", ratio,
+          ratio is not None and ratio <= 3.0, "{:.1f}x ideal")
     rss = t.get("aio.rss")
     check("async I/O-bound RSS over idle < 30 MB", rss, rss is not None and rss < 30,
           "{:.1f} MB")

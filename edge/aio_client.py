@@ -53,7 +53,8 @@ class _BadReply(Exception):
     """The peer's bytes are not an HTTP/1.x response."""
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The status and headers of one response (lower-case header names)."""
     line = await reader.readline()
     version, _, rest = line.decode("latin-1").strip().partition(" ")
     code = rest.partition(" ")[0]
@@ -72,7 +73,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         headers[key.strip().lower()] = value.strip()
     else:
         raise _BadReply("too many header lines")
-    status = int(code)
+    return int(code), headers
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status, headers = await _read_head(reader)
     if status in (204, 304) or 100 <= status < 200:
         return status, b""
     if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -213,7 +218,8 @@ class AsyncClient:
             target = f"{self._host}:{self._port}"
             writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
             await writer.drain()
-            status, _ = await _read_response(reader)
+            # A CONNECT answer has no body: the tunnel starts right after its head.
+            status, _ = await _read_head(reader)
             if status != 200:
                 raise _BadReply(f"the proxy refused CONNECT with HTTP {status}")
             await writer.start_tls(self._ssl_context(), server_hostname=self._host)

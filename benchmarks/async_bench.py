@@ -17,7 +17,8 @@ Rows (definitions in benchmarks/RESULTS.md, section "Async"):
   the first start to the last result, against the ideal (--wait); RSS over
   idle = the highest RSS sampled every 10 ms during the run minus the RSS of the started,
   idle node (libraries already imported); peak thread count;
-- worker sweep: the sync time.sleep run with --sweep worker counts;
+- worker sweep: the sync time.sleep run with --sweep worker counts, and the concurrent
+  CPU-light sync run at the same counts (what more threads cost CPU-bound work);
 - CPU-light: 10-step workflows whose steps return a checkpoint-sized dict, sync and
   async: sequential (start, result, next) and concurrent (--conc workflows at once).
 
@@ -103,7 +104,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers:
         kw["workers"] = args.workers
     with tempfile.TemporaryDirectory(dir=args.dir) as d, \
-            edge.Node(app, data_dir=d, **kw) as node:
+            edge.Node(app, settings=edge.Settings(data_dir=Path(d), **kw)) as node:
+        # Settings, not Node's keyword defaults: the defaults `edge run` uses (config.py).
         time.sleep(0.3)  # let boot-time threads settle before the idle reading
         idle_kb = _status_kb("VmRSS")
         wf_args: list[Any]
@@ -206,6 +208,9 @@ def main() -> int:
     p.add_argument("--sweep-repeat", type=int, default=1,
                    help="runs per sweep point (8 workers x 1,000 x 0.5 s is a minute)")
     p.add_argument("--dir", default=None, help="where the databases go")
+    p.add_argument("--sections", default="io,cpu,cpusweep,sweep",
+                   help="which parts to run: io (async I/O rows), cpu (async vs sync), "
+                        "cpusweep (CPU-light at each --sweep worker count), sweep (sync I/O)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     # internal
@@ -248,55 +253,65 @@ def main() -> int:
         t.row(key + ".cpu", f"I/O {label}: {name}", "CPU ms/workflow", 2).add(
             out["cpu_s"] / n * 1e3)
 
-    def cpu_row(key: str, name: str, kind: str, wf: str, count: int) -> None:
-        out = run_child("--kind", kind, "--wf", wf, "--n", str(count),
+    def cpu_row(key: str, name: str, kind: str, wf: str, count: int, workers: int = 0) -> None:
+        out = run_child("--kind", kind, "--wf", wf, "--n", str(count), "--workers", str(workers),
                         *(["--dir", args.dir] if args.dir else []))
         t.row(key, name, "steps/s").add(out["steps_per_s"])
         t.row(key + ".cpu", name, "CPU us/step").add(out["cpu_us_per_step"])
 
+    sections = set(args.sections.split(","))
+    sweep = [int(x) for x in args.sweep.split(",") if x]
     server: SlowServer | None = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            try:
-                server = SlowServer(args.wait, Path(tmp))
-            except RuntimeError as exc:
-                t.note("http.skip", "I/O HTTP rows", f"skipped: {exc}")
+            if sections & {"io", "sweep"}:
+                try:
+                    server = SlowServer(args.wait, Path(tmp))
+                except RuntimeError as exc:
+                    t.note("http.skip", "I/O HTTP rows", f"skipped: {exc}")
             url = server.url if server is not None else ""
-            top = max(int(x) for x in args.sweep.split(",") if x)
             for _ in range(args.repeat):
-                guarded(t, "aio", "I/O async sleep",
-                        lambda: io_row("aio", "async step, asyncio.sleep",
-                                       ["--wf", "io_async"]))
-                guarded(t, "aio1", "I/O async sleep, app.start", lambda: io_row(
-                    "aio1", "async step, asyncio.sleep, started by app.start one by one",
-                    ["--wf", "io_async"], starter="thread"))
-                if server is not None:
+                if "io" in sections:
+                    guarded(t, "aio", "I/O async sleep",
+                            lambda: io_row("aio", "async step, asyncio.sleep",
+                                           ["--wf", "io_async"]))
+                    guarded(t, "aio1", "I/O async sleep, app.start", lambda: io_row(
+                        "aio1", "async step, asyncio.sleep, started by app.start one by one",
+                        ["--wf", "io_async"], starter="thread"))
+                if "io" in sections and server is not None:
                     guarded(t, "ahttp", "I/O async HTTP aiohttp", lambda: io_row(
                         "ahttp", "async step, HTTP (aiohttp)",
                         ["--wf", "http_async", "--url", url, "--client", "aiohttp"]))
                     guarded(t, "shttp", "I/O async HTTP stdlib", lambda: io_row(
                         "shttp", "async step, HTTP (asyncio streams)",
                         ["--wf", "http_async", "--url", url, "--client", "stdlib"]))
-                for kind, name in (("seq", f"CPU-light sequential {args.seq}x10"),
-                                   ("conc", f"CPU-light concurrent {args.conc}x10")):
-                    count = args.seq if kind == "seq" else args.conc
-                    guarded(t, f"{kind}.sync", name + " sync",
-                            lambda k=kind, nm=name, c=count: cpu_row(
-                                f"{k}.sync", nm + ", sync", k, "ten", c))
-                    guarded(t, f"{kind}.async", name + " async",
-                            lambda k=kind, nm=name, c=count: cpu_row(
-                                f"{k}.async", nm + ", async", k, "aten", c))
-            for _ in range(args.sweep_repeat):
+                if "cpu" in sections:
+                    for kind, name in (("seq", f"CPU-light sequential {args.seq}x10"),
+                                       ("conc", f"CPU-light concurrent {args.conc}x10")):
+                        count = args.seq if kind == "seq" else args.conc
+                        guarded(t, f"{kind}.sync", name + " sync",
+                                lambda k=kind, nm=name, c=count: cpu_row(
+                                    f"{k}.sync", nm + ", sync", k, "ten", c))
+                        guarded(t, f"{kind}.async", name + " async",
+                                lambda k=kind, nm=name, c=count: cpu_row(
+                                    f"{k}.async", nm + ", async", k, "aten", c))
+                if "cpusweep" in sections:
+                    # What more workers cost CPU-bound work: the same concurrent sync run.
+                    for w in sweep:
+                        guarded(t, f"csw{w}", f"CPU-light sweep {w}", lambda w=w: cpu_row(
+                            f"csw{w}", f"CPU-light concurrent {args.conc}x10, sync, "
+                            f"{w} workers", "conc", "ten", args.conc, w))
+            for _ in range(args.sweep_repeat if "sweep" in sections else 0):
                 guarded(t, "sync", "I/O sync sleep default", lambda: io_row(
                     "sync", "sync step, time.sleep, default workers", ["--wf", "io_sync"]))
-                for w in [int(x) for x in args.sweep.split(",") if x]:
+                for w in sweep:
                     guarded(t, f"sync{w}", f"I/O sync sleep {w}", lambda w=w: io_row(
                         f"sync{w}", f"sync step, time.sleep, {w} workers",
                         ["--wf", "io_sync", "--workers", str(w)]))
                 if server is not None:
                     guarded(t, "uhttp", "I/O sync HTTP", lambda: io_row(
-                        "uhttp", f"sync step, HTTP (urllib), {top} workers",
-                        ["--wf", "http_sync", "--url", url, "--workers", str(top)]))
+                        "uhttp", f"sync step, HTTP (urllib), {max(sweep)} workers",
+                        ["--wf", "http_sync", "--url", url, "--workers", str(max(sweep))]))
         finally:
             if server is not None:
                 server.stop()

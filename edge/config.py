@@ -22,7 +22,9 @@ class Settings:
     data_dir: Path = Path("edge-data")
     replica: str | None = None
     listen: str | None = "127.0.0.1:8080"
-    workers: int = 8
+    # 64: sync I/O-bound steps run one per thread (1,000 x 0.5 s: 64 s at 8 workers, 8.3 s
+    # at 64), for +2.5 MB RSS and no loss of CPU-light steps/s (benchmarks/RESULTS.md, Async).
+    workers: int = 64
     durability: str = "full"  # "full": a step survives power loss; "normal": the documented trade
     grace_period: float = 8.0  # fits Docker's default 10 s stop timeout
     log_format: str = "human"

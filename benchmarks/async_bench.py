@@ -275,6 +275,9 @@ def main() -> int:
                     guarded(t, "aio", "I/O async sleep",
                             lambda: io_row("aio", "async step, asyncio.sleep",
                                            ["--wf", "io_async"]))
+                    guarded(t, "aio8", "I/O async sleep, 8 workers", lambda: io_row(
+                        "aio8", "async step, asyncio.sleep, 8 workers",
+                        ["--wf", "io_async", "--workers", "8"]))
                     guarded(t, "aio1", "I/O async sleep, app.start", lambda: io_row(
                         "aio1", "async step, asyncio.sleep, started by app.start one by one",
                         ["--wf", "io_async"], starter="thread"))

@@ -53,6 +53,7 @@ from edge.errors import (
     WorkflowFailed,
 )
 from edge.node import Node
+from edge.parallel import parallel
 
 __all__ = [
     "App", "Cancelled", "Client", "Clock", "Context", "EdgeError", "FakeClock", "Handle", "Node",
@@ -61,6 +62,7 @@ __all__ = [
     "set_event", "sleep", "sleep_until", "uuid4", "wait_event", "wait_replicated",
     "now_async", "patched_async", "random_async", "set_event_async", "sleep_async",
     "sleep_until_async", "uuid4_async", "wait_event_async", "wait_replicated_async",
+    "parallel",
     "AsyncClient",
 ]
 

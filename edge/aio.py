@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
 
 from edge.aio_ops import Ops
@@ -58,7 +59,73 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.aio")
 
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
-STORE_THREADS = 4  # enough for group commit to batch concurrent runs' writes
+STORE_THREADS = 16  # a gather's checkpoints batch up to this many per commit (measured)
+
+
+class DaemonPool(Executor):
+    """A bounded pool of daemon threads. Not ThreadPoolExecutor: its threads are joined
+    at interpreter exit, so a sync step body that never returns would keep a stopped
+    node's process from exiting (the worker pool's threads are daemons too)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any],
+                                             tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        call = fn if not kwargs else (lambda *a: fn(*a, **kwargs))
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("the pool is shut down")
+            self._queue.put((fut, call, args))
+            # Grow (up to the bound) only when the queued work outnumbers idle threads.
+            if self._queue.qsize() > self._idle and len(self._threads) < self._size:
+                t = threading.Thread(target=self._work, daemon=True,
+                                     name=f"{self._name}-{len(self._threads)}")
+                self._threads.append(t)
+                t.start()
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            fut, fn, args = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args))
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    fut.set_exception(exc)
+            del item, fut, fn, args  # no reference kept to a finished call
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shut = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            for t in threads:
+                t.join()
 
 
 class AsyncExecutor:
@@ -70,8 +137,8 @@ class AsyncExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._drained: asyncio.Event | None = None
-        self._store_pool: ThreadPoolExecutor | None = None
-        self._step_pool: ThreadPoolExecutor | None = None
+        self._store_pool: DaemonPool | None = None
+        self._step_pool: DaemonPool | None = None
         self._runs: dict[str, AsyncRun] = {}  # touched on the loop thread only
         self._count = 0  # runs handed over and not ended (any thread, under _lock)
         self._ended = threading.Condition(self._lock)
@@ -97,9 +164,8 @@ class AsyncExecutor:
             loop.call_soon(ready.set)
             loop.run_forever()
 
-        self._store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="edge-aio-store")
-        self._step_pool = ThreadPoolExecutor(self._node.settings.workers,
-                                             thread_name_prefix="edge-aio-step")
+        self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
+        self._step_pool = DaemonPool(self._node.settings.workers, "edge-aio-step")
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()
@@ -149,8 +215,7 @@ class AsyncExecutor:
 
     def _cancel_all(self) -> None:
         for run in self._runs.values():
-            if run.task is not None:
-                run.task.cancel()
+            run.cancel_all()
 
     # ---- running workflows ----------------------------------------------------------
 
@@ -206,14 +271,14 @@ class AsyncExecutor:
         wid = run.wf.id
         if run.wf.cancel_requested or wid in node.cancel_requests:
             return "CANCELLED", None, CANCELLED_ERROR
-        args = decode(run.wf.input)
-        ctx = contextvars.copy_context()
-        ctx.run(set_async_frame, frame)
-        coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
-        run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
-        if wid in node.cancel_requests:
-            task.cancel()
         try:
+            args = decode(run.wf.input)
+            ctx = contextvars.copy_context()
+            ctx.run(set_async_frame, frame)
+            coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
+            run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
+            if wid in node.cancel_requests:
+                task.cancel()
             result = await task
             if run.parked:
                 return None
@@ -228,6 +293,7 @@ class AsyncExecutor:
             return None  # a stray branch after close: the run is handed back
         except Drain:
             if not run.parked:
+                await run.quiesce()  # running branches checkpoint first
                 await run.write(node.store.release, wid, run.token, node.clock.time())
             return None
         except StaleRun:
@@ -242,8 +308,12 @@ class AsyncExecutor:
                 return None
             if wid in node.cancel_requests or run.cancelling:
                 return "CANCELLED", None, CANCELLED_ERROR
-            await run.write(node.store.release, wid, run.token, node.clock.time())
-            return None  # the node stopped past its grace period
+            if node.draining.is_set():
+                await run.write(node.store.release, wid, run.token, node.clock.time())
+                return None  # the node stopped past its grace period: the next boot runs it
+            # Nobody asked for it: the workflow's own code raised or leaked a cancellation.
+            return "FAILED", None, {"type": "CancelledError",
+                                    "message": "the workflow's task was cancelled by its own code"}
         except Exception as exc:
             if run.parked:
                 return None

@@ -74,10 +74,10 @@ def _recorded(kind: str, produce: Callable[[AsyncRun], Any]) -> Awaitable[Any]:
     run = _run(f"edge.{kind}_async()")
     seq, rec = run.next_op(kind, kind)
     if rec is not None:
-        return _ready(decode(rec.output or "null"))
+        return run.track(seq, _ready(decode(rec.output or "null")))
     output = encode(produce(run), f"edge.{kind}()")
-    return _record_then(run, run.new_op(seq, kind, kind, "SUCCEEDED", output=output),
-                        decode(output))
+    return run.track(seq, _record_then(run, run.new_op(seq, kind, kind, "SUCCEEDED",
+                                                       output=output), decode(output)))
 
 
 async def _record_then(run: AsyncRun, op: OpRow, value: T) -> T:
@@ -109,8 +109,9 @@ def patched_async(name: str) -> Awaitable[bool]:
         return _ready(False)
     seq, rec = run.next_op("patch", name)
     if rec is not None:
-        return _ready(True)
-    return _record_then(run, run.new_op(seq, "patch", name, "SUCCEEDED", output="true"), True)
+        return run.track(seq, _ready(True))
+    return run.track(seq, _record_then(run, run.new_op(seq, "patch", name, "SUCCEEDED",
+                                                       output="true"), True))
 
 
 def set_event_async(key: str, value: Any) -> Awaitable[None]:
@@ -121,11 +122,11 @@ def set_event_async(key: str, value: Any) -> Awaitable[None]:
     run = _run("edge.set_event_async()")
     seq, rec = run.next_op("set_event", key)
     if rec is not None:
-        return _ready(None)
+        return run.track(seq, _ready(None))
     node = run.node
     text = encode(value, f"value of event {key}", node.settings.max_value_bytes)
     op = run.new_op(seq, "set_event", key, "SUCCEEDED", output=text)
-    return _publish(run, op)
+    return run.track(seq, _publish(run, op))
 
 
 async def _publish(run: AsyncRun, op: OpRow) -> None:
@@ -139,7 +140,7 @@ def wait_replicated_async() -> Awaitable[None]:
     """``await edge.wait_replicated_async()``: the replica holds every checkpoint so far."""
     run = _run("edge.wait_replicated_async()")
     run.guard()
-    return run.write(run.node.wait_replicated, run)
+    return run.blocking(run.node.wait_replicated, run)
 
 
 # ---- parking: sleep, events -------------------------------------------------------------
@@ -153,7 +154,8 @@ def sleep_async(seconds: float) -> Awaitable[None]:
                          "pass a duration in seconds")
     run = _run("edge.sleep_async()")
     seq, rec = run.next_op("sleep", "sleep")
-    return _durable_sleep(run, seq, rec, "sleep", lambda now: now + float(seconds))
+    return run.track(seq, _durable_sleep(run, seq, rec, "sleep",
+                                         lambda now: now + float(seconds)))
 
 
 def sleep_until_async(when: datetime | float) -> Awaitable[None]:
@@ -170,7 +172,7 @@ def sleep_until_async(when: datetime | float) -> Awaitable[None]:
                          "epoch seconds", "e.g. await edge.sleep_until_async(1893456000)")
     run = _run("edge.sleep_until_async()")
     seq, rec = run.next_op("sleep", "sleep_until")
-    return _durable_sleep(run, seq, rec, "sleep_until", lambda now: at)
+    return run.track(seq, _durable_sleep(run, seq, rec, "sleep_until", lambda now: at))
 
 
 async def _durable_sleep(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
@@ -213,7 +215,7 @@ def wait_event_async(name: str, timeout: float | None = None) -> Awaitable[Any]:
         raise UsageError(f"edge.wait_event_async timeout {timeout!r} must be >= 0 or None", "")
     run = _run("edge.wait_event_async()")
     seq, rec = run.next_op("wait_event", name)
-    return _wait_event(run, seq, rec, name, timeout)
+    return run.track(seq, _wait_event(run, seq, rec, name, timeout))
 
 
 async def _wait_event(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
@@ -268,12 +270,16 @@ class Ops:
         node = run.node
         seq, rec = run.next_op("child", wd.name)
         if rec is not None:
-            return _ready(Handle(node, str(decode(rec.output or '""')), wd.name))
+            return run.track(seq, _ready(Handle(node, str(decode(rec.output or '""')), wd.name)))
         child_id = id or f"{run.wf.id}:{seq}"
-        input_text = node.encode_input(wd, list(args), kwargs)  # bad arguments: raised now
+        try:
+            input_text = node.encode_input(wd, list(args), kwargs)  # bad arguments: now
+        except BaseException:
+            run.track_dropped(seq)
+            raise
         op = run.new_op(seq, "child", wd.name, "SUCCEEDED", output=encode(child_id, "child id"))
-        return self._start(op, wd, child_id, input_text, queue or wd.queue,
-                           timeout if timeout is not None else wd.timeout)
+        return run.track(seq, self._start(op, wd, child_id, input_text, queue or wd.queue,
+                                          timeout if timeout is not None else wd.timeout))
 
     async def _start(self, op: OpRow, wd: WorkflowDef, child_id: str, input_text: str,
                      queue: str | None, t: float | None) -> Handle:
@@ -293,7 +299,7 @@ class Ops:
     def child_result(self, handle: Handle) -> Awaitable[Any]:
         run = self.run
         seq, rec = run.next_op("child_result", handle.workflow or "child")
-        return self._result(handle, seq, rec)
+        return run.track(seq, self._result(handle, seq, rec))
 
     async def _result(self, handle: Handle, seq: int, rec: OpRow | None) -> Any:
         if rec is not None and rec.status == "SUCCEEDED":

@@ -16,6 +16,12 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   only then does it do its atomic check-or-park. If it parked, ``parked`` is set
   and every other branch unwinds with Suspend at its next operation: a running
   branch finishes its checkpoint first, so no finished work is lost;
+- concurrency rule (``next_op``): seq is deterministic when every branch issues its
+  operations before it first resumes; a branch that already resumed from one of its
+  own operations may not issue another while an operation of a *different* task is
+  still pending, because its seq would then depend on completion order. That call
+  is refused (UsageError, code ``nondeterministic_fanout``) on the first run, before
+  anything is recorded; multi-step branches are child workflows;
 - async step bodies run as their own tasks (with the step's frame in their
   context, for ``edge.context()``), so a cancel or a step ``timeout=`` cancels the
   body itself (asyncio.CancelledError inside it); a sync step called from an async
@@ -43,7 +49,7 @@ from edge.engine import (
     set_async_frame,
     set_current_run,
 )
-from edge.errors import EdgeError, StepFailed
+from edge.errors import EdgeError, StepFailed, UsageError
 from edge.serialization import decode, encode
 from edge.store import OpRow
 
@@ -68,11 +74,53 @@ class AsyncRun(RunContext):
         self.closed = False  # the run ended: a stray branch must not write any more
         self.cancelling = False  # a cancel request reached the loop
         self.task: asyncio.Task[Any] | None = None  # the workflow function's task
-        self.step_tasks: set[asyncio.Task[Any]] = set()
+        self.step_tasks: set[asyncio.Task[Any]] = set()  # async step bodies
+        self.op_tasks: set[asyncio.Task[Any]] = set()  # tasks running a step's attempts
         self._inflight = 0  # steps between body start and checkpoint, plus pending writes
         self._barrier = False
         self._waiters: list[asyncio.Future[None]] = []
         self._frame: AsyncFrame | None = None
+        self._issuer: dict[int, asyncio.Task[Any] | None] = {}  # seq -> task, until delivered
+        self._pending_by: dict[asyncio.Task[Any] | None, int] = {}  # task -> pending ops
+        self._resumed: set[asyncio.Task[Any] | None] = set()  # tasks past a delivered op
+
+    def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
+        task = asyncio.current_task(self.loop)
+        if task in self._resumed and len(self._issuer) > self._pending_by.get(task, 0):
+            raise UsageError(
+                f"{kind} {name!r} issued by a concurrent branch after it awaited an "
+                "operation, while another branch's operation is pending: its seq would "
+                "depend on completion order", "issue each branch's operations before "
+                "awaiting any (gather the operations themselves), or make a multi-step "
+                "branch a child workflow: hs = await gather(*(app.start_async(wf, x) ...)),"
+                " then await gather(*(h.result_async() for h in hs))",
+                code="nondeterministic_fanout")
+        seq, rec = super().next_op(kind, name)
+        self._issuer[seq] = task
+        self._pending_by[task] = self._pending_by.get(task, 0) + 1
+        return seq, rec
+
+    def _delivered(self, seq: int) -> asyncio.Task[Any] | None:
+        task = self._issuer.pop(seq, None)
+        left = self._pending_by.get(task, 0) - 1
+        if left > 0:
+            self._pending_by[task] = left
+        else:
+            self._pending_by.pop(task, None)
+        return task
+
+    def track_dropped(self, seq: int) -> None:
+        """An operation that failed while being issued: nothing of it is pending."""
+        if seq in self._issuer:
+            self._delivered(seq)
+
+    async def track(self, seq: int, aw: Awaitable[T]) -> T:
+        """Await an operation's work; on its end the issuing task counts as resumed."""
+        try:
+            return await aw
+        finally:
+            if seq in self._issuer:
+                self._resumed.add(self._delivered(seq))
 
     def frame(self) -> AsyncFrame:
         """The workflow's own frame (set by the executor, which builds the ops)."""
@@ -103,11 +151,15 @@ class AsyncRun(RunContext):
 
     @asynccontextmanager
     async def barrier(self) -> AsyncIterator[None]:
-        """Exclusive use of the run for a check-or-park (see the module docstring)."""
-        while self._barrier or self._inflight:
+        """Exclusive use of the run for a check-or-park (see the module docstring). It
+        waits for running steps, their retries included; steps that wait on each other
+        (one's body awaiting what another's sets) must not meet a park."""
+        while True:
+            if self.parked or self.closed:
+                raise Suspend()  # another branch parked the run already
+            if not (self._barrier or self._inflight):
+                break
             await self._wait_changed()
-            if self.parked:
-                raise Suspend()
         self._barrier = True
         try:
             yield
@@ -122,6 +174,18 @@ class AsyncRun(RunContext):
             raise Suspend()
         self._inflight += 1
 
+    async def quiesce(self) -> None:
+        """Wait until no step and no write of the run is in flight (a drain lets running
+        branches checkpoint before the run is handed back)."""
+        while self._inflight:
+            await self._wait_changed()
+
+    def cancel_all(self) -> None:
+        """The node's grace period ran out: stop everything this run still runs."""
+        for t in [self.task, *self.op_tasks, *self.step_tasks]:
+            if t is not None and not t.done():
+                t.cancel()
+
     def _exit_step(self) -> None:
         self._inflight -= 1
         self._changed()
@@ -134,6 +198,16 @@ class AsyncRun(RunContext):
         self._inflight += 1
         try:
             return await self.loop.run_in_executor(self.store_pool, fn, *args)
+        finally:
+            self._inflight -= 1
+            self._changed()
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call that may block for long (the replication barrier): on a step thread,
+        so it cannot starve the store threads every checkpoint of the node needs."""
+        self._inflight += 1
+        try:
+            return await self.loop.run_in_executor(self.step_pool, fn, *args)
         finally:
             self._inflight -= 1
             self._changed()
@@ -160,7 +234,7 @@ class AsyncRun(RunContext):
     def call_step(self, sd: StepDef, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> Awaitable[Any]:
         seq, rec = self.next_op("step", sd.name)  # now, in program order
-        return self._step(sd, seq, rec, args, kwargs)
+        return self.track(seq, self._step(sd, seq, rec, args, kwargs))
 
     async def _step(self, sd: StepDef, seq: int, rec: OpRow | None, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -176,10 +250,15 @@ class AsyncRun(RunContext):
                 raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
             attempt = rec.attempts + 1
         await self._enter_step()
+        task = asyncio.current_task(self.loop)
+        if task is not None:
+            self.op_tasks.add(task)
         try:
             return await self._attempts(sd, seq, attempt, args, kwargs)
         finally:
             self._exit_step()
+            if task is not None:
+                self.op_tasks.discard(task)
 
     async def _attempts(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
                         kwargs: dict[str, Any]) -> Any:
@@ -215,7 +294,7 @@ class AsyncRun(RunContext):
                                                 attempts=attempt, started=started))
             node.metrics.step_outcome(sd.name, "succeeded")
             if sd.replicated:
-                await self.write(node.wait_replicated, self)
+                await self.blocking(node.wait_replicated, self)
             return decode(output)
 
     async def _attempt(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
@@ -252,6 +331,7 @@ class AsyncRun(RunContext):
         """The run ended: stray branches stop writing; step bodies still running (a task
         the workflow never awaited) are cancelled."""
         self.closed = True
+        self._resumed.clear()
         for t in list(self.step_tasks):
             t.cancel()
         if self.step_tasks:

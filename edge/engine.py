@@ -211,10 +211,13 @@ def set_async_frame(frame: AsyncFrame | None) -> contextvars.Token[AsyncFrame | 
 def refuse_blocking(what: str, frame: AsyncFrame) -> UsageError:
     """The error for a blocking durable call made on the event loop: it would park the
     loop thread (every async workflow of the node), so it is refused, never run."""
+    name = what.rstrip("()")
     if frame.step_seq:
+        if what in ("app.start()", "handle.result()"):
+            return UsageError(f"{what} blocks the event loop inside an async step",
+                              f"use await {name}_async(...)", code="blocking_call")
         return UsageError(f"{what} cannot be called inside a step",
                           "call durable operations from the workflow function itself")
-    name = what.rstrip("()")
     return UsageError(f"{what} blocks and cannot be called in an async workflow",
                       f"use the awaitable form: await {name}_async(...)", code="blocking_call")
 

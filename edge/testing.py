@@ -19,7 +19,9 @@ the workflows run after each, so a workflow that sleeps ten times in an hour
 wakes ten times in ``advance(3600)``. Every verb waits until the node is idle
 (nothing queued or running) before it returns, so assertions see a settled
 state. Step retry back-off uses the fake clock too (it advances it). Step
-timeouts (``@app.step(timeout=)``) are real time, by design.
+timeouts (``@app.step(timeout=)``) are real time, by design. Async workflows run
+on the node's event loop and are counted busy until their run ends, so the same
+verbs wait for them (``await edge.sleep_async`` parks and ``advance`` wakes it).
 """
 
 from __future__ import annotations

@@ -216,3 +216,172 @@ def test_recorded_values_and_events_replay_in_async_workflows(make_node):
     assert len(seen) == 2 and seen[0] == seen[1] == tuple(out), "replay changed a value"
     assert [k for _, k, _ in _history(node, "v")] == [
         "now", "uuid4", "random", "patch", "set_event", "wait_event"]
+
+
+def test_step_failed_json_roundtrip_and_sticky_nondeterminism_match_sync(make_node):
+    app = edge.App("async-semantics")
+    bodies: list[str] = []
+    version = {"new": False}
+
+    @app.step()
+    async def pair() -> tuple:
+        bodies.append("pair")
+        return (1, 2)
+
+    @app.step()
+    async def broken() -> None:
+        bodies.append("broken")
+        raise ValueError("no stock")
+
+    @app.step()
+    async def other() -> int:
+        return 0
+
+    @app.workflow()
+    async def wf() -> list:
+        p = await pair()
+        try:
+            await broken()
+            failed = None
+        except edge.StepFailed as exc:
+            failed = [exc.type, exc.message, exc.seq]
+        if version["new"]:
+            try:
+                await other()  # seq 3 was recorded as wait_event "go": a divergence
+            except edge.NonDeterminismError:
+                return ["swallowed"]  # user code cannot hide it
+        await edge.wait_event_async("go")
+        return [p, failed]
+
+    node = make_node(app)
+    h = app.start(wf, id="sem")
+    wait_until(lambda: node.store.get_workflow("sem").status == "WAITING", what="WAITING")
+    node.send_event("sem", "go")
+    out = h.result(timeout=10)
+    assert out[0] == [1, 2], "a tuple must come back as a list on the first run too"
+    assert out[1][0] == "ValueError" and "no stock" in out[1][1] and out[1][2] == 2
+    assert bodies == ["pair", "broken"], "a replayed StepFailed ran its body again"
+
+    h2 = app.start(wf, id="sem2")
+    wait_until(lambda: node.store.get_workflow("sem2").status == "WAITING", what="WAITING")
+    version["new"] = True
+    node.send_event("sem2", "go")
+    with pytest.raises(edge.WorkflowFailed) as err:
+        h2.result(timeout=10)
+    assert err.value.error["type"] == "NonDeterminismError"
+    assert "seq 3" in err.value.error["message"]
+
+
+def test_start_and_result_from_a_foreign_event_loop_do_not_block_it(make_node):
+    app = edge.App("async-outside")
+    gate = threading.Event()
+
+    @app.step()
+    def wait_gate() -> str:
+        gate.wait(10)
+        return "opened"
+
+    @app.workflow()
+    async def wf(x: int) -> list:
+        return [x, await wait_gate()]
+
+    @app.workflow()
+    async def never() -> None:
+        await edge.wait_event_async("nothing")
+
+    make_node(app)
+
+    async def web_handler() -> tuple[list, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                if ticks == 20:
+                    gate.set()  # the caller's loop kept running while we waited
+                await asyncio.sleep(0.005)
+
+        t = asyncio.create_task(ticker())
+        h = await app.start_async(wf, 7, id="web-1")
+        out = await h.result_async(timeout=10)
+        t.cancel()
+        return out, ticks
+
+    out, ticks = asyncio.run(web_handler())
+    assert out == [7, "opened"] and ticks >= 20
+
+    async def impatient() -> None:
+        h = await app.start_async(never, id="never-1")
+        await h.result_async(timeout=0.2)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(impatient())
+
+
+def test_an_async_workflow_whose_input_no_longer_fits_its_code_fails_not_hangs(make_node,
+                                                                               data_dir):
+    old = edge.App("async-sig")
+
+    @old.workflow(name="wf")
+    async def wf_old(a: int) -> int:
+        await edge.wait_event_async("go")
+        return a
+
+    node = make_node(old)
+    old.start(wf_old, 1, id="sig")
+    wait_until(lambda: node.store.get_workflow("sig").status == "WAITING", what="WAITING")
+    node.stop()
+
+    new = edge.App("async-sig")
+
+    @new.workflow(name="wf")
+    async def wf_new(a: int, b: int) -> int:  # a deploy changed the signature
+        return a + b
+
+    node2 = make_node(new)
+    node2.send_event("sig", "go")
+    with pytest.raises(edge.WorkflowFailed) as err:
+        node2.handle("sig").result(timeout=10)
+    assert err.value.error["type"] == "TypeError"
+
+
+def test_patched_async_lets_old_runs_take_the_old_branch(make_node):
+    app = edge.App("async-patch")
+    deployed = {"v2": False}
+
+    @app.step()
+    async def old_tax() -> str:
+        return "old"
+
+    @app.step()
+    async def new_tax() -> str:
+        return "new"
+
+    @app.workflow()
+    async def wf() -> str:
+        await edge.wait_event_async("go")
+        if deployed["v2"] and await edge.patched_async("new-tax"):
+            tax = await new_tax()
+        else:
+            tax = await old_tax()
+        await edge.wait_event_async("done")
+        return tax
+
+    node = make_node(app)
+    old_run = app.start(wf, id="old")
+    wait_until(lambda: node.store.get_workflow("old").status == "WAITING", what="WAITING")
+    node.send_event("old", "go")
+    wait_until(lambda: len(node.describe("old")["steps"]) == 3, what="old_tax recorded")
+    deployed["v2"] = True  # the new code is deployed while the old run is parked
+    node.send_event("old", "done")
+    assert old_run.result(timeout=10) == "old"
+    assert _history(node, "old") == [(1, "wait_event", "go"), (2, "step", "old_tax"),
+                                     (3, "wait_event", "done")]
+    new_run = app.start(wf, id="new")
+    wait_until(lambda: node.store.get_workflow("new").status == "WAITING", what="WAITING")
+    node.send_event("new", "go")
+    node.send_event("new", "done")
+    assert new_run.result(timeout=10) == "new"
+    assert _history(node, "new") == [(1, "wait_event", "go"), (2, "patch", "new-tax"),
+                                     (3, "step", "new_tax"), (4, "wait_event", "done")]

@@ -20,7 +20,9 @@ Rows (definitions in benchmarks/RESULTS.md, section "Async"):
 - worker sweep: the sync time.sleep run with --sweep worker counts, and the concurrent
   CPU-light sync run at the same counts (what more threads cost CPU-bound work);
 - CPU-light: 10-step workflows whose steps return a checkpoint-sized dict, sync and
-  async: sequential (start, result, next) and concurrent (--conc workflows at once).
+  async: sequential (start, result, next) and concurrent (--conc workflows at once);
+- boot: a node recovering --boot (10,000) in-flight workflows (bench.py's boot
+  workload) at each --boot-workers count: seconds until all parked again, peak RSS.
 
 Default settings throughout (durability full, default worker count) unless a row says
 otherwise; the HTTP API is off (listen=None) so runs cannot collide on port 8080.
@@ -90,6 +92,22 @@ async def _from_a_loop(app: Any, wf: str, wf_args: list[Any], n: int,
     started = time.perf_counter() - t0
     await asyncio.gather(*(h.result_async(timeout=900) for h in handles))
     return started, time.perf_counter() - t0
+
+
+def boot_child(args: argparse.Namespace) -> dict[str, Any]:
+    """A node booting on a copy of --template (--n in-flight workflows, as a crash leaves
+    them) with --workers: seconds until all parked again, and the peak RSS over the
+    process before the boot (libraries imported)."""
+    from bench import edge_boot
+
+    import edge
+
+    workers = args.workers or edge.Settings().workers
+    idle_kb = _status_kb("VmRSS")
+    with Sampler() as s:
+        out = edge_boot(Path(args.template), args.n, workers, args.dir)
+    return {"parked": out["parked"], "over_idle_kb": s.peak_kb - idle_kb, "idle_kb": idle_kb,
+            "threads": s.peak_threads, "workers": workers}
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,9 +226,10 @@ def main() -> int:
     p.add_argument("--sweep-repeat", type=int, default=1,
                    help="runs per sweep point (8 workers x 1,000 x 0.5 s is a minute)")
     p.add_argument("--dir", default=None, help="where the databases go")
-    p.add_argument("--sections", default="io,cpu,cpusweep,sweep",
+    p.add_argument("--sections", default="io,cpu,cpusweep,boot,sweep",
                    help="which parts to run: io (async I/O rows), cpu (async vs sync), "
-                        "cpusweep (CPU-light at each --sweep worker count), sweep (sync I/O)")
+                        "cpusweep (CPU-light at each --sweep worker count), boot (recovery "
+                        "of --boot in-flight workflows at --boot-workers), sweep (sync I/O)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     # internal
@@ -222,16 +241,21 @@ def main() -> int:
     p.add_argument("--url", default=None, help=argparse.SUPPRESS)
     p.add_argument("--client", default="", help=argparse.SUPPRESS)
     p.add_argument("--starter", default="thread", help=argparse.SUPPRESS)
+    p.add_argument("--template", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--boot", type=int, default=10000,
+                   help="in-flight workflows of the boot rows (section boot)")
+    p.add_argument("--boot-workers", default="8,64,128",
+                   help="worker counts of the boot rows")
     args = p.parse_args()
     if args.serve:
         serve(Path(args.serve), args.wait)
         return 0
     if args.child is not None:
-        print(json.dumps(child(args)))
+        print(json.dumps(boot_child(args) if args.kind == "boot" else child(args)))
         return 0
     if args.quick:
         args.n, args.wait, args.seq, args.conc, args.repeat = 50, 0.2, 20, 50, 1
-        args.sweep = "8,32"
+        args.sweep, args.boot, args.boot_workers = "8,32", 200, "8,32"
 
     t = Table()
     load0 = os.getloadavg()
@@ -261,6 +285,15 @@ def main() -> int:
 
     sections = set(args.sections.split(","))
     sweep = [int(x) for x in args.sweep.split(",") if x]
+    def boot_row(workers: int, template: Path) -> None:
+        out = run_child("--kind", "boot", "--n", str(args.boot), "--workers", str(workers),
+                        "--template", str(template), *(["--dir", args.dir] if args.dir else []))
+        name = f"boot, {args.boot:,} in-flight, {workers} workers"
+        t.row(f"boot{workers}", name, "s to all parked", 2).add(out["parked"])
+        t.row(f"boot{workers}.rss", name, "MB RSS over pre-boot", 1,
+              f"pre-boot {out['idle_kb'] / 1024:.0f} MB").add(out["over_idle_kb"] / 1024)
+        t.row(f"boot{workers}.thr", name, "peak threads").add(out["threads"])
+
     server: SlowServer | None = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -270,6 +303,11 @@ def main() -> int:
                 except RuntimeError as exc:
                     t.note("http.skip", "I/O HTTP rows", f"skipped: {exc}")
             url = server.url if server is not None else ""
+            template = Path(tmp) / "inflight.db"
+            if "boot" in sections:
+                from bench import build_inflight
+
+                build_inflight(template, args.boot)
             for _ in range(args.repeat):
                 if "io" in sections:
                     guarded(t, "aio", "I/O async sleep",
@@ -298,6 +336,11 @@ def main() -> int:
                         guarded(t, f"{kind}.async", name + " async",
                                 lambda k=kind, nm=name, c=count: cpu_row(
                                     f"{k}.async", nm + ", async", k, "aten", c))
+                if "boot" in sections:
+                    # What more workers cost at boot: every in-flight workflow is claimed,
+                    # replayed and parked again, up to --workers at once (readers, stacks).
+                    for w in [int(x) for x in args.boot_workers.split(",") if x]:
+                        guarded(t, f"boot{w}", f"boot {w}", lambda w=w: boot_row(w, template))
                 if "cpusweep" in sections:
                     # What more workers cost CPU-bound work: the same concurrent sync run.
                     for w in sweep:

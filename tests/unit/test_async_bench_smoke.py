@@ -29,6 +29,8 @@ def test_async_bench_quick_prints_the_table() -> None:
         "CPU-light sequential 20x10, async",
         "CPU-light concurrent 50x10, sync",
         "CPU-light conc: async / sync",
+        "CPU-light concurrent 50x10, sync, 32 workers",
+        "boot, 200 in-flight, 32 workers",
         "MB RSS over idle",
     ):
         assert label in out, f"missing row {label!r}:\n{out}"

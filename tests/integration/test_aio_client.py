@@ -441,3 +441,78 @@ def test_https_direct_and_through_a_connect_proxy(tmp_path: Path,
 
     run(go())
     assert tunnels == [f"edge-site.example:{ports[0]}"]  # the node's name, not loopback
+
+
+def test_management_verbs(tmp_path: Path) -> None:
+    """Published values (long-poll), queues, fork, schedules and prune through AsyncClient,
+    checked against what edge.Client says about the same node."""
+    app = edge.App("managed")
+    app.queue("q", concurrency=1)
+    flaky = {"fail": True}
+
+    @app.workflow(name="progress")
+    def progress() -> str:
+        edge.set_event("stage", "packing")
+        return str(edge.wait_event("go"))
+
+    @app.step(name="check")
+    def check() -> str:
+        if flaky["fail"]:
+            raise ValueError("not yet")
+        return "ok"
+
+    @app.workflow(name="twostep")
+    def twostep() -> str:
+        return check()
+
+    @app.workflow(name="queued")
+    def queued(x: int) -> int:
+        return x * 2
+
+    @app.schedule("0 3 * * *", name="nightly")
+    @app.workflow(name="report")
+    def report(tick: str) -> str:
+        return tick
+
+    with edge.Node(app, data_dir=tmp_path / "d", listen="127.0.0.1:0") as node:
+        assert node.http is not None
+        url = node.http.url
+        sync = Client(url, timeout=5)
+
+        async def go() -> None:
+            client = AsyncClient(url, timeout=5)
+            h = await client.start("progress", id="p1")
+            # Long-polls until the workflow publishes, then returns the value.
+            assert await client.get_event(h.id, "stage", timeout=10) == "packing"
+            assert await client.get_events(h.id) == {"stage": "packing"} == sync.get_events(
+                h.id)
+            await client.send(h.id, "go", "ship")
+            assert await h.result(timeout=10) == "ship"
+
+            q = await client.enqueue("q", "queued", [21], id="q1", priority=2, dedup="k1")
+            assert q.created is True and await q.result(timeout=10) == 42
+            assert await client.queues() == sync.queues()
+            one = await client.queues("q")
+            assert one == sync.queues("q") and "workflows" in one, one
+
+            with pytest.raises(edge.WorkflowFailed):
+                await (await client.start("twostep", id="t1")).result(timeout=10)
+            flaky["fail"] = False
+            forked = await client.fork("t1", 1, new_id="t1-fork")
+            assert forked.id == "t1-fork" and await forked.result(timeout=10) == "ok"
+            with pytest.raises(UsageError):
+                await client.fork("t1", 42)
+
+            assert [s["name"] for s in await client.schedules()] == ["nightly"]
+            assert (await client.pause_schedule("nightly"))["paused"] is True
+            assert sync.schedules()[0]["paused"] is True
+            assert (await client.resume_schedule("nightly"))["paused"] is False
+            with pytest.raises(NotFound):
+                await client.pause_schedule("nope")
+
+            pruned = await client.prune("7d")
+            assert pruned["deleted"] == 0 and "cutoff" in pruned
+            with pytest.raises(UsageError):
+                await client.prune("soon")
+
+        run(go())

@@ -60,6 +60,19 @@ def _status_kb(key: str) -> int:
     return 0
 
 
+def _switches() -> int:
+    """Context switches (voluntary + involuntary) of every live thread of this process."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
 class Sampler:
     """The highest VmRSS and thread count seen every 10 ms while it runs."""
 
@@ -145,6 +158,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                     "over_idle_kb": s.peak_kb - idle_kb, "threads": s.peak_threads,
                     "cpu_s": time.process_time() - c0, "workers": node.settings.workers}
         # CPU-light
+        x0 = _switches()
         c0 = time.process_time()
         t0 = time.perf_counter()
         if args.kind == "seq":
@@ -157,7 +171,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         steps = args.n * 10
         return {"steps_per_s": steps / wall, "cpu_us_per_step": (time.process_time() - c0)
-                / steps * 1e6, "workers": node.settings.workers}
+                / steps * 1e6, "switches_per_step": (_switches() - x0) / steps,
+                "workers": node.settings.workers}
 
 
 # ---- the slow HTTP server (its own process, so its CPU and RSS are not the node's) ------
@@ -282,6 +297,7 @@ def main() -> int:
                         *(["--dir", args.dir] if args.dir else []))
         t.row(key, name, "steps/s").add(out["steps_per_s"])
         t.row(key + ".cpu", name, "CPU us/step").add(out["cpu_us_per_step"])
+        t.row(key + ".csw", name, "context switches/step", 1).add(out["switches_per_step"])
 
     sections = set(args.sections.split(","))
     sweep = [int(x) for x in args.sweep.split(",") if x]

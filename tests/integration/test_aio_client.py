@@ -8,9 +8,9 @@ import asyncio
 import inspect
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -18,16 +18,9 @@ import edge
 from edge.aio_client import AsyncClient, AsyncRemoteHandle
 from edge.client import Client, RemoteHandle
 from edge.errors import Conflict, EdgeError, NotFound, NotReady, Unreachable, UsageError
+from tests.integration.aio_helpers import run
+from tests.integration.aio_helpers import serve as _serve
 from tests.integration.apps.basic_app import app as basic_app
-
-T = TypeVar("T")
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await coro
-
-    return asyncio.run(main())
 
 
 async def until_status(h: AsyncRemoteHandle, status: str, timeout: float = 10.0) -> None:
@@ -119,10 +112,15 @@ def test_result_semantics_events_cancel_resume(node: edge.Node, aclient: AsyncCl
             await waiting.result(timeout=0.3)
         assert time.monotonic() - started < 2.0
         assert "aio-wait-1" in str(timed_out.value)
-        assert await aclient.send(waiting.id, "go", {"n": 1}, dedup="d1") == {
+        # Dedup on an event the workflow does not wait for: it stays WAITING meanwhile.
+        assert await aclient.send(waiting.id, "note", 1, dedup="d1") == {
             "delivered": True, "duplicate": False}
-        assert (await aclient.send(waiting.id, "go", {"n": 2}, dedup="d1"))["duplicate"] is True
+        assert await aclient.send(waiting.id, "note", 2, dedup="d1") == {
+            "delivered": False, "duplicate": True}
+        await aclient.send(waiting.id, "go", {"n": 1})
         assert await waiting.result(timeout=10) == {"name": "t", "value": {"n": 1}}
+        with pytest.raises(Conflict):
+            await aclient.send(waiting.id, "go", 2)  # finished: the event would never be read
 
         doomed = await aclient.start("wait_for", ["c"], id="aio-cancel-1")
         # Cancel once parked: a cancel that races the park is only honoured at the
@@ -177,13 +175,6 @@ def test_unreachable_node() -> None:
             run(AsyncClient(f"http://127.0.0.1:{dead}", timeout=2).status())
     assert "cannot reach the edge node" in refused.value.message
     assert "EDGE_URL" in refused.value.hint and refused.value.exit_code == 1
-
-
-async def _serve(reply: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                                 Awaitable[None]]) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(reply, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
 
 
 def test_silent_node_times_out_and_garbage_is_unreachable() -> None:
@@ -343,104 +334,6 @@ def test_http_proxy_from_the_environment(node: edge.Node, url: str,
 
     run(go())
     assert seen[0] == f"http://edge-site.example:{port}/v1/workflows"
-
-
-def _self_signed(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-async def _json_node(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A stand-in node over TLS: answers every request with {"ok": true}."""
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        body = b'{"ok":true}'
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-        await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass  # the client refused our certificate
-    finally:
-        writer.close()
-
-
-def test_https_direct_and_through_a_connect_proxy(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import ssl
-
-    cert, key = _self_signed(tmp_path, ["localhost", "edge-site.example"])
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
-    tunnels: list[str] = []
-    ports: list[int] = []
-
-    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
-        assert method == "CONNECT"
-        tunnels.append(target)
-        up_r, up_w = await asyncio.open_connection("127.0.0.1", int(target.rsplit(":", 1)[1]))
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except ConnectionError:
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
-
-    async def go() -> None:
-        tls = await asyncio.start_server(_json_node, "127.0.0.1", 0, ssl=server_ctx)
-        port = tls.sockets[0].getsockname()[1]
-        ports.append(port)
-        async with tls:
-            # Not trusted yet: a clear Unreachable, not a traceback.
-            monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-            with pytest.raises(Unreachable) as untrusted:
-                await AsyncClient(f"https://localhost:{port}", timeout=5).health()
-            assert "CERTIFICATE_VERIFY_FAILED" in untrusted.value.message
-            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-            assert await AsyncClient(f"https://localhost:{port}", timeout=5).health() == {
-                "ok": True}
-            proxy, proxy_url = await _serve(connect_proxy)
-            async with proxy:
-                monkeypatch.setenv("https_proxy", proxy_url)
-                monkeypatch.delenv("no_proxy", raising=False)
-                monkeypatch.delenv("NO_PROXY", raising=False)
-                remote = AsyncClient(f"https://edge-site.example:{port}", timeout=5)
-                assert await remote.health() == {"ok": True}
-
-    run(go())
-    assert tunnels == [f"edge-site.example:{ports[0]}"]  # the node's name, not loopback
 
 
 def test_management_verbs(tmp_path: Path) -> None:

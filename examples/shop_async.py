@@ -152,6 +152,8 @@ async def create_order(request: web.Request) -> web.Response:
         if want is None or isinstance(value, bool) and want is not bool \
                 or not isinstance(value, want):
             return _error(400, f"bad field {name!r}", f"fields: {', '.join(ORDER_FIELDS)}")
+    if body.get("cents", 1) <= 0:
+        return _error(400, "cents must be > 0", '{"order_id": "o-1", "cents": 1200}')
     try:
         # The order id is the workflow id: a retried POST finds the same order.
         handle = await app.start_async(fulfil, **body, id=body["order_id"])

@@ -122,6 +122,12 @@ def test_embedded_shop_serves_without_blocking_its_loop(tmp_path: Path,
                                      json={"order_id": 7}) as bad:
                     assert bad.status == 400
                     assert "order_id" in (await bad.json())["error"]["message"]
+                async with http.post(f"http://127.0.0.1:{port}/orders",
+                                     json={"order_id": "neg", "cents": -5}) as neg:
+                    assert neg.status == 400
+                async with http.post(f"http://127.0.0.1:{port}/orders",
+                                     data=b"{not json") as garbled:
+                    assert garbled.status == 400
                 async with http.get(f"http://127.0.0.1:{port}/orders/nope") as missing:
                     assert missing.status == 404
                 async with http.get(f"http://127.0.0.1:{port}/orders/emb-1") as again:

@@ -296,3 +296,51 @@ def test_example_end_to_end_with_a_kill(shop: Shop, demo_env: dict[str, str]) ->
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("error: cannot reach the edge node"), unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+def test_payments_api_standalone(tmp_path: Path, demo_env: dict[str, str]) -> None:
+    """`python -m examples.payments_api`: one charge per Idempotency-Key, 400s for bad
+    requests, the ledger over GET."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **dict(demo_env, EDGE_DEMO_LATENCY="0.05"))
+    proc = subprocess.Popen([sys.executable, "-m", "examples.payments_api", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1/charges"
+
+    def call(body: bytes | None, key: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        req = urllib.request.Request(base, data=body, headers=headers,
+                                     method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read() if proc.stdout else "exited")
+        try:
+            return call(None)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, timeout=30, what="the payment API")
+        order = json.dumps({"order_id": "o-1", "cents": 250}).encode()
+        assert call(order)[0] == 400  # no Idempotency-Key
+        assert call(b"{nope", "k")[0] == 400
+        assert call(json.dumps({"order_id": "o-1", "cents": 0}).encode(), "k")[0] == 400
+        first = call(order, "k-1")
+        again = call(order, "k-1")
+        assert first[0] == again[0] == 200
+        assert first[1]["charge_id"] == again[1]["charge_id"] == "ch_k-1"
+        assert (first[1]["requests_seen"], again[1]["requests_seen"]) == (1, 2)
+        assert call(None)[1] == {"charges": [{"key": "k-1", "order_id": "o-1", "cents": 250,
+                                              "requests": 2}]}
+    finally:
+        proc.terminate()
+        proc.wait(10)

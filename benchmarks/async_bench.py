@@ -17,7 +17,8 @@ Rows (definitions in benchmarks/RESULTS.md, section "Async"):
   the first start to the last result, against the ideal (--wait); RSS over
   idle = the highest RSS sampled every 10 ms during the run minus the RSS of the started,
   idle node (libraries already imported); peak thread count;
-- worker sweep: the sync time.sleep run with --sweep worker counts, and the concurrent
+- worker sweep: the sync time.sleep run with --sweep worker counts (and once awaited by an
+  async workflow, where it runs on the loop's step threads), and the concurrent
   CPU-light sync run at the same counts (what more threads cost CPU-bound work);
 - CPU-light: 10-step workflows whose steps return a checkpoint-sized dict, sync and
   async: sequential (start, result, next) and concurrent (--conc workflows at once);
@@ -370,6 +371,9 @@ def main() -> int:
                     guarded(t, f"sync{w}", f"I/O sync sleep {w}", lambda w=w: io_row(
                         f"sync{w}", f"sync step, time.sleep, {w} workers",
                         ["--wf", "io_sync", "--workers", str(w)]))
+                guarded(t, "mixed", "I/O mixed", lambda: io_row(
+                    "mixed", "async workflow, sync step (time.sleep), default workers",
+                    ["--wf", "io_mixed"]))
                 if server is not None:
                     guarded(t, "uhttp", "I/O sync HTTP", lambda: io_row(
                         "uhttp", f"sync step, HTTP (urllib), {max(sweep)} workers",

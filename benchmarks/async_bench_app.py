@@ -3,6 +3,7 @@
 I/O-bound (one step that waits ``wait`` seconds):
 - ``io_async``: an async step awaiting ``asyncio.sleep``;
 - ``io_sync``: a sync step calling ``time.sleep`` (holds a worker thread);
+- ``io_mixed``: the same sync step awaited by an async workflow (holds a step thread);
 - ``http_async``: an async step doing a real HTTP GET to a local slow server, with
   aiohttp (``client="aiohttp"``) or a bare asyncio stream exchange (``client="stdlib"``);
 - ``http_sync``: a sync step doing the same GET with urllib.
@@ -67,6 +68,10 @@ def make_app(name: str = "async-bench") -> edge.App:
     @app.workflow(name="io_sync")
     def io_sync(wait: float) -> float:
         return sync_sleep(wait)
+
+    @app.workflow(name="io_mixed")
+    async def io_mixed(wait: float) -> float:
+        return await sync_sleep(wait)  # a sync step from an async workflow: a step thread
 
     @app.step(name="aio_get")
     async def aio_get(url: str, client: str) -> int:

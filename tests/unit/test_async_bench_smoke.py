@@ -26,6 +26,7 @@ def test_async_bench_quick_prints_the_table() -> None:
         "I/O 50 x 0.2 s: sync step, time.sleep, default workers",
         "I/O 50 x 0.2 s: sync step, time.sleep, 32 workers",
         "I/O 50 x 0.2 s: sync step, HTTP (urllib), 32 workers",
+        "I/O 50 x 0.2 s: async workflow, sync step (time.sleep), default workers",
         "CPU-light sequential 20x10, async",
         "CPU-light concurrent 50x10, sync",
         "CPU-light conc: async / sync",

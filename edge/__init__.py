@@ -27,6 +27,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers (and py.typed users) see; nothing is imported at run time
+    from edge.aio_client import AsyncClient
     from edge.aio_ops import (
         now_async,
         patched_async,
@@ -86,6 +87,7 @@ if TYPE_CHECKING:  # what type checkers (and py.typed users) see; nothing is imp
 # name -> the module that defines it (kept in step with the TYPE_CHECKING block above).
 _WHERE: dict[str, str] = {
     **dict.fromkeys(("Client", "RemoteHandle"), "edge.client"),
+    "AsyncClient": "edge.aio_client",
     **dict.fromkeys(("Clock", "FakeClock", "SystemClock"), "edge.clock"),
     "Settings": "edge.config",
     **dict.fromkeys(("App", "Context", "Handle", "context", "now", "patched", "random",
@@ -116,7 +118,7 @@ __all__ = [
     "now", "patched", "random", "set_event", "sleep", "sleep_until", "uuid4", "wait_event",
     "wait_replicated", "now_async", "patched_async", "random_async", "set_event_async",
     "sleep_async", "sleep_until_async", "uuid4_async", "wait_event_async",
-    "wait_replicated_async", "parallel",
+    "wait_replicated_async", "parallel", "AsyncClient",
 ]
 
 

@@ -21,25 +21,42 @@ def _db() -> sqlite3.Connection:
     return conn
 
 
-def charge(key: str, order_id: str, cents: int) -> dict[str, object]:
-    """Charge once per key; a retried request with the same key returns the first charge."""
+def record(key: str, order_id: str, cents: int) -> dict[str, object]:
+    """Move the money once per key; a retried request with the same key gets the first charge."""
     with _db() as conn:
         conn.execute("INSERT INTO charges VALUES (?, ?, ?, 1, ?) ON CONFLICT(key) DO UPDATE "
                      "SET requests = requests + 1", (key, order_id, cents, time.time()))
         row = conn.execute("SELECT key, cents, requests FROM charges WHERE key = ?",
                            (key,)).fetchone()
-    # The money moved; the answer is slow. A node killed now never hears back, and
-    # its retry (same key) must not charge again.
-    time.sleep(float(os.environ.get("EDGE_DEMO_LATENCY", "0.5")))
     return {"charge_id": f"ch_{row[0]}", "cents": row[1], "requests_seen": row[2]}
 
 
-def main() -> None:
+def latency() -> float:
+    return float(os.environ.get("EDGE_DEMO_LATENCY", "0.5"))
+
+
+def charge(key: str, order_id: str, cents: int) -> dict[str, object]:
+    """Charge once per key (``record``), then answer slowly."""
+    receipt = record(key, order_id, cents)
+    # The money moved; the answer is slow. A node killed now never hears back, and
+    # its retry (same key) must not charge again.
+    time.sleep(latency())
+    return receipt
+
+
+def ledger() -> list[dict[str, object]]:
+    """Every charge, oldest first: key, order_id, cents, requests (how often it was asked)."""
     with _db() as conn:
-        rows = conn.execute("SELECT key, order_id, cents, requests FROM charges ORDER BY charged_at")
-        print(f"{'IDEMPOTENCY KEY':<24} {'ORDER':<10} {'CENTS':>6} {'REQUESTS':>8}")
-        for key, order_id, cents, requests in rows:
-            print(f"{key:<24} {order_id:<10} {cents:>6} {requests:>8}")
+        rows = conn.execute("SELECT key, order_id, cents, requests FROM charges "
+                            "ORDER BY charged_at")
+        return [{"key": k, "order_id": o, "cents": c, "requests": r} for k, o, c, r in rows]
+
+
+def main() -> None:
+    print(f"{'IDEMPOTENCY KEY':<24} {'ORDER':<10} {'CENTS':>6} {'REQUESTS':>8}")
+    for row in ledger():
+        print(f"{row['key']!s:<24} {row['order_id']!s:<10} {row['cents']!s:>6} "
+              f"{row['requests']!s:>8}")
 
 
 if __name__ == "__main__":

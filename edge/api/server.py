@@ -30,7 +30,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from edge.api.routes import ApiError, Request, Response, error_response, find_route, json_response
+from edge.api.routes import (
+    ROUTES,
+    ApiError,
+    Request,
+    Response,
+    dispatch,
+    error_response,
+    find_route,
+    json_response,
+)
+from edge.api.spec import ApiDoc
 from edge.errors import EdgeError
 
 if TYPE_CHECKING:
@@ -185,9 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "bad_query", f"unknown query parameter {unknown[0]!r}",
                                f"accepted: {', '.join(sorted(route.query))}")
         body = self._read_body(api.max_body) if route.body else None
-        return route.handler(api.node, Request(self.command, params, query, body,
-                                               {k.lower(): v for k, v in self.headers.items()},
-                                               multi))
+        return dispatch(route, api.node, Request(self.command, params, query, body,
+                                                 {k.lower(): v for k, v in self.headers.items()},
+                                                 multi, doc=api.doc))
 
     def _check_token(self, token: str) -> None:
         header = self.headers.get("Authorization", "")
@@ -262,6 +272,7 @@ class ApiServer:
         self.requested_port = port
         self.token = token or None
         self.max_body = max_body
+        self.doc = ApiDoc(ROUTES)  # the spec and the workflow inputs, built on first use
         self._bound_port: int | None = None
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None

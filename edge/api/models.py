@@ -1,0 +1,494 @@
+"""The HTTP API's shapes, declared once as pydantic models: request bodies, query strings
+and responses. Validation (``parse_body``, ``parse_query``), the response bodies
+(``reply``) and ``/openapi.json`` (``spec.py``) are all made from these classes.
+
+Invariants:
+- a request model forbids unknown fields and is strict (no coercion: ``"5"`` is not an
+  integer, ``5`` is not a string); a query model parses its strings (``limit=5``);
+- a ``ValidationError`` becomes one ``ApiError`` naming the first bad field
+  (``unknown_field``, ``missing_field``, ``bad_field``; ``bad_query`` for a query
+  string), its message and hint rendered from the field's own JSON schema, so what the
+  error says a field must be is what the spec says;
+- domain checks that have their own wording (tags: ``edge.tags.check_tags``) run as
+  validators and raise their ``UsageError`` unchanged;
+- response models allow extra keys, so a view that grows a field is not a 500 before
+  its model learns it (the field then goes out undocumented until a line is added here).
+
+Adding a field to a request is one line in its model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from edge.api.wire import ApiError
+from edge.store import WORKFLOW_STATUSES
+from edge.tags import MAX_TAGS, MAX_VALUE, check_tags
+
+# ---- field types ------------------------------------------------------------------------
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+WorkflowId = Annotated[str, Field(min_length=1, max_length=200)]
+Status = Literal["PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED",
+                 "CANCELLED"]
+assert Status.__args__ == WORKFLOW_STATUSES  # type: ignore[attr-defined]
+Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+TAG_KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
+_TAG_VALUE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _tags(value: Any) -> Any:
+    return None if value is None else check_tags(value)
+
+
+# check_tags validates (with its own wording); the schema says the same from its constants.
+Tags = Annotated[dict[str, str] | None, BeforeValidator(_tags), WithJsonSchema({"anyOf": [
+    {"type": "object", "maxProperties": MAX_TAGS, "propertyNames": {"pattern": TAG_KEY},
+     "additionalProperties": {"type": "string", "maxLength": MAX_VALUE, "pattern": _TAG_VALUE}},
+    {"type": "null"}]}), Field(description="tags to search by; a child inherits its parent's")]
+Input = Annotated[dict[str, Any] | list[Any] | None, Field(
+    description="object = keyword arguments, array = positional arguments, absent or null = "
+                "none")]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields refused, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: unknown parameters refused (by the server, by name), values parsed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """A response: declared fields are checked, extra ones pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+
+class Empty(Body):
+    """No fields (an absent or empty body is fine)."""
+
+
+class StartRequest(Body):
+    workflow: NonEmpty = Field(description="a workflow of this node (GET /v1/app)")
+    input: Input = None
+    id: WorkflowId | None = Field(None, description="idempotency key: an existing id is "
+                                  "returned, never run twice")
+    tags: Tags = None
+
+
+class EnqueueRequest(StartRequest):
+    priority: Int32 | None = Field(None, description="higher runs first (default 0)")
+    dedup: NonEmpty | None = Field(None, description="while a workflow of the queue with this "
+                                   "key is live, its id is returned instead")
+
+
+class EventRequest(Body):
+    value: Any = Field(None, description="any JSON value (default null)")
+    dedup: NonEmpty | None = Field(None, description="a retried send with the same key is "
+                                   "delivered once")
+
+
+class ForkRequest(Body):
+    from_step: int = Field(ge=1, le=2**31, description="the first step to run again")
+    id: WorkflowId | None = Field(None, description="the new workflow's id")
+
+
+class PriorityRequest(Body):
+    priority: Int32 = Field(description="higher is admitted first")
+
+
+DURATION = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*[smhdwSMHDW]?\s*$"
+
+
+class PruneRequest(Body):
+    finished_before: Annotated[str, Field(pattern=DURATION, examples=["7d", "12h"])] | Annotated[
+        float, Field(ge=0, allow_inf_nan=False)] = Field(
+        description="a duration (7d, 12h, 30m, 45s, 2w) or seconds: workflows that ended "
+                    "longer ago than this are deleted")
+
+
+# ---- query strings ------------------------------------------------------------------------
+
+Limit = Annotated[int, Field(ge=1, le=1000)]
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class ListQuery(Query):
+    status: Annotated[Status, BeforeValidator(_upper)] | None = Field(
+        None, description="one status (case-insensitive)")
+    workflow: str | None = None
+    limit: Limit = 50
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
+    tag: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}=")]] = Field(
+        [], description="KEY=VALUE, repeatable: every one must match")
+    since: str | None = Field(None, description="created at or after: ISO 8601, epoch seconds "
+                              "or an age (30m, 7d)")
+    until: str | None = Field(None, description="created before (same forms as since)")
+    prefix: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="ids that start with this")
+
+
+class QueueQuery(Query):
+    limit: Limit = 50
+
+
+class ValueQuery(Query):
+    timeout: Annotated[float, Field(ge=0, le=30, allow_inf_nan=False)] = Field(
+        0.0, description="seconds to wait for a first value (returns at once when the "
+                         "workflow is final)")
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str
+
+
+class Error(BaseModel):
+    error: ErrorBody
+
+
+class Health(Out):
+    ok: bool
+    state: str
+
+
+class Ready(Out):
+    ready: bool
+    state: str
+    node_id: str | None
+    message: str | None = None
+    hint: str | None = None
+
+
+class Workers(Out):
+    size: int
+    busy: int
+    queued: int
+
+
+class NodeStatus(Out):
+    node_id: str | None
+    app: str
+    state: str
+    ready: bool
+    leader: bool
+    pid: int
+    data_dir: str
+    durability: str
+    workflows: dict[Status, int]
+    workers: Workers
+    replication: dict[str, Any] | None
+
+
+class WorkflowInfo(Out):
+    name: str
+    queue: str | None
+    params: list[str]
+
+
+class AppInfo(Out):
+    app: str
+    workflows: list[WorkflowInfo]
+
+
+class StartResponse(Out):
+    id: str
+    created: bool
+
+
+class WorkflowError(Out):
+    type: str
+    message: str
+
+
+class WorkflowInput(Out):
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class Workflow(Out):
+    id: str
+    workflow: str
+    status: Status
+    input: WorkflowInput
+    output: Any = Field(description="any JSON value, null until SUCCEEDED")
+    error: WorkflowError | None
+    created_at: Time
+    updated_at: Time
+    wake_at: Time
+    waiting_for: str | None
+    blocked_on: str | None
+    queue: str | None
+    parent_id: str | None
+    tags: dict[str, str] = Field(description="what the workflow is about (set at start, "
+                                 "inherited by children)")
+
+
+class Attempt(Out):
+    attempt: int
+    error: WorkflowError | None
+    finished_at: Time
+    retry_at: Time
+
+
+class Step(Out):
+    seq: int
+    kind: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED"]
+    attempts: int
+    output: Any
+    error: WorkflowError | None
+    started_at: Time
+    finished_at: Time
+    history: list[Attempt] = Field(description="failed attempts, oldest first")
+    next_retry_at: Time
+
+
+class WorkflowDetail(Workflow):
+    steps: list[Step]
+
+
+class WorkflowPage(Out):
+    workflows: list[Workflow]
+    next_cursor: str | None
+
+
+class EventResponse(Out):
+    delivered: bool
+    duplicate: bool
+
+
+class CancelResponse(Out):
+    id: str
+    status: Status | Literal["UNKNOWN"]
+    cancel: Literal["done", "requested"]
+
+
+class ResumeResponse(Out):
+    id: str
+    status: Status
+
+
+class ForkResponse(Out):
+    id: str
+    forked_from: str
+    from_step: int
+    reused: int
+    status: Status
+
+
+class Rate(Out):
+    limit: int
+    period: float
+
+
+class QueueInfo(Out):
+    name: str
+    concurrency: int | None
+    rate: Rate | None
+    declared: bool
+    waiting: int = Field(description="PENDING, waiting for a slot")
+    active: int = Field(description="holding a slot (admitted, not final)")
+
+
+class Queues(Out):
+    queues: list[QueueInfo]
+
+
+class QueueDetail(Queues):
+    workflows: list[Workflow]
+
+
+class PriorityResponse(Out):
+    id: str
+    queue: str
+    priority: int
+    status: Status
+
+
+class Schedule(Out):
+    name: str
+    workflow: str | None
+    cron: str | None
+    tz: str | None
+    catch_up: int | None
+    paused: bool
+    in_code: bool = Field(description="false: in the database only")
+    last_tick: Time
+    next_tick: Time
+
+
+class Schedules(Out):
+    schedules: list[Schedule]
+
+
+class Value(Out):
+    workflow_id: str
+    key: str
+    published: bool = Field(description="false: nothing published under key yet")
+    value: Any = Field(description="the latest value (null when not published)")
+    seq: int | None
+    updated_at: Time
+
+
+class Values(Out):
+    workflow_id: str
+    values: dict[str, Any]
+
+
+class Pruned(Out):
+    deleted: int
+    cutoff: Time
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+
+def what(value: Any) -> str:
+    """A value, in words, for an error message ("an empty string", "5")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        if not value:
+            return "an empty string"
+        return f"a string of {len(value)} characters" if len(value) > 40 else repr(value)
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    return "an object"
+
+
+def want(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    """What a value of ``schema`` is, in words ("a non-empty string or null")."""
+    if "$ref" in schema:
+        return want(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            parts = list(dict.fromkeys(want(s, defs) for s in schema[key]))
+            return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return "one of " + ", ".join(map(str, values)) if len(values) > 1 else repr(values[0])
+    kind = schema.get("type")
+    if kind == "string":
+        lo, hi = schema.get("minLength"), schema.get("maxLength")
+        text = "a non-empty string" if lo == 1 else "a string"
+        if hi is not None:
+            text += f" of at most {hi} characters"
+        if schema.get("examples"):
+            text += " like " + ", ".join(map(repr, schema["examples"]))
+        elif "pattern" in schema and schema["pattern"] != _TAG_VALUE:
+            text += f" matching {schema['pattern']}"
+        return text
+    if kind in ("integer", "number"):
+        text = "an integer" if kind == "integer" else "a number"
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        if lo is not None and hi is not None:
+            return f"{text} in {lo:g}..{hi:g}" if kind == "number" else f"{text} in {lo}..{hi}"
+        return text + (f" >= {lo:g}" if lo is not None else "")
+    if kind == "object":
+        return "an object" + (" of string values" if schema.get("additionalProperties") == {
+            "type": "string"} else "")
+    if kind == "array":
+        return "an array"
+    if kind == "boolean":
+        return "a boolean"
+    if kind == "null":
+        return "null"
+    return "any JSON value"
+
+
+def _schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    cached = model.__dict__.get("_edge_schema")
+    if cached is None:
+        doc = model.model_json_schema()
+        cached = (doc.get("properties", {}), doc.get("$defs", {}))
+        setattr(model, "_edge_schema", cached)  # noqa: B010 (a cache on the class)
+    return cached
+
+
+def api_error(exc: ValidationError, model: type[BaseModel], query: bool = False) -> ApiError:
+    """The first problem of ``exc`` as one ApiError naming the field."""
+    props, defs = _schema(model)
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    accepted = ", ".join(names) or "none"
+    errors = exc.errors(include_url=False)
+    rank = {"extra_forbidden": 0, "missing": 1}
+    err = min(errors, key=lambda e: rank.get(e["type"], 2))
+    loc = [str(p) for p in err["loc"]]
+    name = loc[0] if loc else "body"
+    if err["type"] == "extra_forbidden":
+        return ApiError(400, "unknown_field", f"unknown field {name!r} in the request body",
+                        f"accepted fields: {accepted}")
+    if err["type"] == "missing":
+        return ApiError(400, "bad_query" if query else "missing_field",
+                        f"field {name!r} is required", f"accepted fields: {accepted}")
+    schema = props.get(name, {})
+    hint = schema.get("description") or "see GET /openapi.json"
+    if query:
+        if schema.get("type") == "array" and len(loc) > 1:
+            schema = schema.get("items", {})  # one of the repeated values
+        schema = {k: v for k, v in schema.items() if k != "anyOf"} | (
+            {"anyOf": [s for s in schema["anyOf"] if s != {"type": "null"}]}
+            if "anyOf" in schema else {})  # a query string cannot send null
+        return ApiError(400, "bad_query", f"query parameter {name!r}: "
+                        f"{what(err.get('input'))} is not {want(schema, defs)}", hint)
+    # Inside a union the location names the member tried, not a key: describe the field.
+    union = "anyOf" in schema and not (len(schema["anyOf"]) == 2 and {"type": "null"}
+                                       in schema["anyOf"])
+    if len(loc) > 1 and not union:
+        where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
+        return ApiError(400, "bad_field", f"field {where!r} {_inner(err)}, not "
+                        f"{what(err.get('input'))}", hint)
+    return ApiError(400, "bad_field", f"field {name!r} must be {want(schema, defs)}, not "
+                    f"{what(err.get('input'))}", hint)
+
+
+def _inner(err: Any) -> str:
+    return "must be " + {"string_type": "a string", "int_type": "an integer",
+                         "string_too_long": "shorter", "string_pattern_mismatch":
+                         "a string matching " + str((err.get("ctx") or {}).get("pattern", ""))
+                         }.get(err["type"], "valid: " + str(err["msg"]).lower())
+
+
+def parse_body(model: type[BaseModel], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise api_error(exc, model) from None
+
+
+def parse_query(model: type[BaseModel], query: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(query)
+    except ValidationError as exc:
+        raise api_error(exc, model, query=True) from None

@@ -121,12 +121,23 @@ class WorkflowInput:
             if p is None or p.adapter is None:
                 continue
             try:
-                p.adapter.validate_json(json.dumps(value), strict=True)
+                p.adapter.validate_json(json.dumps(_whole(value)), strict=True)
             except (ValidationError, ValueError) as exc:
                 raise ApiError(400, "bad_field", f"field {where!r} of workflow {self.name} "
                                f"must be {want(p.schema, self.defs)}, not {what(value)}"
                                f"{_detail(exc)}",
                                "see the workflow's input in GET /openapi.json") from None
+
+
+def _whole(value: Any) -> Any:
+    """``value`` with integral floats as ints: JSON Schema counts 3.0 as an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
 
 
 def _detail(exc: Exception) -> str:

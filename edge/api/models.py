@@ -36,15 +36,26 @@ from edge.tags import MAX_TAGS, MAX_VALUE, check_tags
 
 # ---- field types ------------------------------------------------------------------------
 
+def _whole(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer; strict mode alone would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 NonEmpty = Annotated[str, Field(min_length=1)]
 WorkflowId = Annotated[str, Field(min_length=1, max_length=200)]
 Status = Literal["PENDING", "RUNNING", "SLEEPING", "WAITING", "SUCCEEDED", "FAILED",
                  "CANCELLED"]
 assert Status.__args__ == WORKFLOW_STATUSES  # type: ignore[attr-defined]
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+# The validator goes after the bounds: before them, pydantic would print the bounds into
+# the schema as "ge"/"le" instead of "minimum"/"maximum".
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_whole)]
+StepSeq = Annotated[int, Field(ge=1, le=2**31), BeforeValidator(_whole)]
 TAG_KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
 _TAG_VALUE = r"^[^\x00-\x1f\x7f]*$"
+TAG_FILTER = TAG_KEY[:-1] + "=" + _TAG_VALUE[1:-2] + "{0," + str(MAX_VALUE) + "}$"
 
 
 def _tags(value: Any) -> Any:
@@ -107,7 +118,7 @@ class EventRequest(Body):
 
 
 class ForkRequest(Body):
-    from_step: int = Field(ge=1, le=2**31, description="the first step to run again")
+    from_step: StepSeq = Field(description="the first step to run again")
     id: WorkflowId | None = Field(None, description="the new workflow's id")
 
 
@@ -127,7 +138,13 @@ class PruneRequest(Body):
 
 # ---- query strings ------------------------------------------------------------------------
 
-Limit = Annotated[int, Field(ge=1, le=1000)]
+# The forms search.parse_when reads; whether a date exists and lies in 1970..9999 is
+# checked there (a 400 "not a time" / "out of range"), not expressible here.
+When = Annotated[str, Field(pattern=(
+    r"^\s*([0-9]+(\.[0-9]+)?[smhdw]|[0-9]+(\.[0-9]*)?|"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?)\s*$"), examples=["2026-12-01T08:00Z", "1h"])]
+Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)]
 
 
 def _upper(value: Any) -> Any:
@@ -140,11 +157,11 @@ class ListQuery(Query):
     workflow: str | None = None
     limit: Limit = 50
     cursor: str | None = Field(None, description="next_cursor of the previous page")
-    tag: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}=")]] = Field(
+    tag: list[Annotated[str, Field(pattern=TAG_FILTER)]] = Field(
         [], description="KEY=VALUE, repeatable: every one must match")
-    since: str | None = Field(None, description="created at or after: ISO 8601, epoch seconds "
-                              "or an age (30m, 7d)")
-    until: str | None = Field(None, description="created before (same forms as since)")
+    since: When | None = Field(None, description="created at or after: ISO 8601, epoch seconds "
+                               "or an age (30m, 7d)")
+    until: When | None = Field(None, description="created before (same forms as since)")
     prefix: Annotated[str, Field(max_length=200)] | None = Field(
         None, description="ids that start with this")
 

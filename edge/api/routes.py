@@ -182,7 +182,7 @@ CORE_ROUTES: tuple[Route, ...] = (
           responses={200: m.EventResponse}, errors=(404, 409, 503)),
     Route("POST", ("v1", "workflows", "{id}", "cancel"), cancel, op="cancelWorkflow",
           tag="workflows", summary="Cancel a workflow and its children (durable)",
-          request=m.Empty, responses={200: m.CancelResponse}, errors=(404, 503)),
+          request=m.Empty, responses={200: m.CancelResponse}, errors=(404, 409, 503)),
     Route("POST", ("v1", "workflows", "{id}", "resume"), resume, op="resumeWorkflow",
           tag="workflows",
           summary="Run a FAILED or CANCELLED workflow again from its checkpoints",

@@ -55,7 +55,7 @@ def dispatch(route: Route, node: Node, req: Request) -> Response:
     model = route.responses[out.status]
     assert not isinstance(model, str), (route.path, out.status)
     inst = model.model_validate(out.data)
-    data = inst.__pydantic_serializer__.to_json(inst)
+    data = inst.__pydantic_serializer__.to_json(inst, exclude_unset=True)
     return Response(out.status, data + b"\n", JSON_TYPE + "; charset=utf-8", out.headers)
 
 

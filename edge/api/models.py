@@ -19,6 +19,7 @@ Adding a field to a request is one line in its model.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,10 +28,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
 )
 
 from edge.api.wire import ApiError
+from edge.errors import UsageError
+from edge.search import TIME_HINT
 from edge.store import WORKFLOW_STATUSES
 from edge.tags import MAX_TAGS, MAX_VALUE, check_tags
 
@@ -140,10 +144,20 @@ class PruneRequest(Body):
 
 # The forms search.parse_when reads; whether a date exists and lies in 1970..9999 is
 # checked there (a 400 "not a time" / "out of range"), not expressible here.
-When = Annotated[str, Field(pattern=(
-    r"^\s*([0-9]+(\.[0-9]+)?[smhdw]|[0-9]+(\.[0-9]*)?|"
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?)\s*$"), examples=["2026-12-01T08:00Z", "1h"])]
+WHEN = (r"^\s*([0-9]+(\.[0-9]+)?[smhdw]|[0-9]+(\.[0-9]*)?|"
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+        r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?)\s*$")
+_WHEN = re.compile(WHEN)
+
+
+def _time_form(value: Any, info: ValidationInfo) -> Any:
+    # parse_when's own wording for a value that is not a time at all.
+    if isinstance(value, str) and not _WHEN.fullmatch(value):
+        raise UsageError(f"{info.field_name} {value.strip()[:60]!r} is not a time", TIME_HINT)
+    return value
+
+
+When = Annotated[str, Field(pattern=WHEN), BeforeValidator(_time_form)]
 Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)]
 
 

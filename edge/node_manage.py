@@ -176,7 +176,9 @@ class ManageVerbs:
                 or not finished_before >= 0):
             raise UsageError(f"--finished-before {finished_before!r} must be a duration >= 0",
                              "e.g. 7d, 12h, 30m or seconds")
-        cutoff = self.clock.time() - float(finished_before)
+        # Nothing finished before 1970: a longer age is the same cutoff, and keeps iso()
+        # within the platform's time_t (1e308 seconds used to be a 500).
+        cutoff = max(0.0, self.clock.time() - float(finished_before))
         total = 0
         while True:
             n = lifecycle.prune_batch(self.store, cutoff, batch)

@@ -79,19 +79,19 @@ Input = Annotated[dict[str, Any] | list[Any] | None, Field(
 class Body(BaseModel):
     """A request body: unknown fields refused, no coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class Query(BaseModel):
     """A query string: unknown parameters refused (by the server, by name), values parsed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Out(BaseModel):
     """A response: declared fields are checked, extra ones pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # ---- requests ---------------------------------------------------------------------------

@@ -383,6 +383,13 @@ def test_error_codes_and_whole_floats(port: int) -> None:
     assert status == 400 and "from_step" in body["error"]["message"]
 
 
+def test_prune_with_a_huge_age_is_not_a_500(port: int) -> None:
+    # Found by schemathesis: cutoff = now - 1.7e308 overflowed time_t in the answer.
+    for age in (1.7e308, "99999999999d"):
+        status, body = call_json(port, "POST", "/v1/prune", {"finished_before": age})
+        assert status == 200 and body == {"deleted": 0, "cutoff": "1970-01-01T00:00:00Z"}
+
+
 def test_random_bodies_never_500(port: int) -> None:
     rnd = random.Random(1234)
     paths = ["/v1/workflows", "/v1/workflows/x/events/go", "/v1/workflows/x/cancel"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from edge.api.models import want, what
+from edge.api.validation import want, what
 from edge.api.wire import ApiError
 
 if TYPE_CHECKING:

@@ -1,14 +1,13 @@
 """The HTTP API's shapes, declared once as pydantic models: request bodies, query strings
-and responses. Validation (``parse_body``, ``parse_query``), the response bodies
-(``reply``) and ``/openapi.json`` (``spec.py``) are all made from these classes.
+and responses. Validation (edge/api/validation.py), the response bodies
+(``routes.dispatch``) and ``/openapi.json`` (``spec.py``) are all made from these classes.
 
 Invariants:
 - a request model forbids unknown fields and is strict (no coercion: ``"5"`` is not an
   integer, ``5`` is not a string); a query model parses its strings (``limit=5``);
 - a ``ValidationError`` becomes one ``ApiError`` naming the first bad field
-  (``unknown_field``, ``missing_field``, ``bad_field``; ``bad_query`` for a query
-  string), its message and hint rendered from the field's own JSON schema, so what the
-  error says a field must be is what the spec says;
+  (edge/api/validation.py), its message rendered from the field's own JSON schema, so
+  what the error says a field must be is what the spec says;
 - domain checks that have their own wording (tags: ``edge.tags.check_tags``) run as
   validators and raise their ``UsageError`` unchanged;
 - response models allow extra keys, so a view that grows a field is not a 500 before
@@ -22,17 +21,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    WithJsonSchema,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
-from edge.api.wire import ApiError
 from edge.errors import UsageError
 from edge.search import TIME_HINT
 from edge.store import WORKFLOW_STATUSES
@@ -58,8 +48,8 @@ Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_whole)]
 StepSeq = Annotated[int, Field(ge=1, le=2**31), BeforeValidator(_whole)]
 TAG_KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
-_TAG_VALUE = r"^[^\x00-\x1f\x7f]*$"
-TAG_FILTER = TAG_KEY[:-1] + "=" + _TAG_VALUE[1:-2] + "{0," + str(MAX_VALUE) + "}$"
+TAG_VALUE = r"^[^\x00-\x1f\x7f]*$"
+TAG_FILTER = TAG_KEY[:-1] + "=" + TAG_VALUE[1:-2] + "{0," + str(MAX_VALUE) + "}$"
 
 
 def _tags(value: Any) -> Any:
@@ -69,7 +59,7 @@ def _tags(value: Any) -> Any:
 # check_tags validates (with its own wording); the schema says the same from its constants.
 Tags = Annotated[dict[str, str] | None, BeforeValidator(_tags), WithJsonSchema({"anyOf": [
     {"type": "object", "maxProperties": MAX_TAGS, "propertyNames": {"pattern": TAG_KEY},
-     "additionalProperties": {"type": "string", "maxLength": MAX_VALUE, "pattern": _TAG_VALUE}},
+     "additionalProperties": {"type": "string", "maxLength": MAX_VALUE, "pattern": TAG_VALUE}},
     {"type": "null"}]}), Field(description="tags to search by; a child inherits its parent's")]
 Input = Annotated[dict[str, Any] | list[Any] | None, Field(
     description="object = keyword arguments, array = positional arguments, absent or null = "
@@ -396,130 +386,3 @@ class Values(Out):
 class Pruned(Out):
     deleted: int
     cutoff: Time
-
-
-# ---- validation ------------------------------------------------------------------------------
-
-
-def what(value: Any) -> str:
-    """A value, in words, for an error message ("an empty string", "5")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        if not value:
-            return "an empty string"
-        return f"a string of {len(value)} characters" if len(value) > 40 else repr(value)
-    if isinstance(value, list):
-        return f"an array of {len(value)}"
-    return "an object"
-
-
-def want(schema: dict[str, Any], defs: dict[str, Any]) -> str:
-    """What a value of ``schema`` is, in words ("a non-empty string or null")."""
-    if "$ref" in schema:
-        return want(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            parts = list(dict.fromkeys(want(s, defs) for s in schema[key]))
-            return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
-    if "enum" in schema or "const" in schema:
-        values = schema.get("enum", [schema.get("const")])
-        return "one of " + ", ".join(map(str, values)) if len(values) > 1 else repr(values[0])
-    kind = schema.get("type")
-    if kind == "string":
-        lo, hi = schema.get("minLength"), schema.get("maxLength")
-        text = "a non-empty string" if lo == 1 else "a string"
-        if hi is not None:
-            text += f" of at most {hi} characters"
-        if schema.get("examples"):
-            text += " like " + ", ".join(map(repr, schema["examples"]))
-        elif "pattern" in schema and schema["pattern"] != _TAG_VALUE:
-            text += f" matching {schema['pattern']}"
-        return text
-    if kind in ("integer", "number"):
-        text = "an integer" if kind == "integer" else "a number"
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        if lo is not None and hi is not None:
-            return f"{text} in {lo:g}..{hi:g}" if kind == "number" else f"{text} in {lo}..{hi}"
-        return text + (f" >= {lo:g}" if lo is not None else "")
-    if kind == "object":
-        return "an object" + (" of string values" if schema.get("additionalProperties") == {
-            "type": "string"} else "")
-    if kind == "array":
-        return "an array"
-    if kind == "boolean":
-        return "a boolean"
-    if kind == "null":
-        return "null"
-    return "any JSON value"
-
-
-def _schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
-    cached = model.__dict__.get("_edge_schema")
-    if cached is None:
-        doc = model.model_json_schema()
-        cached = (doc.get("properties", {}), doc.get("$defs", {}))
-        setattr(model, "_edge_schema", cached)  # noqa: B010 (a cache on the class)
-    return cached
-
-
-def api_error(exc: ValidationError, model: type[BaseModel], query: bool = False) -> ApiError:
-    """The first problem of ``exc`` as one ApiError naming the field."""
-    props, defs = _schema(model)
-    names = [f.alias or n for n, f in model.model_fields.items()]
-    accepted = ", ".join(names) or "none"
-    errors = exc.errors(include_url=False)
-    rank = {"extra_forbidden": 0, "missing": 1}
-    err = min(errors, key=lambda e: rank.get(e["type"], 2))
-    loc = [str(p) for p in err["loc"]]
-    name = loc[0] if loc else "body"
-    if err["type"] == "extra_forbidden":
-        return ApiError(400, "unknown_field", f"unknown field {name!r} in the request body",
-                        f"accepted fields: {accepted}")
-    if err["type"] == "missing":
-        return ApiError(400, "bad_query" if query else "missing_field",
-                        f"field {name!r} is required", f"accepted fields: {accepted}")
-    schema = props.get(name, {})
-    hint = schema.get("description") or "see GET /openapi.json"
-    if query:
-        if schema.get("type") == "array" and len(loc) > 1:
-            schema = schema.get("items", {})  # one of the repeated values
-        schema = {k: v for k, v in schema.items() if k != "anyOf"} | (
-            {"anyOf": [s for s in schema["anyOf"] if s != {"type": "null"}]}
-            if "anyOf" in schema else {})  # a query string cannot send null
-        return ApiError(400, "bad_query", f"query parameter {name!r}: "
-                        f"{what(err.get('input'))} is not {want(schema, defs)}", hint)
-    # Inside a union the location names the member tried, not a key: describe the field.
-    union = "anyOf" in schema and not (len(schema["anyOf"]) == 2 and {"type": "null"}
-                                       in schema["anyOf"])
-    if len(loc) > 1 and not union:
-        where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
-        return ApiError(400, "bad_field", f"field {where!r} {_inner(err)}, not "
-                        f"{what(err.get('input'))}", hint)
-    return ApiError(400, "bad_field", f"field {name!r} must be {want(schema, defs)}, not "
-                    f"{what(err.get('input'))}", hint)
-
-
-def _inner(err: Any) -> str:
-    return "must be " + {"string_type": "a string", "int_type": "an integer",
-                         "string_too_long": "shorter", "string_pattern_mismatch":
-                         "a string matching " + str((err.get("ctx") or {}).get("pattern", ""))
-                         }.get(err["type"], "valid: " + str(err["msg"]).lower())
-
-
-def parse_body(model: type[BaseModel], body: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise api_error(exc, model) from None
-
-
-def parse_query(model: type[BaseModel], query: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(query)
-    except ValidationError as exc:
-        raise api_error(exc, model, query=True) from None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from edge.api import models as m
-from edge.api.models import parse_body, parse_query
+from edge.api.validation import parse_body, parse_query
 from edge.api.wire import (
     JSON_TYPE,
     ApiError,

@@ -12,9 +12,10 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel
 
 import edge
-from edge.api.models import ListQuery, StartRequest, parse_body
+from edge.api.models import ListQuery, StartRequest
 from edge.api.routes import ROUTES, ApiError
 from edge.api.spec import ApiDoc
+from edge.api.validation import parse_body
 
 
 class Order(BaseModel):

@@ -83,14 +83,32 @@ class ApiDoc:
 
     def spec_bytes(self, app: App) -> bytes:
         inputs = self.inputs(app)
+        names = {"queues": sorted(app.queues), "schedules": sorted(app.schedules)}
+        key = (inputs.key, tuple(names["queues"]), tuple(names["schedules"]))
         with self._lock:
-            if self._spec is None or self._spec[0] != inputs.key:
-                doc = build(self.routes, inputs)
-                self._spec = (inputs.key, json.dumps(doc, separators=(",", ":")).encode())
+            if self._spec is None or self._spec[0] != key:
+                doc = build(self.routes, inputs, names)
+                self._spec = (key, json.dumps(doc, separators=(",", ":")).encode())
             return self._spec[1]
 
 
-def build(routes: Sequence[Route], inputs: AppInputs) -> dict[str, Any]:
+def _path_param(route: Route, name: str, names: dict[str, list[str]]) -> dict[str, Any]:
+    spec = dict(_PATH_PARAMS[name])
+    desc = spec.pop("description", None)
+    param: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": spec}
+    if desc:
+        param["description"] = desc
+    # The node's declared queues and schedules, as examples a client or fuzzer can use.
+    for prefix, kind in (("/v1/queues/", "queues"), ("/v1/schedules/", "schedules")):
+        if name == "name" and route.path.startswith(prefix) and names.get(kind):
+            param["description"] = f"one of this node's {kind} (in code): " + ", ".join(
+                names[kind])
+            param["examples"] = {n: {"value": n} for n in names[kind][:10]}
+    return param
+
+
+def build(routes: Sequence[Route], inputs: AppInputs,
+          names: dict[str, list[str]] | None = None) -> dict[str, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(models.Error, "serialization")]
     for r in routes:
         if r.request is not None:
@@ -104,12 +122,7 @@ def build(routes: Sequence[Route], inputs: AppInputs) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         op: dict[str, Any] = {"operationId": r.op, "tags": [r.tag], "summary": r.summary}
-        params = [{"name": p[1:-1], "in": "path", "required": True,
-                   "schema": {k: v for k, v in _PATH_PARAMS[p[1:-1]].items()
-                              if k != "description"},
-                   **({"description": _PATH_PARAMS[p[1:-1]]["description"]}
-                      if "description" in _PATH_PARAMS[p[1:-1]] else {})}
-                  for p in r.pattern if p.startswith("{")]
+        params = [_path_param(r, p[1:-1], names or {}) for p in r.pattern if p.startswith("{")]
         if r.params is not None:
             params += _query_params(r.params, schemas)
         if params:

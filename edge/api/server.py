@@ -5,7 +5,8 @@ Invariants:
   never a 500: the request target, query and body are decoded here with
   strict checks (invalid percent-encoding or UTF-8, duplicate or unknown query
   parameters, a missing/invalid/oversized Content-Length, chunked bodies, a
-  non-JSON content type), and the route validates the fields (routes.py);
+  non-JSON content type), and the route's models validate the fields
+  (routes.dispatch, models.py);
 - a body over ``max_body`` bytes is refused (413) from its Content-Length,
   before a byte of it is read;
 - an unexpected exception is a 500 ``internal`` with the traceback in the log
@@ -254,6 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
+            # end_headers() would flush the head alone; the body joins the same buffer
+            # (BaseHTTPRequestHandler's, stable since 3.3) to leave in one write.
             self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
                 self._headers_buffer.append(resp.body)

@@ -449,8 +449,11 @@ class Node(ManageVerbs):
             raise UsageError(f"ack {mode!r} is not local or replicated",
                              "replicated answers once the replica holds the request")
         if mode == "replicated" and self.replication is None:
-            raise UsageError("ack replicated needs a node with a replica",
-                             "start the node with --replica, or ack local")
+            # A well-formed request this node cannot honour: a conflict with its set-up
+            # (409), not a malformed request.
+            raise Conflict("ack replicated needs a node with a replica",
+                           "start the node with --replica, or ack local",
+                           code="no_replica")
         return mode
 
     def _ack(self, mode: str, what: str) -> None:

@@ -17,6 +17,7 @@ from edge.errors import UsageError
 _AGE = re.compile(r"[0-9]+(\.[0-9]+)?[smhdw]")
 _MIN, _MAX = 0.0, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _HINT = "an ISO 8601 time (2026-12-01T08:00Z; no zone = UTC), epoch seconds, or an age (30m, 7d)"
+TIME_HINT = _HINT
 
 
 def parse_when(text: object, now: float, what: str = "--since") -> float | None:

@@ -2,7 +2,7 @@
 
 ``server.py`` owns the transport (stdlib ThreadingHTTPServer, request limits,
 auth, the error object); ``routes.py`` owns the verbs and their validation;
-``openapi.py`` describes exactly those routes.
+``models.py`` declares their shapes; ``spec.py`` generates /openapi.json from the route table.
 """
 
 from edge.api.server import ApiServer

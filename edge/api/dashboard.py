@@ -101,4 +101,6 @@ def home(node: Node, req: Request) -> Response:
     return Response(200, PAGE, HTML_TYPE, dict(HEADERS))
 
 
-ROUTES: tuple[Route, ...] = (Route("GET", (), home),)
+ROUTES: tuple[Route, ...] = (Route("GET", (), home, op="dashboard", tag="documents",
+                                    summary="The dashboard (HTML)",
+                                    responses={200: HTML_TYPE}),)

@@ -1,167 +1,144 @@
 """HTTP routes for workflow management beyond the core verbs: published values,
-fork, queues, schedules, retention. Each route validates what the client sent
-(unknown fields and query parameters are refused by name) and calls a Node verb;
-errors are EdgeErrors (4xx), never a 500."""
+fork, queues, schedules, retention. Each route declares its models (edge/api/models.py),
+which validate what the client sent (unknown fields and query parameters are refused by
+name) before the Node verb runs; errors are EdgeErrors (4xx), never a 500."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from edge.api.routes import ApiError, Request, Response, Route, check_fields, json_response
-from edge.errors import EdgeError
+from edge.api import models as m
+from edge.api.routes import ApiError, Reply, Request, Route, start_input
 
 if TYPE_CHECKING:
     from edge.node import Node
 
-MAX_WAIT = 30.0  # a long poll never outlives the server's socket timeout
-
-
-def _number(text: str, name: str, lo: float, hi: float) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not lo <= value <= hi:
-        raise ApiError(400, "bad_query", f"{name} {text!r} is not a number in {lo:g}..{hi:g}",
-                       f"e.g. {name}=5")
-    return value
-
-
-def _int_field(body: dict[str, Any], name: str, required: bool, lo: int, hi: int) -> int | None:
-    if name not in body or body[name] is None:
-        if required:
-            raise ApiError(400, "missing_field", f"field {name!r} is required",
-                           f"an integer in {lo}..{hi}")
-        return None
-    value = body[name]
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ApiError(400, "bad_field", f"field {name!r} must be an integer in {lo}..{hi}, "
-                       f"not {value!r}", "see GET /openapi.json")
-    return value
+MAX_WAIT = 30.0  # a long poll never outlives the server's socket timeout (models.ValueQuery)
 
 
 # ---- published values (edge.set_event) -------------------------------------------------
 
 
-def get_value(node: Node, req: Request) -> Response:
-    timeout = _number(req.query["timeout"], "timeout", 0, MAX_WAIT) \
-        if "timeout" in req.query else 0.0
-    return json_response(200, node.get_event(req.params["id"], req.params["key"], timeout))
+def get_value(node: Node, req: Request) -> Reply:
+    q: m.ValueQuery = req.args
+    return Reply(200, node.get_event(req.params["id"], req.params["key"], q.timeout))
 
 
-def get_values(node: Node, req: Request) -> Response:
-    return json_response(200, node.get_events(req.params["id"]))
+def get_values(node: Node, req: Request) -> Reply:
+    return Reply(200, node.get_events(req.params["id"]))
 
 
 # ---- fork ---------------------------------------------------------------------------------
 
 
-def fork(node: Node, req: Request) -> Response:
-    body = req.json_object(required=True)
-    check_fields(body, {"from_step": ("any", True), "id": ("str?", False)})
-    step = _int_field(body, "from_step", True, 1, 2**31)
-    assert step is not None
-    out = node.fork(req.params["id"], step, id=body.get("id"))
-    return json_response(201, out, {"Location": "/v1/workflows/" + quote(out["id"], safe="")})
+def fork(node: Node, req: Request) -> Reply:
+    body: m.ForkRequest = req.model
+    out = node.fork(req.params["id"], body.from_step, id=body.id)
+    return Reply(201, out, {"Location": "/v1/workflows/" + quote(out["id"], safe="")})
 
 
 # ---- queues -----------------------------------------------------------------------------
 
 
-def list_queues(node: Node, req: Request) -> Response:
-    return json_response(200, node.queue_info())
+def list_queues(node: Node, req: Request) -> Reply:
+    return Reply(200, node.queue_info())
 
 
-def get_queue(node: Node, req: Request) -> Response:
-    limit = int(_number(req.query["limit"], "limit", 1, 1000)) if "limit" in req.query else 50
-    return json_response(200, node.queue_info(req.params["name"], limit))
+def get_queue(node: Node, req: Request) -> Reply:
+    q: m.QueueQuery = req.args
+    return Reply(200, node.queue_info(req.params["name"], q.limit))
 
 
-def enqueue(node: Node, req: Request) -> Response:
+def enqueue(node: Node, req: Request) -> Reply:
     from edge.queues import Queued
 
-    body = req.json_object(required=True)
-    check_fields(body, {"workflow": ("str", True), "input": ("input", False),
-                        "id": ("str?", False), "priority": ("any", False),
-                        "dedup": ("str?", False), "tags": ("any", False)})
-    prio = _int_field(body, "priority", False, -(2**31), 2**31) or 0
-    inp = body.get("input")
-    args = inp if isinstance(inp, list) else []
-    kwargs = inp if isinstance(inp, dict) else {}
+    body: m.EnqueueRequest = req.model
+    args, kwargs = start_input(req, node, body.workflow, body.input)
     wid, created = node.start_workflow(
-        body["workflow"], args, kwargs, id=body.get("id"),
-        queue=Queued(req.params["name"], prio, body.get("dedup")),
-        traceparent=req.headers.get("traceparent"), tags=body.get("tags"))
-    return json_response(201 if created else 200, {"id": wid, "created": created},
-                         {"Location": "/v1/workflows/" + quote(wid, safe="")})
+        body.workflow, args, kwargs, id=body.id,
+        queue=Queued(req.params["name"], body.priority or 0, body.dedup),
+        traceparent=req.headers.get("traceparent"), tags=body.tags)
+    return Reply(201 if created else 200, {"id": wid, "created": created},
+                 {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
 
-def set_priority(node: Node, req: Request) -> Response:
-    body = req.json_object(required=True)
-    check_fields(body, {"priority": ("any", True)})
-    prio = _int_field(body, "priority", True, -(2**31), 2**31 - 1)
-    assert prio is not None
-    return json_response(200, node.set_priority(req.params["id"], prio))
+def set_priority(node: Node, req: Request) -> Reply:
+    body: m.PriorityRequest = req.model
+    return Reply(200, node.set_priority(req.params["id"], body.priority))
 
 
 # ---- schedules --------------------------------------------------------------------------
 
 
-def list_schedules(node: Node, req: Request) -> Response:
-    return json_response(200, node.schedules())
+def list_schedules(node: Node, req: Request) -> Reply:
+    return Reply(200, node.schedules())
 
 
-def pause_schedule(node: Node, req: Request) -> Response:
-    check_fields(req.json_object(required=False), {})
-    return json_response(200, node.pause_schedule(req.params["name"], True))
+def pause_schedule(node: Node, req: Request) -> Reply:
+    return Reply(200, node.pause_schedule(req.params["name"], True))
 
 
-def resume_schedule(node: Node, req: Request) -> Response:
-    check_fields(req.json_object(required=False), {})
-    return json_response(200, node.pause_schedule(req.params["name"], False))
+def resume_schedule(node: Node, req: Request) -> Reply:
+    return Reply(200, node.pause_schedule(req.params["name"], False))
 
 
 # ---- retention --------------------------------------------------------------------------
 
 
-def prune(node: Node, req: Request) -> Response:
+def prune(node: Node, req: Request) -> Reply:
     from edge.config import parse_duration
     from edge.errors import ConfigError
 
-    body = req.json_object(required=True)
-    check_fields(body, {"finished_before": ("any", True)})
-    value = body["finished_before"]
+    value = req.model.finished_before
     if isinstance(value, str):
         try:
             seconds = parse_duration(value, "finished_before")
         except ConfigError as exc:
             raise ApiError(400, "bad_field", exc.message, exc.hint) from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        from edge.limits import check_duration
-
-        try:
-            seconds = check_duration(value, "field 'finished_before'")
-        except EdgeError as exc:
-            raise ApiError(400, "bad_field", exc.message, exc.hint) from None
     else:
-        raise ApiError(400, "bad_field", f"field 'finished_before' must be a duration "
-                       f"(\"7d\") or seconds >= 0, not {value!r}", "e.g. \"7d\" or 3600")
-    return json_response(200, node.prune(seconds))
+        seconds = float(value)
+    return Reply(200, node.prune(seconds))
 
 
+_W = "workflows"
 ROUTES: tuple[Route, ...] = (
-    Route("POST", ("v1", "prune"), prune, body=True),
-    Route("GET", ("v1", "schedules"), list_schedules),
-    Route("POST", ("v1", "schedules", "{name}", "pause"), pause_schedule, body=True),
-    Route("POST", ("v1", "schedules", "{name}", "resume"), resume_schedule, body=True),
-    Route("GET", ("v1", "queues"), list_queues),
-    Route("GET", ("v1", "queues", "{name}"), get_queue, query=frozenset({"limit"})),
-    Route("POST", ("v1", "queues", "{name}", "workflows"), enqueue, body=True),
-    Route("POST", ("v1", "workflows", "{id}", "fork"), fork, body=True),
-    Route("POST", ("v1", "workflows", "{id}", "priority"), set_priority, body=True),
-    Route("GET", ("v1", "workflows", "{id}", "values"), get_values),
-    Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value,
-          query=frozenset({"timeout"})),
+    Route("POST", ("v1", "prune"), prune, op="prune", tag="retention",
+          summary="Delete workflows that finished before a cutoff (in small batches)",
+          request=m.PruneRequest, responses={200: m.Pruned}, errors=(503,)),
+    Route("GET", ("v1", "schedules"), list_schedules, op="listSchedules", tag="schedules",
+          summary="Cron schedules: expression, zone, paused, last and next tick",
+          responses={200: m.Schedules}, errors=(503,)),
+    Route("POST", ("v1", "schedules", "{name}", "pause"), pause_schedule, op="pauseSchedule",
+          tag="schedules", summary="Pause a schedule (durable)", request=m.Empty,
+          responses={200: m.Schedule}, errors=(404, 503)),
+    Route("POST", ("v1", "schedules", "{name}", "resume"), resume_schedule,
+          op="resumeSchedule", tag="schedules",
+          summary="Resume a schedule (ticks of the pause are skipped)", request=m.Empty,
+          responses={200: m.Schedule}, errors=(404, 503)),
+    Route("GET", ("v1", "queues"), list_queues, op="listQueues", tag="queues",
+          summary="Queues: limits and depth (waiting, active)", responses={200: m.Queues},
+          errors=(503,)),
+    Route("GET", ("v1", "queues", "{name}"), get_queue, op="getQueue", tag="queues",
+          summary="One queue's limits, depth and live workflows (newest first)",
+          params=m.QueueQuery, responses={200: m.QueueDetail}, errors=(503,)),
+    Route("POST", ("v1", "queues", "{name}", "workflows"), enqueue, op="enqueueWorkflow",
+          tag="queues", summary="Start a workflow on a queue, with a priority and a dedup key",
+          request=m.EnqueueRequest, responses={201: m.StartResponse, 200: m.StartResponse},
+          errors=(404, 409, 503)),
+    Route("POST", ("v1", "workflows", "{id}", "fork"), fork, op="forkWorkflow", tag=_W,
+          summary="Start a new workflow with this one's input, reusing its checkpoints "
+                  "before from_step (the repair tool after a bug fix)",
+          request=m.ForkRequest, responses={201: m.ForkResponse}, errors=(404, 409, 503)),
+    Route("POST", ("v1", "workflows", "{id}", "priority"), set_priority, op="setPriority",
+          tag="queues", summary="Re-prioritise a workflow waiting for a slot of its queue",
+          request=m.PriorityRequest, responses={200: m.PriorityResponse},
+          errors=(404, 409, 503)),
+    Route("GET", ("v1", "workflows", "{id}", "values"), get_values, op="getValues", tag=_W,
+          summary="Every value the workflow published with edge.set_event",
+          responses={200: m.Values}, errors=(404, 503)),
+    Route("GET", ("v1", "workflows", "{id}", "values", "{key}"), get_value, op="getValue",
+          tag=_W, summary="The latest value published under key (edge.set_event), optionally "
+                          "waiting for a first one",
+          params=m.ValueQuery, responses={200: m.Value}, errors=(404, 503)),
 )
-

@@ -1,9 +1,13 @@
-"""The API's routes: one function per endpoint, each validating what the client sent.
+"""The API's routes: one function per endpoint, and the route table that declares each one's
+operation (operationId, tag, summary), its request, query and response models
+(edge/api/models.py) and its documented errors; ``/openapi.json`` is generated from it.
 
 Invariants:
-- every field a client sends is checked here (type, presence, unknown names)
-  before a Node verb runs, so a malformed request is a 4xx naming the field,
-  never a 500;
+- every field a client sends is validated by the route's models (``dispatch``: type,
+  presence, unknown names) before a Node verb runs, so a malformed request is a 4xx naming
+  the field, never a 500; a start's ``input`` is also checked against the workflow's
+  annotated signature (edge/api/inputs.py);
+- a JSON answer (``Reply``) goes out through the route's response model for its status;
 - routes that need the database call Node verbs, which raise ``NotReady``
   while the node boots, stands by or stops (503 ``not_ready``); /healthz,
   /readyz, /metrics, /v1/status, /v1/app and / answer in every state.
@@ -11,167 +15,84 @@ Invariants:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from edge.api.openapi import OPENAPI
-from edge.errors import EdgeError, UsageError
-from edge.serialization import parse_json_arg
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from edge.api import models as m
+from edge.api.validation import parse_body, parse_query
+from edge.api.wire import (
+    JSON_TYPE,
+    ApiError,
+    Handler,
+    Reply,
+    Request,
+    Response,
+    Route,
+    error_response,
+    json_response,
+)
+from edge.errors import EdgeError
 from edge.tags import parse_filters
+
+log = logging.getLogger("edge.http")
 
 if TYPE_CHECKING:
     from edge.node import Node
 
-JSON_TYPE = "application/json"
+__all__ = ["JSON_TYPE", "ApiError", "Handler", "Reply", "Request", "Response", "Route",
+           "dispatch", "error_response", "find_route", "json_response", "start_input"]
 
 
-class ApiError(UsageError):
-    """A request the API refuses before any Node verb runs (status chosen per case)."""
-
-    def __init__(self, status: int, code: str, message: str, hint: str = "",
-                 allow: str = "") -> None:
-        super().__init__(message, hint, code=code)
-        self.http_status = status
-        self.allow = allow  # the Allow header of a 405
-
-
-@dataclass
-class Request:
-    method: str
-    params: dict[str, str]  # path parameters, URL-decoded
-    query: dict[str, str]
-    body: bytes | None  # None when the request carried no body
-    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
-    multi: dict[str, list[str]] = field(default_factory=dict)  # repeatable query parameters
-    access: str = "open"  # what the caller's token allows: "open" (no token), "write", "read"
-
-    def json_object(self, required: bool) -> dict[str, Any]:
-        """The body as a JSON object; an absent or empty body is ``{}`` unless required."""
-        if not self.body:
-            if required:
-                raise ApiError(400, "bad_request", "the request body is empty",
-                               "send a JSON object with Content-Type: application/json")
-            return {}
-        try:
-            text = self.body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ApiError(400, "bad_json", f"the request body is not valid UTF-8: {exc.reason} "
-                           f"at byte {exc.start}", "send JSON encoded as UTF-8") from None
-        try:
-            value = parse_json_arg(text, "the request body")
-        except EdgeError as exc:
-            raise ApiError(400, "bad_json", exc.message, "send one JSON object") from None
-        if not isinstance(value, dict):
-            raise ApiError(400, "bad_request",
-                           f"the request body must be a JSON object, not {_json_type(value)}",
-                           "e.g. {\"workflow\": \"name\", \"input\": {}}")
-        return value
+def dispatch(route: Route, node: Node, req: Request) -> Response:
+    """Validate ``req`` with the route's models, run its handler, serialise its reply."""
+    if route.request is not None:
+        required = any(f.is_required() for f in route.request.model_fields.values())
+        body = req.json_object(required=required)
+        req.model = parse_body(route.request, body)
+    if route.params is not None:
+        req.args = parse_query(route.params, {**req.query, **req.multi})
+    out = route.handler(node, req)
+    if isinstance(out, Response):
+        return out
+    model = route.responses[out.status]
+    assert not isinstance(model, str), (route.path, out.status)
+    try:
+        inst = model.model_validate(out.data)
+        data = inst.__pydantic_serializer__.to_json(inst, exclude_unset=True)
+    except (ValidationError, PydanticSerializationError, UnicodeError) as exc:
+        # A stored value outside its declared shape (a row written before a check existed,
+        # an unrenderable field the views replaced by a placeholder): the answer goes out
+        # as the views built it, never as a 500 for the whole page.
+        log.warning("%s %s: the answer does not fit its model (%s); served as built",
+                    route.method, route.path, str(exc).splitlines()[0][:200])
+        return json_response(out.status, out.data, out.headers)
+    return Response(out.status, data + b"\n", JSON_TYPE + "; charset=utf-8", out.headers)
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = JSON_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[["Node", Request], Response]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: tuple[str, ...]  # "{name}" segments capture a path parameter
-    handler: Handler
-    query: frozenset[str] | None = None  # accepted query parameters; None: ignore the query
-    body: bool = False  # True: the route reads a request body
-    multi: frozenset[str] = frozenset()  # query parameters that may repeat (tag=k=v&tag=...)
-
-    def match(self, segments: list[str]) -> dict[str, str] | None:
-        if len(segments) != len(self.pattern):
-            return None
-        params: dict[str, str] = {}
-        for pat, seg in zip(self.pattern, segments, strict=True):
-            if pat.startswith("{"):
-                if not seg:
-                    return None
-                params[pat[1:-1]] = seg
-            elif pat != seg:
-                return None
-        return params
-
-
-def json_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
-    # backslashreplace: a lone surrogate (from a row written before the door refused
-    # them) becomes the JSON escape \udXXXX, still valid JSON, instead of a 500.
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "backslashreplace")
-    return Response(status, body + b"\n", JSON_TYPE + "; charset=utf-8", headers or {})
-
-
-def error_response(exc: EdgeError) -> Response:
-    status = int(getattr(exc, "http_status", 400))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    if isinstance(exc, ApiError) and exc.allow:
-        headers["Allow"] = exc.allow
-    return json_response(status, {"error": exc.to_dict()}, headers)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def check_fields(body: dict[str, Any], spec: dict[str, tuple[str, bool]]) -> None:
-    """``spec``: field -> (kind, required); kinds: str, str?, input, any."""
-    unknown = sorted(set(body) - set(spec))
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r} in the request body",
-                       f"accepted fields: {', '.join(spec) or 'none'}")
-    for name, (kind, required) in spec.items():
-        if name not in body:
-            if required:
-                raise ApiError(400, "missing_field", f"field {name!r} is required",
-                               f"accepted fields: {', '.join(spec)}")
-            continue
-        value = body[name]
-        ok = {
-            "str": isinstance(value, str) and value != "",
-            "str?": value is None or (isinstance(value, str) and value != ""),
-            "input": value is None or isinstance(value, (dict, list)),
-            "any": True,
-            "ack": value is None or value in ("local", "replicated"),
-        }[kind]
-        if not ok:
-            want = {"str": "a non-empty string", "str?": "a non-empty string or null",
-                    "input": "an object (keyword arguments), an array (positional arguments) "
-                             "or null",
-                    "ack": '"local", "replicated" or null'}[kind]
-            raise ApiError(400, "bad_field", f"field {name!r} must be {want}, "
-                           f"not {_json_type(value)}", "see GET /openapi.json")
+def start_input(req: Request, node: Node, workflow: str,
+                inp: dict[str, Any] | list[Any] | None) -> tuple[list[Any], dict[str, Any]]:
+    """(args, kwargs) of a start's ``input``, checked against the workflow's signature."""
+    args = inp if isinstance(inp, list) else []
+    kwargs = inp if isinstance(inp, dict) else {}
+    if req.doc is not None:
+        wi = req.doc.inputs(node.app).by_name.get(workflow)
+        if wi is not None:
+            wi.check(args, kwargs)
+    return args, kwargs
 
 
 # ---- probes and documents -----------------------------------------------------
 
 
-def healthz(node: Node, req: Request) -> Response:
-    return json_response(200, {"ok": True, "state": node.state})
+def healthz(node: Node, req: Request) -> Reply:
+    return Reply(200, {"ok": True, "state": node.state})
 
 
-def readyz(node: Node, req: Request) -> Response:
+def readyz(node: Node, req: Request) -> Reply:
     out: dict[str, Any] = {"ready": bool(node.ready), "state": node.state,
                            "node_id": node.node_id}
     try:
@@ -181,13 +102,13 @@ def readyz(node: Node, req: Request) -> Response:
         out.update(ready=False, message=exc.message, hint=exc.hint)
         if exc.http_status == 503 and exc.code != "not_ready":
             out["code"] = exc.code  # disk_full, io_error: the writes fail
-        return json_response(503, out)
+        return Reply(503, out)
     damage = node.damage()
     if damage is not None:
         out.update(ready=False, code=damage.code, message=f"the database is damaged: "
                    f"{damage.message}", hint=damage.hint)
-        return json_response(503, out)
-    return json_response(200, out)
+        return Reply(503, out)
+    return Reply(200, out)
 
 
 def metrics(node: Node, req: Request) -> Response:
@@ -196,93 +117,100 @@ def metrics(node: Node, req: Request) -> Response:
 
 
 def openapi(node: Node, req: Request) -> Response:
-    return json_response(200, OPENAPI)
+    assert req.doc is not None
+    return Response(200, req.doc.spec_bytes(node.app), JSON_TYPE + "; charset=utf-8")
 
 
-def status(node: Node, req: Request) -> Response:
+def status(node: Node, req: Request) -> Reply:
     # "access" tells the dashboard whether to offer its actions (a read-only token has none).
-    return json_response(200, {**node.status(), "access": req.access})
+    return Reply(200, {**node.status(), "access": req.access})
 
 
-def app_info(node: Node, req: Request) -> Response:
-    return json_response(200, {"app": node.app.name, "workflows": node.workflow_names()})
+def app_info(node: Node, req: Request) -> Reply:
+    return Reply(200, {"app": node.app.name, "workflows": node.workflow_names()})
 
 
 # ---- workflow verbs -------------------------------------------------------------
 
 
-def start_workflow(node: Node, req: Request) -> Response:
-    body = req.json_object(required=True)
-    check_fields(body, {"workflow": ("str", True), "input": ("input", False),
-                        "id": ("str?", False), "tags": ("any", False),
-                        "ack": ("ack", False)})
-    inp = body.get("input")
-    args = inp if isinstance(inp, list) else []
-    kwargs = inp if isinstance(inp, dict) else {}
-    wid, created = node.start_workflow(body["workflow"], args, kwargs, id=body.get("id"),
+def _started(wid: str, created: bool) -> Reply:
+    return Reply(201 if created else 200, {"id": wid, "created": created},
+                 {"Location": "/v1/workflows/" + quote(wid, safe="")})
+
+
+def start_workflow(node: Node, req: Request) -> Reply:
+    body: m.StartRequest = req.model
+    args, kwargs = start_input(req, node, body.workflow, body.input)
+    wid, created = node.start_workflow(body.workflow, args, kwargs, id=body.id,
                                        traceparent=req.headers.get("traceparent"),
-                                       tags=body.get("tags"), ack=body.get("ack"))
-    return json_response(201 if created else 200, {"id": wid, "created": created},
-                         {"Location": "/v1/workflows/" + quote(wid, safe="")})
+                                       tags=body.tags, ack=body.ack)
+    return _started(wid, created)
 
 
-def list_workflows(node: Node, req: Request) -> Response:
-    q = req.query
-    limit = 50
-    if "limit" in q:
-        text = q["limit"].strip()
-        if not text.isascii() or not text.isdigit() or len(text) > 9:
-            raise ApiError(400, "bad_query", f"limit {q['limit']!r} is not a whole number",
-                           "use 1..1000")
-        limit = int(text)
-    st = q.get("status") or None
-    return json_response(200, node.list_workflows(
-        status=st.upper() if st else None, workflow=q.get("workflow") or None, limit=limit,
-        cursor=q.get("cursor") or None, tags=parse_filters(req.multi.get("tag", []), "tag"),
-        since=q.get("since"), until=q.get("until"), prefix=q.get("prefix") or None))
+def list_workflows(node: Node, req: Request) -> Reply:
+    q: m.ListQuery = req.args
+    return Reply(200, node.list_workflows(
+        status=q.status, workflow=q.workflow or None, limit=q.limit,
+        cursor=q.cursor or None, tags=parse_filters(q.tag, "tag"),
+        since=q.since, until=q.until, prefix=q.prefix or None))
 
 
-def describe(node: Node, req: Request) -> Response:
-    return json_response(200, node.describe(req.params["id"]))
+def describe(node: Node, req: Request) -> Reply:
+    return Reply(200, node.describe(req.params["id"]))
 
 
-def send_event(node: Node, req: Request) -> Response:
-    body = req.json_object(required=False)
-    check_fields(body, {"value": ("any", False), "dedup": ("str?", False),
-                        "ack": ("ack", False)})
-    out = node.send_event(req.params["id"], req.params["name"], body.get("value"),
-                          body.get("dedup"), ack=body.get("ack"))
-    return json_response(200, out)
+def send_event(node: Node, req: Request) -> Reply:
+    body: m.EventRequest = req.model
+    return Reply(200, node.send_event(req.params["id"], req.params["name"], body.value,
+                                      body.dedup, ack=body.ack))
 
 
-def cancel(node: Node, req: Request) -> Response:
-    check_fields(req.json_object(required=False), {})
-    return json_response(200, node.cancel(req.params["id"]))
+def cancel(node: Node, req: Request) -> Reply:
+    return Reply(200, node.cancel(req.params["id"]))
 
 
-def resume(node: Node, req: Request) -> Response:
-    check_fields(req.json_object(required=False), {})
-    return json_response(200, node.resume(req.params["id"]))
+def resume(node: Node, req: Request) -> Reply:
+    return Reply(200, node.resume(req.params["id"]))
 
 
+_TEXT = "text/plain; version=0.0.4"
 CORE_ROUTES: tuple[Route, ...] = (
-    Route("GET", ("healthz",), healthz),
-    Route("GET", ("readyz",), readyz),
-    Route("GET", ("metrics",), metrics),
-    Route("GET", ("openapi.json",), openapi),
-    Route("GET", ("v1", "status"), status),
-    Route("GET", ("v1", "app"), app_info),
-    Route("POST", ("v1", "workflows"), start_workflow, body=True),
-    Route("GET", ("v1", "workflows"), list_workflows,
-          query=frozenset({"status", "workflow", "limit", "cursor", "since", "until",
-                           "prefix"}), multi=frozenset({"tag"})),
-    Route("GET", ("v1", "workflows", "{id}"), describe),
-    Route("POST", ("v1", "workflows", "{id}", "events", "{name}"), send_event, body=True),
-    Route("POST", ("v1", "workflows", "{id}", "cancel"), cancel, body=True),
-    Route("POST", ("v1", "workflows", "{id}", "resume"), resume, body=True),
+    Route("GET", ("healthz",), healthz, op="healthz", tag="probes",
+          summary="200 while the process is alive (no token needed)",
+          responses={200: m.Health}),
+    Route("GET", ("readyz",), readyz, op="readyz", tag="probes",
+          summary="200 when the node accepts work, else 503",
+          responses={200: m.Ready, 503: m.Ready}),
+    Route("GET", ("metrics",), metrics, op="metrics", tag="probes",
+          summary="Prometheus metrics (OpenMetrics when asked for)", responses={200: _TEXT}),
+    Route("GET", ("openapi.json",), openapi, op="openapi", tag="documents",
+          summary="This document", responses={200: JSON_TYPE}),
+    Route("GET", ("v1", "status"), status, op="getStatus", tag="node",
+          summary="Node, leader, state, counts by status, replication",
+          responses={200: m.NodeStatus}),
+    Route("GET", ("v1", "app"), app_info, op="getApp", tag="node",
+          summary="The workflows this node's code defines", responses={200: m.AppInfo}),
+    Route("POST", ("v1", "workflows"), start_workflow, op="startWorkflow", tag="workflows",
+          summary="Start a workflow (idempotent on id)", request=m.StartRequest,
+          responses={201: m.StartResponse, 200: m.StartResponse}, errors=(404, 409, 503)),
+    Route("GET", ("v1", "workflows"), list_workflows, op="listWorkflows", tag="workflows",
+          summary="List workflows, newest first", params=m.ListQuery,
+          responses={200: m.WorkflowPage}, errors=(503,)),
+    Route("GET", ("v1", "workflows", "{id}"), describe, op="getWorkflow", tag="workflows",
+          summary="One workflow with its step timeline (edge show --json)",
+          responses={200: m.WorkflowDetail}, errors=(404, 503)),
+    Route("POST", ("v1", "workflows", "{id}", "events", "{name}"), send_event,
+          op="sendEvent", tag="workflows",
+          summary="Send an event (kept until a wait_event takes it)", request=m.EventRequest,
+          responses={200: m.EventResponse}, errors=(404, 409, 503)),
+    Route("POST", ("v1", "workflows", "{id}", "cancel"), cancel, op="cancelWorkflow",
+          tag="workflows", summary="Cancel a workflow and its children (durable)",
+          request=m.Empty, responses={200: m.CancelResponse}, errors=(404, 409, 503)),
+    Route("POST", ("v1", "workflows", "{id}", "resume"), resume, op="resumeWorkflow",
+          tag="workflows",
+          summary="Run a FAILED or CANCELLED workflow again from its checkpoints",
+          request=m.Empty, responses={200: m.ResumeResponse}, errors=(404, 409, 503)),
 )
-
-
 
 
 def find_route(method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:

@@ -5,7 +5,8 @@ Invariants:
   never a 500: the request target, query and body are decoded here with
   strict checks (invalid percent-encoding or UTF-8, duplicate or unknown query
   parameters, a missing/invalid/oversized Content-Length, chunked bodies, a
-  non-JSON content type), and the route validates the fields (routes.py);
+  non-JSON content type), and the route's models validate the fields
+  (routes.dispatch, models.py);
 - a body over ``max_body`` bytes is refused (413) from its Content-Length,
   before a byte of it is read;
 - an unexpected exception is a 500 ``internal`` with the traceback in the log
@@ -33,7 +34,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from edge.api.routes import ApiError, Request, Response, error_response, find_route, json_response
+from edge.api.routes import (
+    ROUTES,
+    ApiError,
+    Request,
+    Response,
+    dispatch,
+    error_response,
+    find_route,
+    json_response,
+)
+from edge.api.spec import ApiDoc
 from edge.auth import is_loopback
 from edge.errors import CorruptDatabase, EdgeError
 
@@ -118,6 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
     # Keep-alive: every response carries a Content-Length, and a connection whose request
     # body was not read to its end is closed (its unread bytes would be the next request).
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in one write (below), and TCP_NODELAY: on a kept-alive
+    # connection, Nagle's algorithm would hold a second small write until the client's
+    # delayed ACK (40 ms per response).
+    disable_nagle_algorithm = True
     _consumed = False
 
     def __getattr__(self, name: str) -> Any:
@@ -198,9 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "bad_query", f"unknown query parameter {unknown[0]!r}",
                                f"accepted: {', '.join(sorted(route.query))}")
         body = self._read_body(api.max_body) if route.body else None
-        return route.handler(api.node, Request(self.command, params, query, body,
-                                               {k.lower(): v for k, v in self.headers.items()},
-                                               multi, access))
+        return dispatch(route, api.node, Request(
+            self.command, params, query, body, {k.lower(): v for k, v in self.headers.items()},
+            multi, access=access, doc=api.doc))
 
     def _check_token(self, token: str, read_token: str | None) -> str:
         """"write" or "read" (what the caller's token allows), or an ApiError."""
@@ -265,9 +280,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
-            self.end_headers()
+            # end_headers() would flush the head alone; the body joins the same buffer
+            # (BaseHTTPRequestHandler's, stable since 3.3) to leave in one write.
+            self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
-                self.wfile.write(resp.body)
+                self._headers_buffer.append(resp.body)
+            self.flush_headers()
         except OSError:  # the client went away; nothing to tell it
             self.close_connection = True
 
@@ -283,6 +301,7 @@ class ApiServer:
         self.token = token or None
         self.read_token = (read_token or None) if self.token else None
         self.max_body = max_body
+        self.doc = ApiDoc(ROUTES)  # the spec and the workflow inputs, built on first use
         self._bound_port: int | None = None
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None

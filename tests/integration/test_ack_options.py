@@ -7,7 +7,7 @@ import pytest
 
 import edge
 from edge.config import Settings
-from edge.errors import ConfigError, UsageError
+from edge.errors import ConfigError, Conflict
 from tests.conftest import run_cli
 
 app = edge.App("ack-options")
@@ -28,7 +28,7 @@ def test_settings_refuse_a_bad_or_unreplicated_ack() -> None:
 
 def test_a_node_without_replica_refuses_a_replicated_ack(make_node, capsys) -> None:
     node = make_node(app, listen="127.0.0.1:0")
-    with pytest.raises(UsageError, match="needs a node with a replica"):
+    with pytest.raises(Conflict, match="needs a node with a replica"):
         node.start_workflow("noop", id="r-1", ack="replicated")
     assert node.store.get_workflow("r-1") is None  # refused before anything was written
     assert node.start_workflow("noop", id="l-1", ack="local") == ("l-1", True)

@@ -8,8 +8,8 @@ Each row is the median of ``--rounds`` timings of a batch (the min and max besid
 call, for values shaped like real step outputs: a small dict (no check beyond two substring
 scans), a list of 200 dicts (more than 100 brackets: the depth scan runs), text with an
 emoji (a ``\\ud`` escape: the surrogate re-encode runs), a 600 KB payload and a value
-nested 100 deep (the bound). The ratio columns are encode / bare encoder, of the medians and of the minima (the
-least disturbed by other load on a shared machine).
+nested 100 deep (the bound). The ratio columns are encode / bare encoder, of the medians
+and of the minima (the least disturbed by other load on a shared machine).
 """
 
 from __future__ import annotations

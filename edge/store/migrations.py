@@ -164,6 +164,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        4,
+        "events by workflow",
+        (
+            # A workflow's events, consumed or not: retention deletes them per workflow and
+            # `edge show` lists them; the two partial indexes above cover neither, so both
+            # scanned the whole events table once per workflow.
+            "CREATE INDEX events_by_workflow ON events(workflow_id, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -114,3 +114,21 @@ def test_migration_4_upgrades_a_version_3_file(tmp_path: Path) -> None:
                                             ("x",))
     finally:
         s.close()
+
+
+def test_status_and_workflow_together_use_one_index_for_both(store: Store) -> None:
+    got = " | ".join(store.list_plan(status="FAILED", workflow="ten"))
+    assert "workflows_by_name_status (workflow=? AND status=?)" in got, got
+    # The single filters keep their own ordered indexes.
+    assert "workflows_by_name (workflow=?)" in " | ".join(store.list_plan(workflow="ten"))
+    assert "workflows_by_status (status=?)" in " | ".join(store.list_plan(status="FAILED"))
+
+
+def test_status_and_workflow_listing_is_correct(store: Store) -> None:
+    fill(store, 30)
+    store.write(lambda c: c.execute(
+        "UPDATE workflows SET status = 'FAILED' WHERE id IN ('w0003', 'w0020')"))
+    # (the checksum covers id, workflow, input, output, error: status is not part of it)
+    rows, _ = store.list_workflows(status="FAILED", workflow="w")
+    assert [r.id for r in rows] == ["w0020", "w0003"]
+    assert store.list_workflows(status="FAILED", workflow="other")[0] == []

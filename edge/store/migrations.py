@@ -221,6 +221,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             *_checksum_triggers("edge_meta", "key, value", "key"),
         ),
     ),
+    Migration(
+        5,
+        "events by workflow",
+        (
+            # A workflow's events, consumed or not: retention deletes them per workflow and
+            # `edge show` lists them; the two partial indexes above cover neither, so both
+            # scanned the whole events table once per workflow.
+            "CREATE INDEX events_by_workflow ON events(workflow_id, id)",
+            # The dashboard's status and workflow filters together ("failed runs of X"):
+            # with one index per column SQLite walks every row of X to find the few FAILED.
+            "CREATE INDEX workflows_by_name_status ON workflows(workflow, status, created_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

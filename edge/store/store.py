@@ -759,8 +759,10 @@ class Store:
             params.append(queue)
         if cursor:
             created, after_id = _decode_cursor(cursor)
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params.extend([created, created, after_id])
+            # The leading "created_at <= ?" is a range the created_at indexes can seek to;
+            # the OR alone is not, and a deep page would walk every newer row first.
+            clauses.append("created_at <= ? AND (created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend([created, created, created, after_id])
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
                 "ORDER BY created_at DESC, id DESC LIMIT ?", params)

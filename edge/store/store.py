@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.errors import ChecksumMismatch, Conflict, DataError, NotFound, WriteFailed
-from edge.store import migrations
+from edge.store import integrity, migrations
 from edge.store.connection import connect, connect_readonly
 from edge.store.faults import classify
 from edge.store.rows import (
@@ -695,8 +695,9 @@ class Store:
         return n
 
     def integrity_check(self) -> str:
+        """``ok``, or what ``PRAGMA integrity_check`` found (edge/store/integrity.py)."""
         with self._read() as conn:
-            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+            return integrity.problems(conn) or "ok"
 
 
 def _encode_cursor(row: WorkflowRow) -> str:

@@ -88,10 +88,12 @@ def test_the_scanner_reports_a_forbidden_arrow_through_a_group(tmp_path: Path) -
         "pkg/low2.py": "def f():\n    from pkg.top import x\n",
     })
     doc = ("## Forbidden arrows\n\n- group base: pkg.low, pkg.low2\n"
-           "- `base -> pkg.mid, pkg.top`\n- `pkg.mid -> pkg.top`\n\n## Next\n- `pkg.top -> pkg.mid`\n")
+           "- `base -> pkg.mid, pkg.top`\n- `pkg.mid -> pkg.top`\n\n"
+           "## Next\n- `pkg.top -> pkg.mid`\n")  # another section: not a rule
     groups, arrows = forbidden_arrows(doc)
     assert arrows == [("base", "pkg.mid"), ("base", "pkg.top"), ("pkg.mid", "pkg.top")]
-    assert violations(graph(pkg), groups, arrows) == ["pkg.low2 -> pkg.top.x (rule base -> pkg.top)"]
+    assert violations(graph(pkg), groups, arrows) == [
+        "pkg.low2 -> pkg.top.x (rule base -> pkg.top)"]
 
 
 def test_a_rule_naming_no_module_is_reported_not_ignored(tmp_path: Path) -> None:

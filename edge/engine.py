@@ -1,4 +1,4 @@
-"""The programming model: App, decorators, per-run context and replay.
+"""The programming model: App, decorators, the durable operations and replay.
 
 Invariants (DESIGN.md section 3):
 - every durable operation takes the next ``seq`` (1, 2, ...) of its run, in
@@ -13,8 +13,10 @@ Invariants (DESIGN.md section 3):
   thread is released, the state is parked in the database, and a later run
   replays from the top.
 
-Execution of a whole run (claim, finish) lives in worker.py; this module
-holds what user code calls.
+Execution of a whole run (claim, finish) lives in worker.py; one run's context
+and the exceptions that unwind it in run_context.py; child workflows and ``Handle``
+in children.py. This module holds what user code calls. The engine sees its node
+only as a ``Runtime`` (edge/runtime.py) and never imports edge.node.
 """
 
 from __future__ import annotations

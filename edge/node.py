@@ -1,4 +1,9 @@
-"""A node: the boot sequence, the running engine, and the verbs the API serves.
+"""A node: the boot sequence, stop and teardown, and the verbs the API serves.
+
+The node builds the ``Runtime`` (edge/runtime.py) and the executors and hands them the
+runtime; the engine and the executors never see the Node. It answers the runtime's
+``NodeHooks`` (start or wait outside a workflow, fire a timer, the replication barrier)
+and hears from replication through the callbacks of its ``replicator.Link``.
 
 Boot order (DESIGN.md section 4; the order is contract):
 1. settings validated, HTTP up (/healthz 200, /readyz 503, API 503 not_ready);

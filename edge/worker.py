@@ -1,4 +1,5 @@
-"""Running workflows: claim -> run -> checkpoint, a worker pool, and the timer loop.
+"""Running workflows: claim -> run -> checkpoint, and the worker pool (the timer loop
+is edge/timers.py).
 
 Invariants:
 - a run starts only after a compare-and-set claim (PENDING -> RUNNING under a
@@ -6,8 +7,6 @@ Invariants:
 - a workflow whose code is not registered in this process is never failed:
   it stays PENDING with ``blocked_on`` saying why, and resumes when a node
   with the code boots (DBOS strands such runs; we keep them);
-- one timer loop serves every sleeper and event timeout; ``Timers.tick(now)``
-  is one iteration with time injected, so tests drive it without sleeping;
 - workers hold no thread for a parked workflow;
 - a failed write (``WriteFailed``) never strands a run: the claim, the run or the
   finish that hit it is handed to ``rt.writes`` (write_recovery.py), which

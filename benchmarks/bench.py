@@ -203,7 +203,7 @@ def edge_concurrent(n_workflows: int, workers: int, where: str | None) -> dict[s
         starts: dict[str, float] = {}
         ends: dict[str, float] = {}
         done = threading.Event()
-        orig = node.on_finished
+        orig = node.rt.on_finished  # what the worker calls at every final state
 
         def on_finished(workflow: str, wid: str, *rest: Any, **kw: Any) -> None:
             ends[wid] = time.perf_counter()
@@ -211,7 +211,7 @@ def edge_concurrent(n_workflows: int, workers: int, where: str | None) -> dict[s
             if len(ends) == n_workflows:
                 done.set()
 
-        node.on_finished = on_finished  # type: ignore[method-assign]
+        node.rt.on_finished = on_finished  # type: ignore[method-assign]
         b0, w0 = node.store.commit_stats
         c0, t0 = time.process_time(), time.perf_counter()
         for i in range(n_workflows):

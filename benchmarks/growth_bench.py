@@ -216,7 +216,7 @@ def concurrent(data_dir: Path, n: int, workers: int) -> float:
     with edge.Node(app, data_dir=data_dir, workers=workers) as node:
         ends: list[float] = []
         done = threading.Event()
-        orig = node.on_finished
+        orig = node.rt.on_finished  # what the worker calls at every final state
         tag = os.urandom(4).hex()
 
         def on_finished(workflow: str, wid: str, *rest: Any, **kw: Any) -> None:
@@ -226,7 +226,7 @@ def concurrent(data_dir: Path, n: int, workers: int) -> float:
                 if len(ends) == n:
                     done.set()
 
-        node.on_finished = on_finished  # type: ignore[method-assign]
+        node.rt.on_finished = on_finished  # type: ignore[method-assign]
         t0 = time.perf_counter()
         for i in range(n):
             app.start("ten", id=f"{tag}-{i}")

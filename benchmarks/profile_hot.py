@@ -244,7 +244,7 @@ def decompose(repeat: int) -> None:
                 edge.Node(app, data_dir=d, workers=8, durability=dur) as node:
             left = [n]
             done = threading.Event()
-            orig = node.on_finished
+            orig = node.rt.on_finished  # what the worker calls at every final state
 
             def on_finished(*a: object, **kw: object) -> None:
                 orig(*a, **kw)  # type: ignore[arg-type]
@@ -252,7 +252,7 @@ def decompose(repeat: int) -> None:
                 if left[0] == 0:
                     done.set()
 
-            node.on_finished = on_finished  # type: ignore[method-assign]
+            node.rt.on_finished = on_finished  # type: ignore[method-assign]
             c0 = time.process_time()
             for i in range(n):
                 app.start("w", id=f"c{i}")

@@ -45,7 +45,6 @@ from edge.engine import (
     Suspend,
     WorkflowDef,
     WriteStalled,
-    _error_dict,
     set_async_frame,
 )
 from edge.errors import (
@@ -57,13 +56,13 @@ from edge.errors import (
     WorkflowFailed,
     WriteFailed,
 )
+from edge.run_context import _error_dict
 from edge.serialization import decode, encode
 from edge.store import StaleRun
 
 if TYPE_CHECKING:
-    from edge.engine import App
-    from edge.node import Node
     from edge.queues import Queued, QueueDef
+    from edge.runtime import Runtime
 
 log = logging.getLogger("edge.aio")
 
@@ -140,8 +139,8 @@ class DaemonPool(Executor):
 class AsyncExecutor:
     """The node's event loop and what runs on it (see the module docstring)."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -174,7 +173,7 @@ class AsyncExecutor:
             loop.run_forever()
 
         self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
-        self._step_pool = DaemonPool(self._node.settings.workers, "edge-aio-step")
+        self._step_pool = DaemonPool(self._rt.settings.workers, "edge-aio-step")
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()
@@ -230,7 +229,7 @@ class AsyncExecutor:
 
     def submit(self, base: RunContext, wd: WorkflowDef) -> None:
         """Take over a claimed run from a worker thread (worker.execute)."""
-        node = self._node
+        rt = self._rt
         with self._lock:
             if not self._stopped:
                 self._start_locked()
@@ -239,23 +238,23 @@ class AsyncExecutor:
                 loop = None
             else:
                 self._count += 1
-                node.workers.hold()
+                rt.workers.hold()
         if loop is None:  # the node is stopping: the next boot runs it
-            node.store.release(base.wf.id, base.token, node.clock.time())
+            rt.store.release(base.wf.id, base.token, rt.clock.time())
             return
         loop.call_soon_threadsafe(self._spawn, base, wd)
 
     def _spawn(self, base: RunContext, wd: WorkflowDef) -> None:
         assert self._loop is not None and self._store_pool is not None
         assert self._step_pool is not None and self._drained is not None
-        run = AsyncRun(self._node, base, self._loop, self._store_pool, self._step_pool,
+        run = AsyncRun(self._rt, base, self._loop, self._store_pool, self._step_pool,
                        self._drained)
         frame = run.set_frame(Ops(run))
         self._runs[run.wf.id] = run
         self._loop.create_task(self._run(run, wd, frame))
 
     async def _run(self, run: AsyncRun, wd: WorkflowDef, frame: Any) -> None:
-        node = self._node
+        rt = self._rt
         wid = run.wf.id
         try:
             outcome = await self._outcome(run, wd, frame)
@@ -264,7 +263,7 @@ class AsyncExecutor:
                 status, output, error = outcome
                 await run.write(self._finish, run, wd, status, output, error)
         except WriteStalled as exc:  # a release while unwinding failed: recovery re-runs it
-            node.writes.strand_run(wid, run.token, exc.error)
+            rt.writes.strand_run(wid, run.token, exc.error)
         except BaseException:
             log.exception("async workflow %s: executor error", wid)
         finally:
@@ -272,15 +271,15 @@ class AsyncExecutor:
             with self._lock:
                 self._count -= 1
                 self._ended.notify_all()
-            node.workers.unhold()
+            rt.workers.unhold()
 
     async def _outcome(self, run: AsyncRun, wd: WorkflowDef,
                        frame: Any) -> tuple[str, str | None, dict[str, str] | None] | None:
         """Run the workflow function; None when the run ends without a final state
         (parked, drained, stale), else (status, output, error)."""
-        node = self._node
+        rt = self._rt
         wid = run.wf.id
-        if run.wf.cancel_requested or wid in node.cancel_requests:
+        if run.wf.cancel_requested or wid in rt.cancel_requests:
             return "CANCELLED", None, CANCELLED_ERROR
         try:
             args = decode(run.wf.input)
@@ -288,31 +287,31 @@ class AsyncExecutor:
             ctx.run(set_async_frame, frame)
             coro = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
             run.task = task = asyncio.get_running_loop().create_task(coro, context=ctx)
-            if wid in node.cancel_requests:
+            if wid in rt.cancel_requests:
                 task.cancel()
             result = await task
             if run.parked:
                 return None
             if run.fatal is not None:
                 raise run.fatal
-            output = encode(result, f"output of workflow {wd.name}", node.settings.max_value_bytes)
+            output = encode(result, f"output of workflow {wd.name}", rt.settings.max_value_bytes)
             return "SUCCEEDED", output, None
         except Suspend:
             if run.parked:
                 return None
-            await run.write(node.store.release, wid, run.token, node.clock.time())
+            await run.write(rt.store.release, wid, run.token, rt.clock.time())
             return None  # a stray branch after close: the run is handed back
         except Drain:
             if not run.parked:
                 await run.quiesce()  # running branches checkpoint first
-                await run.write(node.store.release, wid, run.token, node.clock.time())
+                await run.write(rt.store.release, wid, run.token, rt.clock.time())
             return None
         except StaleRun:
             return None
         except (WriteStalled, WriteFailed) as exc:
             # The disk refused a write of this run: hand it to write recovery, which
             # re-runs it from its last checkpoint once writes succeed (never FAILED).
-            node.writes.strand_run(wid, run.token,
+            rt.writes.strand_run(wid, run.token,
                                    exc.error if isinstance(exc, WriteStalled) else exc)
             return None
         except DeadlineExceeded:
@@ -323,10 +322,10 @@ class AsyncExecutor:
         except asyncio.CancelledError:
             if run.parked:
                 return None
-            if wid in node.cancel_requests or run.cancelling:
+            if wid in rt.cancel_requests or run.cancelling:
                 return "CANCELLED", None, CANCELLED_ERROR
-            if node.draining.is_set():
-                await run.write(node.store.release, wid, run.token, node.clock.time())
+            if rt.draining.is_set():
+                await run.write(rt.store.release, wid, run.token, rt.clock.time())
                 return None  # the node stopped past its grace period: the next boot runs it
             # Nobody asked for it: the workflow's own code raised or leaked a cancellation.
             return "FAILED", None, {"type": "CancelledError",
@@ -342,18 +341,18 @@ class AsyncExecutor:
     def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
                 error: dict[str, str] | None) -> None:
         # On a store thread: the finish write and the callbacks (queue admission writes).
-        node = self._node
+        rt = self._rt
         error_text = None if error is None else encode(error, "workflow error")
         try:
             # The status written: CANCELLED when a cancel landed after the last operation.
-            status = node.store.finish(run.wf, run.token, status, output, error_text,
-                                       node.clock.time())
+            status = rt.store.finish(run.wf, run.token, status, output, error_text,
+                                       rt.clock.time())
         except StaleRun:
             return
         except WriteFailed as exc:
-            node.writes.strand_run(run.wf.id, run.token, exc)  # never acknowledged
+            rt.writes.strand_run(run.wf.id, run.token, exc)  # never acknowledged
             return
-        node.on_finished(wd.name, run.wf.id, status, run.wf.parent_id, run.wf.queue)
+        rt.on_finished(wd.name, run.wf.id, status, run.wf.parent_id, run.wf.queue)
 
     def cancel(self, wid: str) -> None:
         """A cancel request for ``wid`` (any thread): cancel its task if it runs here."""
@@ -373,22 +372,21 @@ class AsyncExecutor:
 
     # ---- from async code outside a workflow ----------------------------------------
 
-    def start_outside(self, app: App, fn: Callable[..., Any] | str, args: tuple[Any, ...],
+    def start_outside(self, wd: WorkflowDef, args: tuple[Any, ...],
                       kwargs: dict[str, Any], id: str | None,
                       queue: str | QueueDef | Queued | None,
                       timeout: float | None,
                       tags: dict[str, str] | None = None) -> Awaitable[Handle]:
-        return self._start_outside(app, fn, args, kwargs, id, queue, timeout, tags)
+        return self._start_outside(wd, args, kwargs, id, queue, timeout, tags)
 
-    async def _start_outside(self, app: App, fn: Callable[..., Any] | str,
+    async def _start_outside(self, wd: WorkflowDef,
                              args: tuple[Any, ...], kwargs: dict[str, Any], id: str | None,
                              queue: str | QueueDef | Queued | None,
                              timeout: float | None, tags: dict[str, str] | None) -> Handle:
-        node = self._node
-        wd = app.resolve(fn)
-        wid, _ = await asyncio.to_thread(node.start_workflow, wd.name, list(args), kwargs,
+        rt = self._rt
+        wid, _ = await asyncio.to_thread(rt.start_workflow, wd.name, list(args), kwargs,
                                          id=id, queue=queue, timeout=timeout, tags=tags)
-        return Handle(node, wid, wd.name)
+        return Handle(rt, wid, wd.name)
 
     def result(self, wid: str, timeout: float | None) -> Awaitable[Any]:
         return self._result(wid, timeout)
@@ -396,7 +394,7 @@ class AsyncExecutor:
     async def _result(self, wid: str, timeout: float | None) -> Any:
         """Wait on the caller's loop (not ours): woken by ``finished``, polling as a
         fallback; a read of one row is the only work done on the caller's loop."""
-        node = self._node
+        rt = self._rt
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -404,7 +402,7 @@ class AsyncExecutor:
             with self._lock:
                 self._result_waiters.setdefault(wid, []).append((loop, fut))
             try:
-                row = node.store.get_workflow(wid)
+                row = rt.store.get_workflow(wid)
                 if row is None:
                     raise NotFound(f"no workflow with id {wid!r}",
                                    "list workflows with: edge list")
@@ -414,7 +412,7 @@ class AsyncExecutor:
                     raise WorkflowFailed(wid, decode(row.error or "{}"))
                 if row.status == "CANCELLED":
                     raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
-                if node.state in ("stopped", "failed"):
+                if rt.state in ("stopped", "failed"):
                     raise NotReady(f"the node stopped before workflow {wid} finished",
                                    "it resumes when the node starts again")
                 wait = 0.5

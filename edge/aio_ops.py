@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from edge.aio_run import AsyncRun
 from edge.children import _outcome
 from edge.engine import (
+    Drain,
     Handle,
     StepDef,
     Suspend,
@@ -41,6 +42,7 @@ from edge.engine import (
     current_run,
 )
 from edge.errors import NotInWorkflow, UsageError
+from edge.run_context import ChildRef
 from edge.serialization import decode, encode
 from edge.store import OpRow, lifecycle
 from edge.tags import check_tags
@@ -88,7 +90,7 @@ async def _record_then(run: AsyncRun, op: OpRow, value: T) -> T:
 
 def now_async() -> Awaitable[float]:
     """Wall-clock time (epoch seconds), recorded: ``await edge.now_async()``."""
-    return _recorded("now", lambda run: run.node.clock.time())
+    return _recorded("now", lambda run: run.rt.clock.time())
 
 
 def uuid4_async() -> Awaitable[str]:
@@ -124,24 +126,29 @@ def set_event_async(key: str, value: Any) -> Awaitable[None]:
     seq, rec = run.next_op("set_event", key)
     if rec is not None:
         return run.track(seq, _ready(None))
-    node = run.node
-    text = encode(value, f"value of event {key}", node.settings.max_value_bytes)
+    rt = run.rt
+    text = encode(value, f"value of event {key}", rt.settings.max_value_bytes)
     op = run.new_op(seq, "set_event", key, "SUCCEEDED", output=text)
     return run.track(seq, _publish(run, op))
 
 
 async def _publish(run: AsyncRun, op: OpRow) -> None:
-    node = run.node
-    await run.write(lifecycle.publish, node.store, op, run.token, node.clock.time())
+    rt = run.rt
+    await run.write(lifecycle.publish, rt.store, op, run.token, rt.clock.time())
     run.ops[op.seq] = op
-    node.on_published()
+    rt.on_published()
 
 
 def wait_replicated_async() -> Awaitable[None]:
     """``await edge.wait_replicated_async()``: the replica holds every checkpoint so far."""
     run = _run("edge.wait_replicated_async()")
     run.guard()
-    return run.blocking(run.node.wait_replicated, run)
+    return _replicated(run)
+
+
+async def _replicated(run: AsyncRun) -> None:
+    if not await run.blocking(run.rt.wait_replicated, run.wf.id):
+        raise Drain()  # the node stops before the replica confirmed: resume at boot
 
 
 # ---- parking: sleep, events -------------------------------------------------------------
@@ -180,9 +187,9 @@ async def _durable_sleep(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
                          wake: Callable[[float], float]) -> None:
     if rec is not None and rec.status == "SUCCEEDED":
         return
-    node = run.node
+    rt = run.rt
     async with run.barrier():
-        now_ = node.clock.time()
+        now_ = rt.clock.time()
         if rec is None:
             wake_at = wake(now_)
             out = encode(wake_at, "wake time")
@@ -190,7 +197,7 @@ async def _durable_sleep(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
                 await run.record_async(run.new_op(seq, "sleep", name, "SUCCEEDED", output=out))
                 return
             op = run.new_op(seq, "sleep", name, "RUNNING", output=out)
-            await run.write(functools.partial(node.store.suspend, run.wf.id, run.token,
+            await run.write(functools.partial(rt.store.suspend, run.wf.id, run.token,
                                               "SLEEPING", now_, wake_at=wake_at,
                                               waiting_for=None, op=op))
             run.ops[seq] = op
@@ -200,11 +207,11 @@ async def _durable_sleep(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
                 await run.record_async(run.new_op(seq, "sleep", name, "SUCCEEDED",
                                                   output=rec.output, started=rec.started_at))
                 return
-            await run.write(functools.partial(node.store.suspend, run.wf.id, run.token,
+            await run.write(functools.partial(rt.store.suspend, run.wf.id, run.token,
                                               "SLEEPING", now_, wake_at=wake_at,
                                               waiting_for=None, op=None))
         run.parked = True
-    node.timers.add(wake_at, run.wf.id)
+    rt.timers.add(wake_at, run.wf.id)
     arm_deadline(run)
     raise Suspend()
 
@@ -226,16 +233,16 @@ async def _wait_event(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
         if out.get("timeout"):
             raise TimeoutError(f"no event {name!r} within {timeout} s")
         return out.get("value")
-    node = run.node
+    rt = run.rt
     async with run.barrier():
-        now_ = node.clock.time()
+        now_ = rt.clock.time()
         if rec is None:
             deadline = None if timeout is None else now_ + float(timeout)
             rec = run.new_op(seq, "wait_event", name, "RUNNING",
                              output=encode({"deadline": deadline}, "event deadline"))
         else:
             deadline = decode(rec.output or "{}").get("deadline")
-        got = await run.write(node.store.wait_event_or_park, rec, run.token, now_, deadline)
+        got = await run.write(rt.store.wait_event_or_park, rec, run.token, now_, deadline)
         if got is not None:
             run.ops[seq] = got
             return decode(got.output or "{}").get("value")
@@ -245,7 +252,7 @@ async def _wait_event(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
             raise TimeoutError(f"no event {name!r} within {timeout} s")
         run.parked = True
     if deadline is not None:
-        node.timers.add(deadline, run.wf.id)
+        rt.timers.add(deadline, run.wf.id)
     arm_deadline(run)
     raise Suspend()
 
@@ -269,14 +276,14 @@ class Ops:
                     timeout: float | None,
                     tags: dict[str, str] | None = None) -> Awaitable[Handle]:
         run = self.run
-        node = run.node
+        rt = run.rt
         seq, rec = run.next_op("child", wd.name)
         if rec is not None:
-            return run.track(seq, _ready(Handle(node, str(decode(rec.output or '""')), wd.name)))
+            return run.track(seq, _ready(Handle(rt, str(decode(rec.output or '""')), wd.name)))
         child_id = id or f"{run.wf.id}:{seq}"
         try:
             own_tags = check_tags(tags)
-            input_text = node.encode_input(wd, list(args), kwargs)  # bad arguments: now
+            input_text = rt.encode_input(wd, list(args), kwargs)  # bad arguments: now
         except BaseException:
             run.track_dropped(seq)
             raise
@@ -288,33 +295,33 @@ class Ops:
     async def _start(self, op: OpRow, wd: WorkflowDef, child_id: str, input_text: str,
                      queue: str | None, t: float | None, tags: dict[str, str]) -> Handle:
         run = self.run
-        node = run.node
-        now = node.clock.time()
-        created = await run.write(node.store.start_child, op, run.token, child_id, wd.name,
+        rt = run.rt
+        now = rt.clock.time()
+        created = await run.write(rt.store.start_child, op, run.token, child_id, wd.name,
                                   input_text, now, queue, None if t is None else now + t, tags)
         run.ops[op.seq] = op
         if created:
             # A queued child is admitted by a store write: off the loop too.
-            await run.write(node.on_started, wd.name, child_id, queue)
+            await run.write(rt.on_started, wd.name, child_id, queue)
             if t is not None:
-                node.timers.add(now + t, child_id, "deadline")
-        return Handle(node, child_id, wd.name)
+                rt.timers.add(now + t, child_id, "deadline")
+        return Handle(rt, child_id, wd.name)
 
-    def child_result(self, handle: Handle) -> Awaitable[Any]:
+    def child_result(self, handle: ChildRef) -> Awaitable[Any]:
         run = self.run
         seq, rec = run.next_op("child_result", handle.workflow or "child")
         return run.track(seq, self._result(handle, seq, rec))
 
-    async def _result(self, handle: Handle, seq: int, rec: OpRow | None) -> Any:
+    async def _result(self, handle: ChildRef, seq: int, rec: OpRow | None) -> Any:
         if rec is not None and rec.status == "SUCCEEDED":
             return _outcome(handle.id, decode(rec.output or "{}"))
         run = self.run
-        node = run.node
+        rt = run.rt
         async with run.barrier():
             op = rec or run.new_op(seq, "child_result", handle.workflow or "child", "RUNNING",
                                    output=encode({"child": handle.id}, "child id"))
-            child = await run.write(node.store.child_outcome_or_park, op, run.token, handle.id,
-                                    node.clock.time())
+            child = await run.write(rt.store.child_outcome_or_park, op, run.token, handle.id,
+                                    rt.clock.time())
             if child is not None:
                 outcome = {
                     "status": child.status,

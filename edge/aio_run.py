@@ -46,17 +46,17 @@ from edge.engine import (
     StepDef,
     Suspend,
     WriteStalled,
-    _error_dict,
     set_async_frame,
     set_current_run,
 )
 from edge.errors import Cancelled, EdgeError, StepFailed, UsageError, WriteFailed
+from edge.run_context import _error_dict
 from edge.serialization import decode, encode
 from edge.store import OpRow
 from edge.store.sql import CancelPending
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -64,10 +64,10 @@ T = TypeVar("T")
 class AsyncRun(RunContext):
     """An async workflow's run: RunContext plus the loop-side state named above."""
 
-    def __init__(self, node: Node, base: RunContext, loop: asyncio.AbstractEventLoop,
+    def __init__(self, rt: Runtime, base: RunContext, loop: asyncio.AbstractEventLoop,
                  store_pool: Executor, step_pool: Executor,
                  drained: asyncio.Event) -> None:
-        super().__init__(node, base.wf, base.token, base.ops)
+        super().__init__(rt, base.wf, base.token, base.ops)
         self.loop = loop
         self.store_pool = store_pool
         self.step_pool = step_pool
@@ -221,12 +221,12 @@ class AsyncRun(RunContext):
             self._changed()
 
     async def record_async(self, op: OpRow) -> None:
-        await self.write(self.node.store.record_op, op, self.token, self.node.clock.time())
+        await self.write(self.rt.store.record_op, op, self.token, self.rt.clock.time())
         self.ops[op.seq] = op
 
     async def sleep_on_clock(self, seconds: float) -> bool:
         """Sleep on the injected clock; True if the node began draining meanwhile."""
-        clock = self.node.clock
+        clock = self.rt.clock
         if isinstance(clock, SystemClock):
             try:
                 await asyncio.wait_for(self.drained.wait(), max(0.0, seconds))
@@ -235,7 +235,7 @@ class AsyncRun(RunContext):
                 return False
         # A FakeClock advances at once; any other clock may block, so not on the loop.
         return await self.loop.run_in_executor(self.store_pool, clock.sleep, seconds,
-                                               self.node.draining)
+                                               self.rt.draining)
 
     # ---- steps ----------------------------------------------------------------------
 
@@ -246,14 +246,14 @@ class AsyncRun(RunContext):
 
     async def _step(self, sd: StepDef, seq: int, rec: OpRow | None, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
-        node = self.node
+        rt = self.rt
         attempt = 1
         if rec is not None:
             if rec.status == "SUCCEEDED":
-                node.metrics.step_outcome(sd.name, "replayed")
+                rt.metrics.step_outcome(sd.name, "replayed")
                 return decode(rec.output) if rec.output is not None else None
             if rec.status == "FAILED":
-                node.metrics.step_outcome(sd.name, "replayed")
+                rt.metrics.step_outcome(sd.name, "replayed")
                 err = decode(rec.error or "{}")
                 raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
             attempt = rec.attempts + 1
@@ -270,39 +270,39 @@ class AsyncRun(RunContext):
 
     async def _attempts(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
                         kwargs: dict[str, Any]) -> Any:
-        node = self.node
-        started = node.clock.time()
+        rt = self.rt
+        started = rt.clock.time()
         while True:
-            t0 = node.clock.monotonic()
+            t0 = rt.clock.monotonic()
             try:
                 result = await self._attempt(sd, seq, attempt, args, kwargs)
             except Exception as exc:
-                node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+                rt.metrics.step_duration(sd.name, rt.clock.monotonic() - t0)
                 error = encode(_error_dict(exc), f"error of step {sd.name}")
                 if attempt <= sd.retries and not isinstance(exc, sd.non_retryable):
                     await self.record_async(self.new_op(seq, "step", sd.name, "RUNNING",
                                                         error=error, attempts=attempt,
                                                         started=started))
-                    node.metrics.step_outcome(sd.name, "retried")
+                    rt.metrics.step_outcome(sd.name, "retried")
                     if await self.sleep_on_clock(sd.delay(attempt, self.rng)):
                         raise Drain() from None
                     attempt += 1
                     continue
                 await self.record_async(self.new_op(seq, "step", sd.name, "FAILED", error=error,
                                                     attempts=attempt, started=started))
-                node.metrics.step_outcome(sd.name, "failed")
+                rt.metrics.step_outcome(sd.name, "failed")
                 raise StepFailed(type(exc).__name__, str(exc), sd.name, seq) from exc
-            node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+            rt.metrics.step_duration(sd.name, rt.clock.monotonic() - t0)
             try:
-                output = encode(result, f"output of step {sd.name}", node.settings.max_value_bytes)
+                output = encode(result, f"output of step {sd.name}", rt.settings.max_value_bytes)
             except EdgeError as exc:
                 self.fatal = exc  # a programming error: fail the workflow, do not record
                 raise
             await self.record_async(self.new_op(seq, "step", sd.name, "SUCCEEDED", output=output,
                                                 attempts=attempt, started=started))
-            node.metrics.step_outcome(sd.name, "succeeded")
-            if sd.replicated:
-                await self.blocking(node.wait_replicated, self)
+            rt.metrics.step_outcome(sd.name, "succeeded")
+            if sd.replicated and not await self.blocking(rt.wait_replicated, self.wf.id):
+                raise Drain()  # the node stops before the replica confirmed: resume at boot
             return decode(output)
 
     async def _attempt(self, sd: StepDef, seq: int, attempt: int, args: tuple[Any, ...],
@@ -355,7 +355,7 @@ def _sync_body(run: AsyncRun, sd: StepDef, seq: int, attempt: int, args: tuple[A
                kwargs: dict[str, Any]) -> Any:
     # A step thread: edge.context() answers from a thread-local step context, and any
     # durable call in the body is refused as "inside a step", exactly as in a sync run.
-    set_current_run(RunContext(run.node, run.wf, run.token, run.ops, seq=run.seq, step_seq=seq,
+    set_current_run(RunContext(run.rt, run.wf, run.token, run.ops, seq=run.seq, step_seq=seq,
                                attempt=attempt, in_step=True))
     try:
         return sd.fn(*args, **kwargs)

@@ -111,7 +111,7 @@ class Settings:
         host = parse_listen(self.listen)[0] if self.listen is not None else "127.0.0.1"
         check_exposure(host, self.api_token, self.api_read_token, self.insecure_no_token)
         if self.replica is not None:
-            from edge.replication import parse_replica_url
+            from edge.replica_url import parse_replica_url
 
             parse_replica_url(self.replica)
         return self

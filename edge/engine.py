@@ -1,4 +1,4 @@
-"""The programming model: App, decorators, per-run context and replay.
+"""The programming model: App, decorators, the durable operations and replay.
 
 Invariants (DESIGN.md section 3):
 - every durable operation takes the next ``seq`` (1, 2, ...) of its run, in
@@ -13,288 +13,63 @@ Invariants (DESIGN.md section 3):
   thread is released, the state is parked in the database, and a later run
   replays from the top.
 
-Execution of a whole run (claim, finish) lives in worker.py; this module
-holds what user code calls.
+Execution of a whole run (claim, finish) lives in worker.py; one run's context
+and the exceptions that unwind it in run_context.py; child workflows and ``Handle``
+in children.py. This module holds what user code calls. The engine sees its node
+only as a ``Runtime`` (edge/runtime.py) and never imports edge.node.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import random as _random
-import threading
 import uuid as _uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from edge.errors import (
-    Cancelled,
-    ConfigError,
-    EdgeError,
-    NonDeterminismError,
-    NotInWorkflow,
-    NotReady,
-    StepFailed,
-    UsageError,
-    WriteFailed,
+from edge.children import Handle, start_child
+from edge.defs import StepDef, WorkflowDef
+from edge.errors import ConfigError, EdgeError, NotReady, StepFailed, UsageError
+from edge.limits import check_name, check_time
+from edge.run_context import (
+    AsyncFrame,
+    AsyncOps,
+    Context,
+    DeadlineExceeded,
+    Drain,
+    RunContext,
+    Suspend,
+    WriteStalled,
+    _async_frame,
+    _error_dict,
+    _require_run,
+    arm_deadline,
+    context,
+    current_async,
+    current_run,
+    refuse_blocking,
+    set_async_frame,
+    set_current_run,
 )
-from edge.limits import check_name, check_time, scrub
+from edge.runtime import Runtime
 from edge.serialization import decode, encode
-from edge.store import CancelPending, OpRow, WorkflowRow
 
 if TYPE_CHECKING:
-    from edge.node import Node
     from edge.queues import Queued, QueueDef
     from edge.scheduler import ScheduleDef
+
+# Re-exported: the executors and users import these from edge.engine.
+__all__ = ["App", "AsyncFrame", "AsyncOps", "Context", "DeadlineExceeded", "Drain", "Handle",
+           "RunContext", "StepDef", "Suspend", "WorkflowDef", "WriteStalled", "arm_deadline",
+           "context", "current_async", "current_run", "refuse_blocking", "set_async_frame",
+           "set_current_run"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 RESERVED_PARAMS = ("id", "queue", "timeout", "tags")
-
-
-class Suspend(BaseException):
-    """Unwinds a workflow that parked itself; the worker releases the thread."""
-
-
-class Drain(BaseException):
-    """Unwinds a workflow because the node is stopping; it resumes at the next boot."""
-
-
-class WriteStalled(BaseException):
-    """Unwinds a run whose write failed (disk full, I/O error): a BaseException, so user
-    code cannot catch it and go on as if its step were checkpointed. The worker hands
-    the run to the node's write recovery, which re-runs it once writes succeed."""
-
-    def __init__(self, error: WriteFailed) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class DeadlineExceeded(Cancelled):
-    """A workflow ran past its deadline; it ends CANCELLED with a TimeoutError."""
-
-
-@dataclass(frozen=True)
-class StepDef:
-    fn: Callable[..., Any]
-    name: str
-    retries: int = 0
-    backoff: float = 2.0
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: bool = True
-    non_retryable: tuple[type[BaseException], ...] = ()
-    replicated: bool = False
-    timeout: float | None = None
-    is_async: bool = False  # an ``async def`` body: runs on the node's event loop (aio_run.py)
-
-    def delay(self, attempt: int, rng: _random.Random) -> float:
-        """Exponential backoff with full jitter in [50%, 100%] of the capped delay."""
-        base = min(self.max_delay, self.initial_delay * (self.backoff ** (attempt - 1)))
-        return base * (0.5 + rng.random() / 2) if self.jitter else base
-
-
-@dataclass(frozen=True)
-class WorkflowDef:
-    fn: Callable[..., Any]
-    name: str
-    queue: str | None
-    timeout: float | None
-    signature: inspect.Signature
-    is_async: bool = False  # an ``async def`` workflow: the worker hands it to edge/aio.py
-
-
-@dataclass(frozen=True)
-class Context:
-    """What ``edge.context()`` returns inside a workflow or step."""
-
-    workflow_id: str
-    seq: int
-    attempt: int
-    idempotency_key: str
-    workflow: str
-
-
-@dataclass
-class RunContext:
-    """One run of one workflow on one worker thread."""
-
-    node: Node
-    wf: WorkflowRow
-    token: str
-    ops: dict[int, OpRow]
-    seq: int = 0
-    step_seq: int = 0
-    attempt: int = 1
-    in_step: bool = False
-    fatal: BaseException | None = None
-    _rng: _random.Random | None = field(default=None, repr=False)
-
-    @property
-    def rng(self) -> _random.Random:
-        # Created on first use: only retries with jitter need it, and seeding one
-        # from os.urandom on every run is a measurable cost per workflow.
-        if self._rng is None:
-            self._rng = _random.Random()
-        return self._rng
-
-    def guard(self) -> None:
-        """Checks before every durable operation: a divergence stays fatal, a cancel
-        or deadline takes effect, a stopping node drains."""
-        if self.fatal is not None:
-            raise self.fatal
-        node = self.node
-        if self.wf.id in node.cancel_requests:
-            raise Cancelled()
-        # The timers' rule: wall time past the deadline *and* monotonic progress, so a
-        # wall clock stepped forward cannot end a workflow early.
-        if self.wf.deadline is not None and node.timers.deadline_passed(self.wf.id,
-                                                                         self.wf.deadline):
-            raise DeadlineExceeded()
-        if node.draining.is_set():
-            raise Drain()
-
-    def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
-        self.guard()
-        self.seq += 1
-        seq = self.seq
-        rec = self.ops.get(seq)
-        if rec is not None and (rec.kind != kind or rec.name != name):
-            self.fatal = NonDeterminismError(
-                self.wf.id, seq, f"{rec.kind} {rec.name!r}", f"{kind} {name!r}"
-            )
-            raise self.fatal
-        return seq, rec
-
-    def new_op(self, seq: int, kind: str, name: str, status: str, *, output: str | None = None,
-               error: str | None = None, attempts: int = 1, started: float | None = None) -> OpRow:
-        now = self.node.clock.time()
-        final = now if status != "RUNNING" else None
-        return OpRow(self.wf.id, seq, kind, name, status, attempts, output, error,
-                     started if started is not None else now, final)
-
-    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """A store write of this run: a cancel pending in the database ends the run
-        CANCELLED, a failed write unwinds it (neither can be caught by user code)."""
-        try:
-            return fn(*args, **kwargs)
-        except CancelPending:
-            raise Cancelled() from None
-        except WriteFailed as exc:
-            raise WriteStalled(exc) from None
-
-    def record(self, op: OpRow) -> None:
-        self.call(self.node.store.record_op, op, self.token, self.node.clock.time())
-        self.ops[op.seq] = op
-
-    def record_failed(self, op: OpRow, retry_in: float | None = None) -> None:
-        """A failed attempt: its progress row and its history row (the retry due in
-        ``retry_in`` s, or None when this failure is final)."""
-        now = self.node.clock.time()
-        self.call(self.node.store.record_failed_attempt,
-                  op, self.token, now, None if retry_in is None else now + retry_in)
-        self.ops[op.seq] = op
-
-
-_local = threading.local()
-
-
-class AsyncOps(Protocol):
-    """What an async workflow's durable calls dispatch to (implemented in edge/aio_ops.py):
-    each takes its seq when called and returns the awaitable that completes it."""
-
-    def call_step(self, sd: StepDef, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Awaitable[Any]: ...
-
-    def start_child(self, wd: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any],
-                    id: str | None, queue: str | None, timeout: float | None,
-                    tags: dict[str, str] | None = None) -> Awaitable[Handle]: ...
-
-    def child_result(self, handle: Handle) -> Awaitable[Any]: ...
-
-
-@dataclass(frozen=True)
-class AsyncFrame:
-    """The async run the current asyncio task belongs to. A context variable, not a
-    thread-local: the loop thread runs many workflows, and every task (a gather branch,
-    a step body) copies the context of the code that created it."""
-
-    run: RunContext
-    ops: AsyncOps
-    step_seq: int = 0  # > 0 inside an async step body: that step's seq
-    attempt: int = 1
-
-
-_async_frame: contextvars.ContextVar[AsyncFrame | None] = contextvars.ContextVar(
-    "edge_async_frame", default=None)
-
-
-def current_async() -> AsyncFrame | None:
-    return _async_frame.get()
-
-
-def set_async_frame(frame: AsyncFrame | None) -> contextvars.Token[AsyncFrame | None]:
-    return _async_frame.set(frame)
-
-
-def refuse_blocking(what: str, frame: AsyncFrame) -> UsageError:
-    """The error for a blocking durable call made on the event loop: it would park the
-    loop thread (every async workflow of the node), so it is refused, never run."""
-    name = what.rstrip("()")
-    if frame.step_seq:
-        if what in ("app.start()", "handle.result()"):
-            return UsageError(f"{what} blocks the event loop inside an async step",
-                              f"use await {name}_async(...)", code="blocking_call")
-        return UsageError(f"{what} cannot be called inside a step",
-                          "call durable operations from the workflow function itself")
-    return UsageError(f"{what} blocks and cannot be called in an async workflow",
-                      f"use the awaitable form: await {name}_async(...)", code="blocking_call")
-
-
-def current_run() -> RunContext | None:
-    return getattr(_local, "run", None)
-
-
-def set_current_run(run: RunContext | None) -> None:
-    _local.run = run
-
-
-def _require_run(what: str) -> RunContext:
-    run = current_run()
-    if run is None:
-        frame = _async_frame.get()
-        if frame is not None:
-            raise refuse_blocking(what, frame)
-        raise NotInWorkflow(what)
-    if run.in_step:
-        raise UsageError(f"{what} cannot be called inside a step",
-                         "call durable operations from the workflow function itself")
-    return run
-
-
-def context() -> Context:
-    """The current workflow's id, seq, attempt and idempotency key."""
-    run = current_run()
-    if run is None:
-        frame = _async_frame.get()
-        if frame is None:
-            raise NotInWorkflow()
-        r = frame.run
-        seq = frame.step_seq or r.seq
-        return Context(r.wf.id, seq, frame.attempt if frame.step_seq else 1,
-                       f"{r.wf.id}:{seq}", r.wf.workflow)
-    seq = run.step_seq if run.in_step else run.seq
-    return Context(run.wf.id, seq, run.attempt if run.in_step else 1,
-                   f"{run.wf.id}:{seq}", run.wf.workflow)
-
-
-def _error_dict(exc: BaseException) -> dict[str, str]:
-    # Never refused: an exception's text may echo any input; scrub makes it storable.
-    return {"type": type(exc).__name__, "message": scrub(str(exc))}
 
 
 # ---- steps -------------------------------------------------------------------
@@ -312,24 +87,24 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if sd.is_async:
         raise UsageError(f"async step {sd.name} called from the sync workflow {run.wf.workflow}",
                          "make the workflow `async def` and await the step")
-    node = run.node
+    rt = run.rt
     seq, rec = run.next_op("step", sd.name)
     attempt = 1
     if rec is not None:
         if rec.status == "SUCCEEDED":
-            node.metrics.step_outcome(sd.name, "replayed")
+            rt.metrics.step_outcome(sd.name, "replayed")
             return decode(rec.output) if rec.output is not None else None
         if rec.status == "FAILED":
-            node.metrics.step_outcome(sd.name, "replayed")
+            rt.metrics.step_outcome(sd.name, "replayed")
             err = decode(rec.error or "{}")
             raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
         attempt = rec.attempts + 1  # earlier attempts failed and were recorded
-    started = node.clock.time()
+    started = rt.clock.time()
     while True:
         run.in_step, run.step_seq, run.attempt = True, seq, attempt
-        t0 = node.clock.monotonic()
+        t0 = rt.clock.monotonic()
         try:
-            with node.tracing.step(sd.name, run.wf.id, seq, attempt):
+            with rt.tracing.step(sd.name, run.wf.id, seq, attempt):
                 if sd.timeout is None:
                     result = sd.fn(*args, **kwargs)
                 else:
@@ -337,38 +112,38 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
                     result = run_with_timeout(run, sd, args, kwargs)
         except Exception as exc:
-            node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+            rt.metrics.step_duration(sd.name, rt.clock.monotonic() - t0)
             error = encode(_error_dict(exc), f"error of step {sd.name}")
             retry = attempt <= sd.retries and not isinstance(exc, sd.non_retryable)
             if retry:
                 delay = sd.delay(attempt, run.rng)
                 run.record_failed(run.new_op(seq, "step", sd.name, "RUNNING", error=error,
                                              attempts=attempt, started=started), delay)
-                node.metrics.step_outcome(sd.name, "retried")
+                rt.metrics.step_outcome(sd.name, "retried")
                 from edge.logs import step_retry
 
                 step_retry(run.wf.id, sd.name, seq, attempt, sd.retries + 1, exc, delay)
-                if node.cancel_requests.sleep(run.wf.id, node.clock, delay):
+                if rt.cancel_requests.sleep(run.wf.id, rt.clock, delay):
                     run.guard()  # a cancel or a drain cut the back-off short
                 attempt += 1
                 continue
             run.record_failed(run.new_op(seq, "step", sd.name, "FAILED", error=error,
                                          attempts=attempt, started=started))
-            node.metrics.step_outcome(sd.name, "failed")
+            rt.metrics.step_outcome(sd.name, "failed")
             raise StepFailed(type(exc).__name__, str(exc), sd.name, seq) from exc
         finally:
             run.in_step = False
-        node.metrics.step_duration(sd.name, node.clock.monotonic() - t0)
+        rt.metrics.step_duration(sd.name, rt.clock.monotonic() - t0)
         try:
-            output = encode(result, f"output of step {sd.name}", node.settings.max_value_bytes)
+            output = encode(result, f"output of step {sd.name}", rt.settings.max_value_bytes)
         except EdgeError as exc:
             run.fatal = exc  # a programming error: fail the workflow, do not record
             raise
         run.record(run.new_op(seq, "step", sd.name, "SUCCEEDED", output=output,
                               attempts=attempt, started=started))
-        node.metrics.step_outcome(sd.name, "succeeded")
-        if sd.replicated:
-            node.wait_replicated(run)
+        rt.metrics.step_outcome(sd.name, "succeeded")
+        if sd.replicated and not rt.wait_replicated(run.wf.id):
+            raise Drain()  # the node stops before the replica confirmed: resume at boot
         return decode(output)
 
 
@@ -387,7 +162,7 @@ def _recorded_value(kind: str, produce: Callable[[], Any]) -> Any:
 
 def now() -> float:
     """Wall-clock time (epoch seconds), recorded: a replay sees the first run's value."""
-    return float(_recorded_value("now", lambda: current_run().node.clock.time()))  # type: ignore[union-attr]
+    return float(_recorded_value("now", lambda: current_run().rt.clock.time()))  # type: ignore[union-attr]
 
 
 def uuid4() -> str:
@@ -425,21 +200,22 @@ def set_event(key: str, value: Any) -> None:
     seq, rec = run.next_op("set_event", key)
     if rec is not None:
         return
-    node = run.node
-    text = encode(value, f"value of event {key}", node.settings.max_value_bytes)
+    rt = run.rt
+    text = encode(value, f"value of event {key}", rt.settings.max_value_bytes)
     op = run.new_op(seq, "set_event", key, "SUCCEEDED", output=text)
     from edge.store import lifecycle
 
-    run.call(lifecycle.publish, node.store, op, run.token, node.clock.time())
+    run.call(lifecycle.publish, rt.store, op, run.token, rt.clock.time())
     run.ops[seq] = op
-    node.on_published()
+    rt.on_published()
 
 
 def wait_replicated() -> None:
     """Block until the replica holds every checkpoint committed so far."""
     run = _require_run("edge.wait_replicated()")
     run.guard()
-    run.node.wait_replicated(run)
+    if not run.rt.wait_replicated(run.wf.id):
+        raise Drain()
 
 
 # ---- parking: sleep, events, children -----------------------------------------
@@ -472,16 +248,11 @@ def sleep_until(when: datetime | float) -> None:
     _durable_sleep(_require_run("edge.sleep_until()"), "sleep_until", lambda now: at)
 
 
-def arm_deadline(run: RunContext) -> None:
-    """A parked workflow with a deadline is ended by the timer loop when it passes."""
-    if run.wf.deadline is not None:
-        run.node.timers.add(run.wf.deadline, run.wf.id, "deadline")
-
 
 def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -> None:
     seq, rec = run.next_op("sleep", name)
-    node = run.node
-    now_ = node.clock.time()
+    rt = run.rt
+    now_ = rt.clock.time()
     if rec is None:
         wake_at = wake(now_)
         out = encode(wake_at, "wake time")
@@ -489,7 +260,7 @@ def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -
             run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=out))
             return
         op = run.new_op(seq, "sleep", name, "RUNNING", output=out)
-        run.call(node.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
+        run.call(rt.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
                  wake_at=wake_at, waiting_for=None, op=op)
         run.ops[seq] = op
     elif rec.status == "SUCCEEDED":
@@ -500,9 +271,9 @@ def _durable_sleep(run: RunContext, name: str, wake: Callable[[float], float]) -
             run.record(run.new_op(seq, "sleep", name, "SUCCEEDED", output=rec.output,
                                   started=rec.started_at))
             return
-        run.call(node.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
+        run.call(rt.store.suspend, run.wf.id, run.token, "SLEEPING", now_,
                  wake_at=wake_at, waiting_for=None, op=None)
-    node.timers.add(wake_at, run.wf.id)
+    rt.timers.add(wake_at, run.wf.id)
     arm_deadline(run)
     raise Suspend()
 
@@ -517,13 +288,13 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
     check_name(name, "event name")
     run = _require_run("edge.wait_event()")
     seq, rec = run.next_op("wait_event", name)
-    node = run.node
+    rt = run.rt
     if rec is not None and rec.status == "SUCCEEDED":
         out = decode(rec.output or "{}")
         if out.get("timeout"):
             raise TimeoutError(f"no event {name!r} within {timeout} s")
         return out.get("value")
-    now_ = node.clock.time()
+    now_ = rt.clock.time()
     if rec is None:
         deadline = None if timeout is None else check_time(
             now_ + float(timeout), f"edge.wait_event({name!r}, timeout={timeout!r}): the deadline")
@@ -531,7 +302,7 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
                          output=encode({"deadline": deadline}, "event deadline"))
     else:
         deadline = decode(rec.output or "{}").get("deadline")
-    got = run.call(node.store.wait_event_or_park, rec, run.token, now_, deadline)
+    got = run.call(rt.store.wait_event_or_park, rec, run.token, now_, deadline)
     if got is not None:
         run.ops[seq] = got
         return decode(got.output or "{}").get("value")
@@ -540,52 +311,12 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
                               output='{"timeout":true}', started=rec.started_at))
         raise TimeoutError(f"no event {name!r} within {timeout} s")
     if deadline is not None:
-        node.timers.add(deadline, run.wf.id)
+        rt.timers.add(deadline, run.wf.id)
     arm_deadline(run)
     raise Suspend()
 
 
 # ---- handles and the App -------------------------------------------------------
-
-
-class Handle:
-    """A started workflow. ``result()`` waits for it (durably, inside a workflow)."""
-
-    def __init__(self, node: Node, workflow_id: str, workflow: str = "") -> None:
-        self._node = node
-        self.id = workflow_id
-        self.workflow = workflow
-
-    def __repr__(self) -> str:
-        return f"Handle({self.id!r})"
-
-    def status(self) -> str:
-        """The workflow's status now: PENDING ... CANCELLED, or UNKNOWN for no such id."""
-        row = self._node.store.get_workflow(self.id)
-        return row.status if row else "UNKNOWN"
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The output once SUCCEEDED; raises WorkflowFailed, WorkflowCancelled, or
-        TimeoutError when not final within ``timeout`` s (None: as long as it takes).
-        Inside a workflow it waits durably for a child."""
-        run = current_run()
-        if run is not None and not run.in_step:
-            from edge.children import child_result
-
-            return child_result(run, self)
-        frame = _async_frame.get()
-        if run is None and frame is not None:
-            raise refuse_blocking("handle.result()", frame)
-        return self._node.result(self.id, timeout)
-
-    def result_async(self, timeout: float | None = None) -> Awaitable[Any]:
-        """``await handle.result_async()``: inside an async workflow a durable wait for a
-        child (the workflow parks; its seq is taken now); outside one, waits for the
-        workflow to end without blocking the caller's event loop."""
-        frame = _async_frame.get()
-        if frame is not None and not frame.step_seq:
-            return frame.ops.child_result(self)
-        return self._node.aio.result(self.id, timeout)
 
 
 class App:
@@ -597,7 +328,7 @@ class App:
         self.steps: dict[str, StepDef] = {}
         self.queues: dict[str, QueueDef] = {}
         self.schedules: dict[str, ScheduleDef] = {}
-        self._node: Node | None = None
+        self._rt: Runtime | None = None  # set while a node runs this app
 
     def __repr__(self) -> str:
         return f"App({self.name!r})"
@@ -711,11 +442,12 @@ class App:
             raise NotFound(f"unknown workflow {wname or fn!r}", f"known workflows: {known}")
         return self.workflows[wname]
 
-    def node(self) -> Node:
-        if self._node is None:
+    def runtime(self) -> Runtime:
+        """The runtime of the node running this app (NotReady when none does)."""
+        if self._rt is None:
             raise NotReady(f"app {self.name!r} is not running in a node",
                            "use `with edge.Node(app, data_dir=...):` or `edge run`")
-        return self._node
+        return self._rt
 
     def start(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
               queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
@@ -727,17 +459,15 @@ class App:
         ``tags=`` overriding them by key."""
         run = current_run()
         if run is not None and not run.in_step:
-            from edge.children import start_child
-
             qname = queue if queue is None or isinstance(queue, str) else queue.name
             return start_child(run, self.resolve(fn), args, kwargs, id, qname, timeout, tags)
         frame = _async_frame.get()
         if run is None and frame is not None:
             raise refuse_blocking("app.start()", frame)
-        node = self.node()
-        wid, _ = node.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
+        rt = self.runtime()
+        wid, _ = rt.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
                                      queue=queue, timeout=timeout, tags=tags)
-        return Handle(node, wid, self.resolve(fn).name)
+        return Handle(rt, wid, self.resolve(fn).name)
 
     def start_async(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
                     queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
@@ -749,17 +479,18 @@ class App:
         if frame is not None and not frame.step_seq:
             qname = queue if queue is None or isinstance(queue, str) else queue.name
             return frame.ops.start_child(self.resolve(fn), args, kwargs, id, qname, timeout, tags)
-        node = self.node()
-        return node.aio.start_outside(self, fn, args, kwargs, id, queue, timeout, tags)
+        return self.runtime().aio.start_outside(self.resolve(fn), args, kwargs, id, queue,
+                                                timeout, tags)
 
     def handle(self, workflow_id: str) -> Handle:
         """The Handle of an existing workflow id (no check that it exists)."""
-        return Handle(self.node(), workflow_id)
+        return Handle(self.runtime(), workflow_id)
 
     def get_event(self, workflow_id: str, key: str, timeout: float = 0.0,
                   default: Any = None) -> Any:
         """The latest value workflow ``workflow_id`` published under ``key`` with
         ``edge.set_event``, waiting up to ``timeout`` s (real time) for a first one;
         ``default`` if none by then (at once when the workflow is final)."""
-        out = self.node().get_event(workflow_id, key, timeout)
+        out = self.runtime().get_event(workflow_id, key, timeout)
         return out["value"] if out["published"] else default
+

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from edge.engine import RunContext, StepDef, _require_run, current_async, run_step, set_current_run
+from edge.engine import RunContext, StepDef, current_async, run_step, set_current_run
 from edge.errors import UsageError
+from edge.run_context import _require_run
 
 
 def _step_call(item: Callable[..., Any]) -> tuple[StepDef, tuple[Any, ...], dict[str, Any]]:
@@ -76,7 +77,7 @@ def parallel(*calls: Callable[..., Any]) -> list[Any]:
     finally:
         set_current_run(run)
     if len(todo) > 1:
-        with ThreadPoolExecutor(min(len(todo), run.node.settings.workers),
+        with ThreadPoolExecutor(min(len(todo), run.rt.settings.workers),
                                 thread_name_prefix="edge-parallel") as pool:
             list(pool.map(one, todo))
     for b in branches:
@@ -90,4 +91,4 @@ def parallel(*calls: Callable[..., Any]) -> list[Any]:
 
 def _branch(run: RunContext, seq: int) -> RunContext:
     # run_step takes "the next seq": preset so that it is exactly this item's.
-    return RunContext(run.node, run.wf, run.token, run.ops, seq=seq - 1)
+    return RunContext(run.rt, run.wf, run.token, run.ops, seq=seq - 1)

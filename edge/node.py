@@ -1,4 +1,9 @@
-"""A node: the boot sequence, the running engine, and the verbs the API serves.
+"""A node: the boot sequence, stop and teardown, and the verbs the API serves.
+
+The node builds the ``Runtime`` (edge/runtime.py) and the executors and hands them the
+runtime; the engine and the executors never see the Node. It answers the runtime's
+``NodeHooks`` (start or wait outside a workflow, fire a timer, the replication barrier)
+and hears from replication through the callbacks of its ``replicator.Link``.
 
 Boot order (DESIGN.md section 4; the order is contract):
 1. settings validated, HTTP up (/healthz 200, /readyz 503, API 503 not_ready);
@@ -28,10 +33,9 @@ from prometheus_client import CollectorRegistry
 
 from edge import queues
 from edge.aio import AsyncExecutor
-from edge.cancels import CancelFlags
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
-from edge.engine import App, Handle, RunContext, WorkflowDef
+from edge.engine import App, Handle
 from edge.errors import (
     ConfigError,
     Conflict,
@@ -49,51 +53,24 @@ from edge.limits import check_duration, check_name, check_time
 from edge.metrics import Metrics
 from edge.node_manage import ManageVerbs
 from edge.queues import Queued, QueueDef
+from edge.runtime import Runtime
 from edge.scheduler import Scheduler
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, Store, WorkflowRow, integrity, lifecycle
+from edge.store import WORKFLOW_STATUSES, Store, integrity, lifecycle
 from edge.store import queues as store_queues
 from edge.tags import check_tags
+from edge.timers import Timers
 from edge.tracing import Tracing, valid_traceparent
 from edge.views import summaries, workflow_detail
-from edge.worker import Timers, Workers
+from edge.worker import Workers
 from edge.write_recovery import TIMER_KEY, WriteRecovery
 
 if TYPE_CHECKING:
     from edge.api.server import ApiServer
-    from edge.replicator import Replicator
+    from edge.replicator import Link, Replicator
 
 log = logging.getLogger("edge.node")
-
-
-def argument_problems(sig: inspect.Signature, args: list[Any],
-                      kwargs: dict[str, Any]) -> list[str]:
-    """Every way ``args``/``kwargs`` miss ``sig`` (signature.bind names only the first):
-    too many positional arguments, unexpected keywords, keywords given twice, missing
-    required parameters."""
-    P = inspect.Parameter
-    params = list(sig.parameters.values())
-    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    var_pos = any(p.kind == P.VAR_POSITIONAL for p in params)
-    var_kw = any(p.kind == P.VAR_KEYWORD for p in params)
-    by_kw = {p.name for p in params if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)}
-    out: list[str] = []
-    if len(args) > len(positional) and not var_pos:
-        out.append(f"takes {len(positional)} positional argument(s) but {len(args)} were given")
-    filled = {p.name for p in positional[:len(args)]}
-    unexpected = sorted(k for k in kwargs if k not in by_kw) if not var_kw else []
-    if unexpected:
-        out.append("unexpected argument(s) " + ", ".join(repr(k) for k in unexpected))
-    twice = sorted(k for k in kwargs if k in filled)
-    if twice:
-        out.append("argument(s) given twice " + ", ".join(repr(k) for k in twice))
-    missing = [p.name for p in params if p.default is P.empty
-               and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD)
-               and p.name not in filled and p.name not in kwargs]
-    if missing:
-        out.append("missing required argument(s) " + ", ".join(repr(k) for k in missing))
-    return out
 
 
 class Node(ManageVerbs):
@@ -128,26 +105,35 @@ class Node(ManageVerbs):
         self.tracing = Tracing(tracer_provider)  # spans when opentelemetry-api is installed
         self.state = "created"
         self.ready = False
-        self.draining = threading.Event()
-        self.cancel_requests = CancelFlags(self.draining)
         self.node_id = ""
         self.started_at = self.clock.time()
         self._store: Store | None = None
         self._lock = LocalLock(self.settings.data_dir)
-        self._finished = threading.Condition()
-        self._published = threading.Condition()
         self._stopped = threading.Event()
         self.fatal: EdgeError | None = None
         self._teardown_lock = threading.Lock()
         self._torn_down = False
         self.replication: Replicator | None = None
         self.http: ApiServer | None = None
-        self.workers = Workers(self, self.settings.workers)
-        self.aio = AsyncExecutor(self)  # the event loop of async workflows (edge/aio.py)
-        self.queues = queues.Dispatcher(self)
-        self.scheduler = Scheduler(self)
         self.timers = Timers(self.clock, self._timer_due)
-        self.writes = WriteRecovery(self)
+        # What the engine and the executors see of this node (edge/runtime.py).
+        self.rt = Runtime(app, self.settings, self.clock, self.metrics, self.tracing,
+                          lambda: self.store, self, self.timers)
+        self.draining = self.rt.draining
+        self.cancel_requests = self.rt.cancel_requests
+        self._finished = self.rt.finished
+        self._published = self.rt.published
+        self.workers = self.rt.workers = Workers(self.rt, self.settings.workers)
+        self.aio = self.rt.aio = AsyncExecutor(self.rt)  # async workflows' loop (edge/aio.py)
+        self.queues = self.rt.queues = queues.Dispatcher(self.rt)
+        self.scheduler = Scheduler(self.rt)
+        self.writes = self.rt.writes = WriteRecovery(self.rt)
+        # The engine's callbacks, for the verbs here and in node_manage.py.
+        self.on_started = self.rt.on_started
+        self.on_finished = self.rt.on_finished
+        self.on_published = self.rt.on_published
+        self.block_unknown = self.rt.block_unknown
+        self.encode_input = self.rt.encode_input
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -171,7 +157,7 @@ class Node(ManageVerbs):
     def start(self) -> Node:
         """Boot (HTTP, lock, lease, restore, SQLite, sidecar, recovery) until ready."""
         s = self.settings
-        if self.app._node is not None and self.app._node is not self:
+        if self.app._rt is not None and self.app._rt is not self.rt:
             raise Conflict(f"app {self.app.name!r} already runs in another node",
                            "one node per App object at a time")
         self.state = "booting"
@@ -208,7 +194,7 @@ class Node(ManageVerbs):
         else:
             from edge.replicator import Replicator
 
-            self.replication = Replicator(self)
+            self.replication = Replicator(self._replication_link())
             self.replication.before_open()  # lease, trust decision, restore
         self._check_not_stopping()
         self._store = Store.open(s.db_path, s.durability, self.clock.time())
@@ -227,7 +213,7 @@ class Node(ManageVerbs):
             self.timers.add(at, wid, "deadline")
         self.metrics.recovered.inc(len(rec.pending) + len(rec.timers))
         self.metrics.recovery_seconds.set(self.clock.monotonic() - t0)
-        self.app._node = self
+        self.app._rt = self.rt
         if any(wd.is_async for wd in self.app.workflows.values()):
             self.aio.start()
         self.workers.start()
@@ -311,8 +297,8 @@ class Node(ManageVerbs):
 
             where = quarantine(self.settings.db_path, self.settings.data_dir, "lease-lost")
             log.error("database moved to %s for review", where)
-        if self.app._node is self:
-            self.app._node = None
+        if self.app._rt is self.rt:
+            self.app._rt = None
         self._lock.release()
         self.metrics.leader.set(0)
         if self.state != "failed":
@@ -404,43 +390,27 @@ class Node(ManageVerbs):
         with self._finished:
             self._finished.notify_all()
 
-    def on_started(self, workflow: str, wid: str, queue: str | None = None,
-                   fresh: WorkflowRow | None = None) -> None:
-        self.metrics.workflow_started(workflow)
-        if queue is None:
-            self.workers.submit(wid, fresh)
-        else:
-            self.queues.kick(queue)  # admitted (and submitted) when its queue has room
-
-    def on_finished(self, workflow: str, wid: str, status: str, parent_id: str | None,
-                    queue: str | None = None) -> None:
-        self.metrics.workflow_finished(workflow, status)
-        self.cancel_requests.discard(wid)
-        self.timers.forget_deadline(wid)
-        self.aio.finished(wid)
-        if parent_id is not None:
-            self.workers.submit(parent_id)  # the store woke it if it was waiting on us
-        if queue is not None:
-            self.queues.kick(queue)  # its slot is free
-        with self._finished:
-            self._finished.notify_all()
-        log.info("workflow %s (%s) %s", wid, workflow, status)
-
-    def on_published(self) -> None:
-        with self._published:
-            self._published.notify_all()
-
-    def block_unknown(self, wf: WorkflowRow) -> None:
-        known = ", ".join(sorted(self.app.workflows)) or "none"
-        reason = f"unknown workflow {wf.workflow!r} in this code version"
-        log.error("workflow %s stays PENDING: %s (known: %s); deploy code that defines it",
-                  wf.id, reason, known)
-        self.store.set_blocked(wf.id, reason)
-
-    def wait_replicated(self, run: RunContext | None) -> None:
+    def replicated(self, wid: str | None) -> bool:
+        """The replication barrier (runtime.NodeHooks): True once the replica holds every
+        commit so far (at once without a replica), False when the node stops first."""
         if self.replication is None:
-            return
-        self.replication.wait_replicated(run)
+            return True
+        if wid is None:
+            return self.replication.wait_replicated()
+
+        def on_block(blocked: bool) -> None:
+            self.store.set_blocked(wid, "replication" if blocked else None)
+
+        return self.replication.wait_replicated(on_block)
+
+    def _replication_link(self) -> Link:
+        from edge.replicator import Link
+
+        def set_state(state: str) -> None:
+            self.state = state
+
+        return Link(self.settings, self.clock, self.metrics, self.node_id, lambda: self.store,
+                    self.draining, set_state, lambda err: self.fail(err, quarantine_db=True))
 
     def _ack_mode(self, ack: str | None) -> str:
         """The request's ack, checked before anything is written (a refusal writes nothing)."""
@@ -460,21 +430,6 @@ class Node(ManageVerbs):
         """A replicated ack returns only once the replica holds the request (Replicator)."""
         if mode == "replicated" and self.replication is not None:
             self.replication.ack_replicated(what)
-
-    def encode_input(self, wd: WorkflowDef, args: list[Any], kwargs: dict[str, Any],
-                     trace: str | None = None) -> str:
-        try:
-            wd.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            params = ", ".join(str(p) for p in wd.signature.parameters.values())
-            problems = argument_problems(wd.signature, args, kwargs) or [str(exc)]
-            raise UsageError(f"wrong arguments for workflow {wd.name}: {'; '.join(problems)}",
-                             f"it takes ({params})", code="bad_arguments") from exc
-        envelope: dict[str, Any] = {"args": args, "kwargs": kwargs}
-        trace = trace or self.tracing.current()
-        if trace is not None:
-            envelope["trace"] = trace  # the start's trace context: runs and children join it
-        return encode(envelope, f"input of workflow {wd.name}", self.settings.max_value_bytes)
 
     # ---- verbs (Python API, HTTP API) ----------------------------------------
 
@@ -524,7 +479,7 @@ class Node(ManageVerbs):
 
     def handle(self, wid: str) -> Handle:
         """The Handle of workflow ``wid``."""
-        return Handle(self, wid)
+        return Handle(self.rt, wid)
 
     def result(self, wid: str, timeout: float | None = None) -> Any:
         """As ``Handle.result``: the output, or WorkflowFailed/WorkflowCancelled/TimeoutError."""

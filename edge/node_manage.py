@@ -25,12 +25,15 @@ from edge.store import schedules as store_schedules
 from edge.views import iso, summaries
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edge.clock import Clock
     from edge.config import Settings
     from edge.engine import App
     from edge.scheduler import Scheduler
     from edge.store import Store
-    from edge.worker import Timers, Workers
+    from edge.timers import Timers
+    from edge.worker import Workers
 
 log = logging.getLogger("edge.node")
 
@@ -56,7 +59,7 @@ class ManageVerbs:
 
         def require_ready(self) -> None: ...
 
-        def on_started(self, workflow: str, wid: str, queue: str | None = None) -> None: ...
+        on_started: Callable[..., None]
 
     def fork(self, wid: str, from_step: int, id: str | None = None) -> dict[str, Any]:
         """Start a new workflow with ``wid``'s input that reuses its checkpoints with

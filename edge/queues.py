@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from edge.errors import ConfigError, UsageError, WriteFailed
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.runtime import Runtime
 
 log = logging.getLogger("edge.queues")
 
@@ -104,14 +104,14 @@ def resolve(queue: str | QueueDef | Queued | None, default: str | None) -> Queue
 class Dispatcher:
     """Admits queued workflows into their queue's free slots and hands them to workers."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
         self._retry_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._warned: set[str] = set()
 
     def definition(self, name: str) -> QueueDef:
-        qd = self._node.app.queues.get(name)
+        qd: QueueDef | None = self._rt.app.queues.get(name)
         if qd is None:
             if name not in self._warned:
                 self._warned.add(name)
@@ -123,17 +123,17 @@ class Dispatcher:
         """Admit what fits now; returns the ids admitted."""
         from edge.store import queues as store_queues
 
-        node = self._node
+        rt = self._rt
         qd = self.definition(name)
-        now = node.clock.time()
+        now = rt.clock.time()
         try:
-            admitted, retry_at = store_queues.admit(node.store, name, qd.concurrency, qd.rate,
+            admitted, retry_at = store_queues.admit(rt.store, name, qd.concurrency, qd.rate,
                                                     now)
         except WriteFailed as exc:
-            node.writes.strand_timer("queue", name, exc)  # admitted once writes succeed
+            rt.writes.strand_timer("queue", name, exc)  # admitted once writes succeed
             return []
         for wid in admitted:
-            node.workers.submit(wid)
+            rt.workers.submit(wid)
         if retry_at is not None:
             with self._lock:
                 pending = self._retry_at.get(name)
@@ -141,12 +141,12 @@ class Dispatcher:
                 if arm:
                     self._retry_at[name] = retry_at
             if arm:
-                node.timers.add(retry_at, name, "queue")
+                rt.timers.add(retry_at, name, "queue")
         return admitted
 
     def kick_all(self) -> None:
         from edge.store import queues as store_queues
 
-        names = {d.queue for d in store_queues.depths(self._node.store) if d.waiting}
+        names = {d.queue for d in store_queues.depths(self._rt.store) if d.waiting}
         for name in sorted(names):
             self.kick(name)

@@ -22,8 +22,14 @@ Invariants:
   replication fenced; no local file refuses to start (unless --allow-empty);
 - replication lag is computed here, not read from Litestream: the wall time of
   the oldest commit not yet confirmed by a sync barrier (0 when caught up);
-- ``wait_replicated`` returns only after a sync barrier confirmed every commit
-  made before it; meanwhile the workflow shows ``blocked_on: "replication"``;
+- ``wait_replicated`` returns True only after a sync barrier confirmed every commit
+  made before it, False when the node stops first (the engine decides what follows);
+  meanwhile its ``on_block`` hears True once, then False (the node shows the workflow
+  ``blocked_on: "replication"``);
+- replication knows files, not workflows: it never imports the node or the engine.
+  What it needs of the node comes in a ``Link`` (settings, clock, metrics, node id, the
+  store, the draining flag) with callbacks the node passes in (``set_state``: standby or
+  booting; ``fail``: the lease moved to another node, stop and quarantine).
 - ``ack_replicated`` (replicated acks of starts and sends) is the same barrier,
   bounded: it returns, or raises ``not_replicated`` (503); never acknowledges
   what the replica does not hold.
@@ -34,10 +40,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from edge.engine import Drain, RunContext
+from edge.clock import Clock
+from edge.config import Settings
 from edge.errors import DataError, EdgeError, LockHeld, NotReady, ReplicationError, Unreachable
+from edge.metrics import Metrics
 from edge.replication import (
     AcquireResult,
     ExternalSidecar,
@@ -55,25 +65,36 @@ from edge.replication import (
 from edge.replication.watchdog import FenceWatchdog
 from edge.store import Store, integrity
 
-if TYPE_CHECKING:
-    from edge.node import Node
-
 log = logging.getLogger("edge.replication")
 
 ACK_TIMEOUT = 5.0  # longest a replicated ack waits for a barrier before answering 503
 
 
+@dataclass(frozen=True)
+class Link:
+    """What replication needs of its node, passed in explicitly."""
+
+    settings: Settings
+    clock: Clock
+    metrics: Metrics
+    node_id: str
+    store: Callable[[], Store]  # the open database (after ``before_open``)
+    draining: threading.Event  # set when the node stops: waits end
+    set_state: Callable[[str], None]  # "standby" while another node holds the lease
+    fail: Callable[[EdgeError], None]  # the lease moved: stop, quarantine the database
+
+
 class Replicator:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        s = node.settings
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        s = link.settings
         assert s.replica is not None
         self.target = parse_replica_url(s.replica)
         # One object-store client for the lease, epoch discovery, restore and pruning:
         # each boto3 client in its own session costs ~15 MB of RSS.
         self.objects = open_store(self.target)
-        self.lease = Lease(self.target, node.node_id, ttl=s.lease_ttl,
-                           monotonic=node.clock.monotonic, wall=node.clock.time,
+        self.lease = Lease(self.target, link.node_id, ttl=s.lease_ttl,
+                           monotonic=link.clock.monotonic, wall=link.clock.time,
                            store=self.objects)
         self.sidecar: Sidecar | None = None
         self.epoch = 0
@@ -91,14 +112,14 @@ class Replicator:
         self._fence_lock = threading.Lock()
         self._slow_warned = False  # "stays fenced" is logged once per fenced period
         self._sidecar_deferred = False  # holding, but the sidecar waits for a timely renew
-        self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, node.clock.monotonic,
+        self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, link.clock.monotonic,
                                     backstop=min(1.0, s.lease_renew))
         self._opened = False  # the database is open (regaining a lease writes to it)
 
     # ---- boot ----------------------------------------------------------------
 
     def before_open(self) -> None:
-        node, s = self.node, self.node.settings
+        link, s = self.link, self.link.settings
         db = s.db_path
         if s.replication == "embedded":
             find_litestream()  # refuse before touching the lease or the database
@@ -124,8 +145,8 @@ class Replicator:
             if self.standby is None:
                 log.warning("standing by: lease held by %s (epoch %d)", res.holder, res.epoch)
             self.standby = res
-            node.state = "standby"
-            if node.draining.wait(min(1.0, s.lease_renew)):
+            link.set_state("standby")
+            if link.draining.wait(min(1.0, s.lease_renew)):
                 raise NotReady("stopped while standing by", "")
         self.standby = None
         self.holding, self.epoch = True, res.epoch
@@ -133,8 +154,8 @@ class Replicator:
         # must not take over while we restore.
         self._spawn(self._keep_lease, "edge-lease")
         self._start_watchdog()
-        node.metrics.lease_epoch.set(res.epoch)
-        node.state = "booting"
+        link.metrics.lease_epoch.set(res.epoch)
+        link.set_state("booting")
         trusted = local is not None and (res.trusted_local or res.kind == "created")
         if trusted:
             log.info("lease %s at epoch %d; keeping the local database", res.kind, res.epoch)
@@ -150,7 +171,7 @@ class Replicator:
         self._restore(source)
 
     def _boot_unreachable(self, exc: Unreachable, local: tuple[int, str] | None) -> None:
-        s = self.node.settings
+        s = self.link.settings
         if local is None and not s.allow_empty:
             raise Unreachable(
                 f"the replica is unreachable and there is no local database: {exc.message}",
@@ -165,7 +186,7 @@ class Replicator:
     def _local_identity(self) -> tuple[int, str] | None:
         """(epoch, owner) recorded in the local database, or None when there is none
         we could keep. A damaged file is moved aside; a foreign or newer one is refused."""
-        db = self.node.settings.db_path
+        db = self.link.settings.db_path
         if not db.exists():
             return None
         try:
@@ -184,14 +205,14 @@ class Replicator:
         except DataError as exc:
             if exc.code in ("foreign_database", "newer_schema"):
                 raise
-            where = quarantine(db, self.node.settings.data_dir, "damaged")
+            where = quarantine(db, self.link.settings.data_dir, "damaged")
             log.error("local database is damaged (%s); moved to %s", exc.message, where)
             return None
         return epoch, owner
 
     def _restore(self, epoch: int) -> None:
-        s = self.node.settings
-        t0 = self.node.clock.monotonic()
+        s = self.link.settings
+        t0 = self.link.clock.monotonic()
         log.info("restoring epoch %d from %s", epoch, self.target.url)
         os.chmod(s.data_dir, 0o700)
         restore(self.target, s.db_path, epoch=epoch, store=self.objects)
@@ -208,12 +229,12 @@ class Replicator:
         os.chmod(s.db_path, 0o600)
         self.restored_from = epoch
         log.info("restored epoch %d (%d rows verified) in %.2f s", epoch, rows,
-                 self.node.clock.monotonic() - t0)
+                 self.link.clock.monotonic() - t0)
 
     def after_open(self) -> None:
-        node = self.node
-        node.store.set_meta({"epoch": str(self.epoch), "owner": node.node_id})
-        node.store.on_commit(self._on_commit)
+        link = self.link
+        link.store().set_meta({"epoch": str(self.epoch), "owner": link.node_id})
+        link.store().on_commit(self._on_commit)
         if self.holding:
             self._start_sidecar()
         self._opened = True
@@ -223,15 +244,15 @@ class Replicator:
         self._spawn(self._monitor, "edge-lag")
         if self.holding:
             self._spawn(self._prune_once, "edge-prune")
-        node.metrics.leader.set(1 if self.holding else 0)
+        link.metrics.leader.set(1 if self.holding else 0)
 
     def _headroom(self) -> float:
         """Seconds until the fence bound (negative once it passed)."""
-        return (self.lease.expires_at - self.node.settings.lease_renew
-                - self.node.clock.monotonic())
+        return (self.lease.expires_at - self.link.settings.lease_renew
+                - self.link.clock.monotonic())
 
     def _start_sidecar(self, min_headroom: float = 0.0) -> None:
-        s = self.node.settings
+        s = self.link.settings
         # Litestream's default 30 s shutdown sync does not fit a 10 s container stop.
         flush_budget = max(1.0, min(5.0, s.grace_period - 1.0))
         with self._fence_lock:
@@ -277,14 +298,14 @@ class Replicator:
         # Planned stops and fences exit too ("expected"); only unplanned exits and
         # re-registrations with a restarted external sidecar are restarts.
         if kind == "restarted" or (kind == "exited" and not data.get("expected", False)):
-            self.node.metrics.sidecar_restarts.inc()
+            self.link.metrics.sidecar_restarts.inc()
         if kind in ("restarted", "exited", "fenced", "unfenced", "error"):
             log.info("sidecar %s %s", kind, data)
 
     # ---- running ---------------------------------------------------------------
 
     def _on_commit(self) -> None:
-        now = self.node.clock.time()
+        now = self.link.clock.time()
         with self._lag_lock:
             if self._first_unsynced is None:
                 self._first_unsynced = now
@@ -293,14 +314,14 @@ class Replicator:
     def lag(self) -> float:
         with self._lag_lock:
             first = self._first_unsynced
-        return 0.0 if first is None else max(0.0, self.node.clock.time() - first)
+        return 0.0 if first is None else max(0.0, self.link.clock.time() - first)
 
     def _barrier(self, timeout: float) -> bool:
         """One sync barrier; on success every commit before the call is in the replica."""
         sidecar = self.sidecar
         if sidecar is None or not self.holding or self.fenced_reason is not None:
             return False
-        started = self.node.clock.time()
+        started = self.link.clock.time()
         try:
             sidecar.sync(timeout=timeout)
         except ReplicationError as exc:
@@ -311,11 +332,11 @@ class Replicator:
                 # Commits after `started` are not proven: the oldest of them is
                 # no older than `started` (a conservative bound).
                 self._first_unsynced = None if self._last_commit <= started else started
-        self.node.metrics.last_sync.set(self.node.clock.time())
+        self.link.metrics.last_sync.set(self.link.clock.time())
         return True
 
     def _monitor(self) -> None:
-        m, s = self.node.metrics, self.node.settings
+        m, s = self.link.metrics, self.link.settings
         while not self._stop.wait(s.sync_interval):
             ok = self._barrier(timeout=min(s.lease_renew, max(1.0, s.sync_interval * 3)))
             m.replication_up.set(1 if ok else 0)
@@ -329,14 +350,14 @@ class Replicator:
         bucket); we fence one renew interval before it."""
         if not self.holding or self.fenced_reason is not None:
             return None
-        return self.lease.expires_at - self.node.settings.lease_renew
+        return self.lease.expires_at - self.link.settings.lease_renew
 
     def _fence_fire(self, late: float) -> None:
         """Fence the sidecar: the lease may soon be taken over (the watchdog thread)."""
         with self._fence_lock:
             if not self.holding or self.fenced_reason is not None:
                 return
-            since = self.node.clock.monotonic() - (self.lease.expires_at - self.lease.ttl)
+            since = self.link.clock.monotonic() - (self.lease.expires_at - self.lease.ttl)
             log.error("lease not renewed for %.1f s (since its last renew was sent): fencing "
                       "the sidecar; workflows keep running locally", since)
             self.fenced_reason = "lease not renewed"
@@ -350,7 +371,7 @@ class Replicator:
         before the renewed bound. A renew answered after its bound is no proof that a
         standby has not started counting; one answered just before would only have
         the sidecar flap (respawned, fenced again before the next renew returns)."""
-        renew = self.node.settings.lease_renew
+        renew = self.link.settings.lease_renew
         if self._sidecar_deferred:
             try:
                 self._start_sidecar(min_headroom=renew)
@@ -377,8 +398,11 @@ class Replicator:
             self._slow_warned = False
         self._fence.poke()
 
-    def wait_replicated(self, run: RunContext | None) -> None:
-        node = self.node
+    def wait_replicated(self, on_block: Callable[[bool], None] | None = None) -> bool:
+        """Block until a sync barrier confirmed every commit so far: True; False when the
+        node stops first. ``on_block(True)`` once a wait outlasts one barrier, then
+        ``on_block(False)`` when it ends."""
+        link = self.link
         blocked = False
         try:
             while not self._barrier(timeout=5.0):
@@ -386,31 +410,32 @@ class Replicator:
                     blocked = True
                     with self._lag_lock:
                         self._blocked += 1
-                    node.metrics.blocked.inc()
-                    if run is not None:
-                        node.store.set_blocked(run.wf.id, "replication")
-                if node.clock.sleep(0.5, node.draining):
-                    raise Drain()
+                    link.metrics.blocked.inc()
+                    if on_block is not None:
+                        on_block(True)
+                if link.clock.sleep(0.5, link.draining):
+                    return False
         finally:
             if blocked:
-                node.metrics.blocked.dec()
+                link.metrics.blocked.dec()
                 with self._lag_lock:
                     self._blocked -= 1
-                if run is not None:
-                    node.store.set_blocked(run.wf.id, None)
+                if on_block is not None:
+                    on_block(False)
+        return True
 
     def ack_replicated(self, what: str) -> None:
         """Return once a sync barrier proved every commit before the call is in the replica
         (the batched barrier of replicated steps); raise a 503 ``not_replicated`` instead of
         waiting on a bucket that does not answer."""
-        node = self.node
-        deadline = node.clock.monotonic() + max(ACK_TIMEOUT, node.settings.sync_interval * 3)
+        link = self.link
+        deadline = link.clock.monotonic() + max(ACK_TIMEOUT, link.settings.sync_interval * 3)
         # Retried until the deadline: a sync that raced a newer commit answers
         # "replicated < txid" (about 1 in 150 under load) and the next one succeeds.
-        while (left := deadline - node.clock.monotonic()) > 0:
+        while (left := deadline - link.clock.monotonic()) > 0:
             if self._barrier(timeout=left):
                 return
-            if node.clock.sleep(min(0.05, max(0.0, left)), node.draining):
+            if link.clock.sleep(min(0.05, max(0.0, left)), link.draining):
                 break
         why = self.fenced_reason or ("the replica did not confirm" if self.holding
                                      else "this node does not hold the replica lease")
@@ -420,7 +445,7 @@ class Replicator:
             "the bucket holds it; or send with ack local", code="not_replicated")
 
     def _keep_lease(self) -> None:
-        s = self.node.settings
+        s = self.link.settings
         while not self._stop.wait(s.lease_renew):
             try:
                 if self.holding:
@@ -441,7 +466,7 @@ class Replicator:
     def _regain(self) -> None:
         """Booted with the bucket unreachable: take the lease only if nobody wrote since."""
         record = self.lease.read()
-        if record is not None and record.owner != self.node.node_id:
+        if record is not None and record.owner != self.link.node_id:
             if record.epoch >= self.epoch:
                 self._zombie(LeaseLost(
                     f"while the bucket was unreachable, {record.owner} took the replica "
@@ -452,10 +477,10 @@ class Replicator:
             self._zombie(LeaseLost(f"the lease moved to {res.holder} (epoch {res.epoch})", ""))
             return
         self.holding, self.epoch = True, res.epoch
-        self.node.store.set_meta({"epoch": str(self.epoch), "owner": self.node.node_id})
+        self.link.store().set_meta({"epoch": str(self.epoch), "owner": self.link.node_id})
         self._start_sidecar()
-        self.node.metrics.leader.set(1)
-        self.node.metrics.lease_epoch.set(self.epoch)
+        self.link.metrics.leader.set(1)
+        self.link.metrics.lease_epoch.set(self.epoch)
         log.info("replica reachable: lease %s at epoch %d, replication resumes",
                  res.kind, self.epoch)
 
@@ -463,16 +488,16 @@ class Replicator:
         """Another node took over: stop, quarantine for review, exit with a clear error."""
         log.error("%s: this node is no longer the writer; stopping", exc.message)
         self.holding = False
-        self.node.metrics.leader.set(0)
+        self.link.metrics.leader.set(0)
         if self.sidecar is not None:
             self.sidecar.fence()
         err = LockHeld(
             f"replica lease lost: {exc.message}",
             "another node now runs this site; this node's database was quarantined under "
-            f"{self.node.settings.data_dir / 'quarantine'} for review",
+            f"{self.link.settings.data_dir / 'quarantine'} for review",
             code="lease_lost",
         )
-        self.node.fail(err, quarantine_db=True)
+        self.link.fail(err)
 
     # ---- stop and status ---------------------------------------------------------
 
@@ -494,7 +519,7 @@ class Replicator:
     def _prune_once(self) -> None:
         """Old epoch paths are history nobody reads after the retention period."""
         try:
-            pruned = prune_epochs(self.target, self.epoch, self.node.settings.epoch_retention,
+            pruned = prune_epochs(self.target, self.epoch, self.link.settings.epoch_retention,
                                   store=self.objects)
         except EdgeError as exc:
             log.warning("pruning old epochs: %s", exc.message)
@@ -524,7 +549,7 @@ class Replicator:
             out["lease"] = self.standby.to_dict()
         elif self.holding:
             # The lease keeps a monotonic deadline; show it as wall time.
-            left = self.lease.expires_at - self.node.clock.monotonic()
-            out["lease"] = {"holder": self.node.node_id, "epoch": self.epoch,
-                            "expires_at": self.node.clock.time() + left}
+            left = self.lease.expires_at - self.link.clock.monotonic()
+            out["lease"] = {"holder": self.link.node_id, "epoch": self.epoch,
+                            "expires_at": self.link.clock.time() + left}
         return out

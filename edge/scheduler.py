@@ -35,8 +35,8 @@ from croniter import croniter
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from edge.engine import WorkflowDef
-    from edge.node import Node
+    from edge.defs import WorkflowDef
+    from edge.runtime import Runtime
 
 log = logging.getLogger("edge.scheduler")
 
@@ -107,8 +107,8 @@ def declare(cron: str, tz: str, name: str | None, catch_up: int, wd: WorkflowDef
 class Scheduler:
     """Fires the app's schedules from the node's timer loop."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
         self._boot_at = 0.0
         self._armed: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -116,10 +116,10 @@ class Scheduler:
     def start(self, now: float) -> None:
         from edge.store import schedules as store_schedules
 
-        node = self._node
+        rt = self._rt
         self._boot_at = now
-        defs = list(node.app.schedules.values())
-        store_schedules.sync(node.store, [(d.name, d.workflow, d.cron, d.tz) for d in defs],
+        defs = list(rt.app.schedules.values())
+        store_schedules.sync(rt.store, [(d.name, d.workflow, d.cron, d.tz) for d in defs],
                              now)
         for d in defs:
             self.fire(d.name, now)
@@ -127,12 +127,12 @@ class Scheduler:
     def fire(self, name: str, now: float) -> None:
         from edge.store import schedules as store_schedules
 
-        node = self._node
-        sd = node.app.schedules.get(name)
+        rt = self._rt
+        sd = rt.app.schedules.get(name)
         with self._lock:
             if self._armed.get(name, now + 1) <= now:
                 del self._armed[name]
-            rows = store_schedules.get(node.store, name)
+            rows = store_schedules.get(rt.store, name)
             if sd is None or not rows or rows[0].paused:
                 return
             last = rows[0].last_tick if rows[0].last_tick is not None else now
@@ -160,35 +160,35 @@ class Scheduler:
             at = sd.next_after(now)
             if self._armed.get(name) != at:
                 self._armed[name] = at
-                node.timers.add(at, name, "schedule")
+                rt.timers.add(at, name, "schedule")
 
     def _start(self, sd: ScheduleDef, tick: float | None, latest: float, now: float) -> None:
         from edge.store import schedules as store_schedules
 
-        node = self._node
-        wd = node.app.workflows[sd.workflow]
+        rt = self._rt
+        wd = rt.app.workflows[sd.workflow]
         wid = f"sched:{sd.name}:{tick_iso(tick if tick is not None else latest)}"
         input_text = ""
         if tick is not None:  # None: only move last_tick past skipped ticks
-            input_text = node.encode_input(wd, [tick_iso(tick)] if sd.pass_time else [], {})
+            input_text = rt.encode_input(wd, [tick_iso(tick)] if sd.pass_time else [], {})
         deadline = None if wd.timeout is None else now + wd.timeout
-        created = store_schedules.start_tick(node.store, sd.name, tick, latest, wid, wd.name,
+        created = store_schedules.start_tick(rt.store, sd.name, tick, latest, wid, wd.name,
                                              input_text, now, queue=wd.queue, deadline=deadline)
         if created:
             log.info("schedule %s: started %s", sd.name, wid)
-            node.on_started(wd.name, wid, wd.queue)
+            rt.on_started(wd.name, wid, wd.queue)
             if deadline is not None:
-                node.timers.add(deadline, wid, "deadline")
+                rt.timers.add(deadline, wid, "deadline")
 
     def describe(self) -> list[dict[str, Any]]:
         from edge.store import schedules as store_schedules
         from edge.views import iso
 
-        node = self._node
-        rows = {r.name: r for r in store_schedules.get(node.store)}
+        rt = self._rt
+        rows = {r.name: r for r in store_schedules.get(rt.store)}
         out = []
-        for name in sorted(set(rows) | set(node.app.schedules)):
-            sd, row = node.app.schedules.get(name), rows.get(name)
+        for name in sorted(set(rows) | set(rt.app.schedules)):
+            sd, row = rt.app.schedules.get(name), rows.get(name)
             paused = bool(row and row.paused)
             out.append({
                 "name": name,
@@ -199,7 +199,7 @@ class Scheduler:
                 "paused": paused,
                 "in_code": sd is not None,
                 "last_tick": iso(row.last_tick) if row else None,
-                "next_tick": iso(sd.next_after(node.clock.time()))
+                "next_tick": iso(sd.next_after(rt.clock.time()))
                 if sd is not None and not paused else None,
             })
         return out

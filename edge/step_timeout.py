@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from edge.engine import RunContext, StepDef, set_current_run
+from edge.defs import StepDef
+from edge.run_context import RunContext, set_current_run
 
 
 class _Attempt:
@@ -40,7 +41,7 @@ def run_with_timeout(run: RunContext, sd: StepDef, args: tuple[Any, ...],
     idempotency key. The timeout is real (monotonic) time, also under a FakeClock.
     """
     attempt = _Attempt()
-    ctx = RunContext(run.node, run.wf, run.token, run.ops, seq=run.seq, step_seq=run.step_seq,
+    ctx = RunContext(run.rt, run.wf, run.token, run.ops, seq=run.seq, step_seq=run.step_seq,
                      attempt=run.attempt, in_step=True)
 
     def body() -> None:

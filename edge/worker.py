@@ -1,4 +1,5 @@
-"""Running workflows: claim -> run -> checkpoint, a worker pool, and the timer loop.
+"""Running workflows: claim -> run -> checkpoint, and the worker pool (the timer loop
+is edge/timers.py).
 
 Invariants:
 - a run starts only after a compare-and-set claim (PENDING -> RUNNING under a
@@ -6,41 +7,36 @@ Invariants:
 - a workflow whose code is not registered in this process is never failed:
   it stays PENDING with ``blocked_on`` saying why, and resumes when a node
   with the code boots (DBOS strands such runs; we keep them);
-- one timer loop serves every sleeper and event timeout; ``Timers.tick(now)``
-  is one iteration with time injected, so tests drive it without sleeping;
 - workers hold no thread for a parked workflow;
 - a failed write (``WriteFailed``) never strands a run: the claim, the run or the
-  finish that hit it is handed to ``node.writes`` (write_recovery.py), which
+  finish that hit it is handed to ``rt.writes`` (write_recovery.py), which
   re-runs it from its last checkpoint once writes succeed.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edge.clock import Clock
 from edge.engine import (
     DeadlineExceeded,
     Drain,
     RunContext,
     Suspend,
     WriteStalled,
-    _error_dict,
     set_current_run,
 )
 from edge.errors import Cancelled, DataError, EdgeError, WriteFailed
+from edge.run_context import _error_dict
 from edge.serialization import decode, encode
 from edge.store import StaleRun, Store, WorkflowRow
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.runtime import Runtime
 
 log = logging.getLogger("edge.worker")
 
@@ -56,7 +52,7 @@ def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> No
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
 
 
-def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
+def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None) -> None:
     """Run workflow ``wid`` from the top (replaying what is recorded) until it
     finishes, parks, drains or is cancelled.
 
@@ -64,14 +60,14 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     necessarily its first run (a submission for an id already queued is dropped, so
     the fresh entry is the only one), so it has no operations to load and no row to
     read back: the claim's compare-and-set still decides whether it runs."""
-    store, clock = node.store, node.clock
+    store, clock = rt.store, rt.clock
     wf = fresh if fresh is not None else store.get_workflow(wid)
     if wf is None or wf.status != "PENDING":
         return
-    wd = node.app.workflows.get(wf.workflow)
+    wd = rt.app.workflows.get(wf.workflow)
     if wd is None:
         try:
-            node.block_unknown(wf)
+            rt.block_unknown(wf)
         except WriteFailed:
             pass  # informational only: it stays PENDING either way
         return
@@ -79,25 +75,25 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
     try:
         claimed = store.claim(wid, token, clock.time())
     except WriteFailed as exc:
-        node.writes.strand_run(wid, None, exc)  # still PENDING: hand it back later
+        rt.writes.strand_run(wid, None, exc)  # still PENDING: hand it back later
         return
     if not claimed:
         return  # someone else (a cancel, another worker) changed it first
     if wf.deadline is not None:
-        node.timers.learn_deadline(wid, wf.deadline)  # if not known since its start
+        rt.timers.learn_deadline(wid, wf.deadline)  # if not known since its start
     try:
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
         log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
         _block(store, wid, token, clock.time(), exc)
         return
-    run = RunContext(node, wf, token, ops)
+    run = RunContext(rt, wf, token, ops)
     if wd.is_async:
-        node.aio.submit(run, wd)  # the event loop runs and finishes it; this thread is free
+        rt.aio.submit(run, wd)  # the event loop runs and finishes it; this thread is free
         return
     status, output, error = "FAILED", None, None
     outcome, failure = "", None  # for the run's trace span: how this run ended
-    span = node.tracing.begin_run(wd.name, wid, wf.input)
+    span = rt.tracing.begin_run(wd.name, wid, wf.input)
     set_current_run(run)
     try:
         if wf.cancel_requested:
@@ -106,7 +102,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         result = wd.fn(*args.get("args", []), **args.get("kwargs", {}))
         if run.fatal is not None:
             raise run.fatal
-        output = encode(result, f"output of workflow {wd.name}", node.settings.max_value_bytes)
+        output = encode(result, f"output of workflow {wd.name}", rt.settings.max_value_bytes)
         status = "SUCCEEDED"
     except Suspend:
         outcome = "parked"
@@ -120,7 +116,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     except WriteStalled as exc:
         outcome = "stalled"
-        node.writes.strand_run(wid, token, exc.error)
+        rt.writes.strand_run(wid, token, exc.error)
         return
     except StaleRun:
         outcome = "stale"
@@ -140,7 +136,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         # A write outside RunContext.call (none is meant to be): never fail the workflow
         # for the disk's fault.
         outcome = "stalled"
-        node.writes.strand_run(wid, token, exc)
+        rt.writes.strand_run(wid, token, exc)
         return
     except Exception as exc:
         fatal = run.fatal if run.fatal is not None else exc
@@ -149,7 +145,7 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
             log.error("workflow %s failed: %s", wid, fatal.message, extra={"workflow_id": wid})
     finally:
         set_current_run(None)
-        node.tracing.end_run(span, outcome or status, failure)
+        rt.tracing.end_run(span, outcome or status, failure)
     error_text = None if error is None else encode(error, "workflow error")
     try:
         # The status written: CANCELLED if a cancel landed while the run computed its outcome.
@@ -158,16 +154,16 @@ def execute(node: Node, wid: str, fresh: WorkflowRow | None = None) -> None:
         return
     except WriteFailed as exc:
         # Never acknowledged: re-running from the last checkpoint reaches it again.
-        node.writes.strand_run(wid, token, exc)
+        rt.writes.strand_run(wid, token, exc)
         return
-    node.on_finished(wd.name, wid, status, run.wf.parent_id, run.wf.queue)
+    rt.on_finished(wd.name, wid, status, run.wf.parent_id, run.wf.queue)
 
 
 class Workers:
     """A fixed pool of threads taking workflow ids from one ready queue."""
 
-    def __init__(self, node: Node, count: int) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime, count: int) -> None:
+        self._rt = rt
         self._count = count
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
@@ -234,7 +230,7 @@ class Workers:
                 fresh = self._fresh.pop(wid, None)
                 self.busy += 1
             try:
-                execute(self._node, wid, fresh)
+                execute(self._rt, wid, fresh)
             except DataError as exc:
                 # Damage met reading the workflow: refused, recorded (store.damage), no
                 # traceback; the rest of the node keeps running.
@@ -253,136 +249,7 @@ class Workers:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        deadline = self._node.clock.monotonic() + grace
+        deadline = self._rt.clock.monotonic() + grace
         for t in self._threads:
-            t.join(max(0.0, deadline - self._node.clock.monotonic()))
+            t.join(max(0.0, deadline - self._rt.clock.monotonic()))
         return not any(t.is_alive() for t in self._threads)
-
-
-class Timers:
-    """Durable wake-ups: one heap, one loop. The database is the truth; the heap is a cache
-    rebuilt at boot from every parked workflow's ``wake_at`` (and deadlines, queues,
-    schedules).
-
-    Each entry is ``(at, mono_due, kind, key)``: ``at`` is wall-clock time (what the
-    database records, the only time that survives a restart), ``mono_due`` the
-    monotonic time at which ``at`` was due when the entry was added. An entry fires
-    only when both have passed, so within a run a timer never fires early: a wall
-    clock stepped forward (NTP, a VM resumed) cannot fire a 30-minute sleep after 1
-    minute, and a wall clock stepped backwards delays it (it also waits for wall time
-    to reach ``wake_at``, which the store's wake CAS checks too). Across a restart only
-    wall time exists: a timer whose ``at`` passed while the node was down fires at boot.
-
-    Workflow deadlines follow the same rule inside a run (``deadline_passed``, asked by
-    ``RunContext.guard``): the monotonic due time of a workflow's deadline is learned once
-    per process (when its ``deadline`` timer is first armed, or when a run of it starts)
-    and kept until it is final (``forget_deadline``), so neither the timer nor the run
-    ends it early after a wall-clock jump.
-    """
-
-    def __init__(self, clock: Clock, on_due: Callable[[str, str, float], None]) -> None:
-        self._clock = clock
-        self._on_due = on_due
-        self._heap: list[tuple[float, float, str, str]] = []
-        self._pending: set[tuple[float, str, str]] = set()  # (at, kind, key): no duplicates
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._deadlines: dict[str, tuple[float, float]] = {}  # key -> (at, mono_due)
-
-    def learn_deadline(self, key: str, at: float) -> float:
-        """The monotonic time at which deadline ``at`` of workflow ``key`` is due: learned
-        at the first call in this process (first learned wins), kept until forgotten."""
-        with self._cond:
-            known = self._deadlines.get(key)
-            if known is not None and known[0] == at:
-                return known[1]
-            due = self._clock.monotonic() + max(0.0, at - self._clock.time())
-            self._deadlines[key] = (at, due)
-            return due
-
-    def deadline_passed(self, key: str, at: float) -> bool:
-        """The timers' rule for a workflow deadline: wall time past ``at`` and the
-        monotonic clock past the due time learned for it."""
-        if self._clock.time() <= at:
-            return False
-        return self._clock.monotonic() >= self.learn_deadline(key, at)
-
-    def forget_deadline(self, key: str) -> None:
-        with self._cond:
-            self._deadlines.pop(key, None)
-
-    def add(self, at: float, key: str, kind: str = "wake") -> None:
-        """Call ``on_due(kind, key, now)`` once wall time reaches ``at`` (and as much
-        monotonic time as that was away has elapsed)."""
-        if kind == "deadline":
-            mono_due = self.learn_deadline(key, at)  # one due time per deadline, see above
-        else:
-            mono_due = self._clock.monotonic() + max(0.0, at - self._clock.time())
-        with self._cond:
-            if (at, kind, key) in self._pending:
-                return  # e.g. a deadline re-armed at every park of the same workflow
-            self._pending.add((at, kind, key))
-            heapq.heappush(self._heap, (at, mono_due, kind, key))
-            self._cond.notify()
-
-    def next_due(self) -> float | None:
-        with self._cond:
-            return self._heap[0][0] if self._heap else None
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._heap)
-
-    def tick(self, now: float, mono: float | None = None) -> list[tuple[str, str]]:
-        """Fire every timer due at wall time ``now`` (and monotonic ``mono``, default the
-        clock's); returns the (kind, key) pairs fired."""
-        mono = self._clock.monotonic() if mono is None else mono
-        due: list[tuple[str, str]] = []
-        held: list[tuple[float, float, str, str]] = []
-        with self._cond:
-            while self._heap and self._heap[0][0] <= now:
-                entry = heapq.heappop(self._heap)
-                if entry[1] <= mono:
-                    due.append((entry[2], entry[3]))
-                    self._pending.discard((entry[0], entry[2], entry[3]))
-                else:
-                    held.append(entry)  # the wall clock jumped ahead: wait for real time
-            for entry in held:
-                heapq.heappush(self._heap, entry)
-        for kind, key in due:
-            try:
-                self._on_due(kind, key, now)
-            except Exception:
-                log.exception("timer %s %s failed", kind, key)
-        return due
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="edge-timers", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                wait = 1.0
-                if self._heap:
-                    at, mono_due = self._heap[0][:2]
-                    wait = min(wait, max(0.0, at - self._clock.time(),
-                                         mono_due - self._clock.monotonic()))
-                if wait > 0:
-                    self._cond.wait(wait)
-                if self._stopping:
-                    return
-            try:
-                self.tick(self._clock.time())
-            except Exception:
-                log.exception("timer loop error")
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(2.0)

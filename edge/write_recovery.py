@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from edge.errors import WriteFailed
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.runtime import Runtime
 
 log = logging.getLogger("edge.writes")
 
@@ -38,8 +38,8 @@ TIMER_KEY = "writes"
 
 
 class WriteRecovery:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
         self._lock = threading.Lock()
         self._runs: dict[str, str | None] = {}  # workflow id -> run token it still holds
         self._timers: set[tuple[str, str]] = set()  # (kind, key) to fire again
@@ -52,19 +52,19 @@ class WriteRecovery:
     def on_write_error(self, err: WriteFailed | None) -> None:
         """The store's hook: ``err`` for every refused write, None once when writes
         succeed again. Counts, reports each transition, keeps a retry round armed."""
-        node = self._node
+        rt = self._rt
         if err is None:
             if self._failing:
                 self._failing = False
-                node.metrics.ready.set(1 if node.ready else 0)
-                log.debug("writes succeed again in %s", node.settings.data_dir)
+                rt.metrics.ready.set(1 if rt.ready else 0)
+                log.debug("writes succeed again in %s", rt.settings.data_dir)
             return
-        node.metrics.write_error(err.code)
+        rt.metrics.write_error(err.code)
         if not self._failing:
             self._failing = True
-            node.metrics.ready.set(0)
+            rt.metrics.ready.set(0)
             # Retries flap the state while the disk stays full: one line per QUIET s.
-            mono = node.clock.monotonic()
+            mono = rt.clock.monotonic()
             if self._logged is None or mono - self._logged > QUIET:
                 self._logged = mono
                 log.error("writes fail: %s (%s)", err.message, err.hint)
@@ -92,7 +92,7 @@ class WriteRecovery:
 
     def arm(self) -> None:
         """Schedule the next retry round (once: later calls wait for that round)."""
-        mono = self._node.clock.monotonic()
+        mono = self._rt.clock.monotonic()
         with self._lock:
             if self._last_failure is None or mono - self._last_failure > QUIET:
                 self._delay = MIN_DELAY
@@ -101,12 +101,12 @@ class WriteRecovery:
                 return
             self._armed = True
             delay = self._delay
-        node = self._node
-        node.timers.add(node.clock.time() + delay, TIMER_KEY, TIMER_KEY)
+        rt = self._rt
+        rt.timers.add(rt.clock.time() + delay, TIMER_KEY, TIMER_KEY)
 
     def retry(self, now: float) -> None:
         """One round: release and re-submit stranded runs, re-fire timers, probe the disk."""
-        node = self._node
+        rt = self._rt
         with self._lock:
             self._armed = False
             runs, self._runs = self._runs, {}
@@ -116,14 +116,14 @@ class WriteRecovery:
         try:
             for wid, token in runs.items():
                 # CAS on the token it still holds: a newer state (resumed, recovered) wins.
-                if token is None or node.store.release(wid, token, now):
-                    node.workers.submit(wid)
+                if token is None or rt.store.release(wid, token, now):
+                    rt.workers.submit(wid)
                 del left[wid]
             for kind, key in timers:
                 left_timers.discard((kind, key))
-                node.fire_timer(kind, key, now)  # re-strands itself if it fails again
-            if not runs and not timers and node.store.write_fault is not None:
-                node.store.probe_write()
+                rt.fire_timer(kind, key, now)  # re-strands itself if it fails again
+            if not runs and not timers and rt.store.write_fault is not None:
+                rt.store.probe_write()
         except WriteFailed:
             pass  # still failing: keep what is left for the next round
         except Exception:
@@ -134,7 +134,7 @@ class WriteRecovery:
                 if token is not None or wid not in self._runs:
                     self._runs[wid] = token
             self._timers |= left_timers
-            busy = bool(self._runs or self._timers or node.store.write_fault is not None)
+            busy = bool(self._runs or self._timers or rt.store.write_fault is not None)
             self._delay = min(MAX_DELAY, self._delay * 2)
         if busy:
             self.arm()

@@ -14,7 +14,7 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -22,10 +22,27 @@ from edge.errors import EdgeError, UsageError
 from edge.serialization import parse_json_arg
 
 if TYPE_CHECKING:
-    from edge.api.spec import ApiDoc
+    from edge.engine import App
     from edge.node import Node
 
 JSON_TYPE = "application/json"
+
+
+# What a handler reads of the server's ApiDoc (edge/api/spec.py), as Protocols: spec
+# imports this module (Route, ApiError), so naming ApiDoc here would close a cycle.
+class InputCheck(Protocol):
+    def check(self, args: list[Any], kwargs: dict[str, Any]) -> None: ...
+
+
+class Inputs(Protocol):
+    @property
+    def by_name(self) -> Mapping[str, InputCheck]: ...
+
+
+class Doc(Protocol):
+    def inputs(self, app: App) -> Inputs: ...
+
+    def spec_bytes(self, app: App) -> bytes: ...
 
 
 def _json_type(value: Any) -> str:
@@ -61,7 +78,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     multi: dict[str, list[str]] = field(default_factory=dict)  # repeatable query parameters
     access: str = "open"  # what the caller's token allows: "open" (no token), "write", "read"
-    doc: ApiDoc | None = None  # the node's spec and workflow inputs (set by the server)
+    doc: Doc | None = None  # the node's spec and workflow inputs (set by the server)
     model: Any = None  # the validated body (an instance of the route's request model)
     args: Any = None  # the validated query (an instance of the route's query model)
 

@@ -8,8 +8,9 @@ Invariants:
   epoch WITH data, never simply the lease's epoch.
 * A restore never overwrites: it refuses when the output (or its -wal/-shm)
   exists, restores into a private 0700 work directory beside the output, checks
-  ``PRAGMA integrity_check``, sets mode 0600, and only then links the file into
-  place (no half-restored file is ever visible at the output path).
+  ``PRAGMA integrity_check`` (the store's: edge/store/integrity.py), sets mode 0600,
+  and only then links the file into place (no half-restored file is ever visible at
+  the output path).
 * An unreachable bucket is reported in seconds by a short-timeout probe before
   Litestream runs (Litestream itself retries for ~110 s).
 * Point-in-time: each epoch's objects bound what Litestream accepts. Litestream
@@ -28,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.request import pathname2url
 
 from edge.errors import ConfigError, DataError, ReplicationError, Unreachable
 from edge.replication.objects import ObjectInfo, ObjectStore, open_store
@@ -48,6 +47,7 @@ from edge.replication.target import (
     find_litestream,
     parse_go_time,
 )
+from edge.store import integrity
 
 __all__ = [
     "RestoreResult",
@@ -142,23 +142,6 @@ def _write_private(path: Path, body: bytes) -> None:
         os.write(fd, body)
     finally:
         os.close(fd)
-
-
-def _integrity_problem(path: Path) -> str | None:
-    uri = f"file:{pathname2url(str(path))}?immutable=1"
-    try:
-        con = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        return str(exc)
-    try:
-        rows = con.execute("PRAGMA integrity_check").fetchall()
-    except sqlite3.Error as exc:
-        return str(exc)
-    finally:
-        con.close()
-    if rows == [("ok",)]:
-        return None
-    return "; ".join(str(r[0]) for r in rows[:3])
 
 
 def _fsync_dir(path: Path) -> None:
@@ -343,7 +326,7 @@ def _restore_epoch(
     _run_litestream(argv, env, timeout, target.describe(epoch), watch)
     os.chmod(tmp, 0o600)
     if verify:
-        problem = _integrity_problem(tmp)
+        problem = integrity.file_problems(tmp)
         if problem:
             raise DataError(
                 f"database restored from {target.describe(epoch)} is corrupt: {problem}",

@@ -1,9 +1,19 @@
-"""Whether a local database file may be trusted at boot: the clean-shutdown marker
-and the structural check.
+"""Whether a database file may be trusted: the clean-shutdown marker and the
+structural check (``PRAGMA integrity_check``: the one place it is run and read).
+
+``problems(conn)`` answers for an open connection (``Store.integrity_check``);
+``file_problems(path)`` for a file nobody has opened yet, such as a restored copy
+before it is linked into place (edge/replication/restore.py): the file is opened
+``immutable=1``, read-only, so the check neither writes a -wal/-shm beside it nor
+takes a lock on it; ``check_before_trust(path)`` at boot, before the node opens the
+file read-write.
 
 Invariants:
 - reads only: the marker and the check go through ``connect_readonly`` (a
-  private copy when a WAL has no -shm), never a byte written to the file judged;
+  private copy when a WAL has no -shm) or ``immutable=1``, never a byte written
+  to the file judged;
+- None means SQLite answered exactly ``ok``; anything else (its first three
+  complaints, or the error that stopped it) is a problem;
 - the structural check (``PRAGMA integrity_check``: pages, free list, and every
   index against its table, chosen by measurement in benchmarks/boot_check.py)
   runs whenever ``edge_meta.shutdown`` is not exactly ``clean``: a kill, a
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.request import pathname2url
 
 from edge.errors import CorruptDatabase, DataError
 from edge.store.connection import connect_readonly
@@ -32,6 +43,34 @@ CLEAN = "clean"
 # 100 MB with a warm cache (benchmarks/boot_check.py), and it is the only check that
 # sees a damaged index entry (row checksums cover rows, not the indexes over them).
 ALWAYS_BELOW = 1 << 30
+
+
+def _answer(rows: list[tuple[object, ...]]) -> str | None:
+    if rows == [("ok",)]:
+        return None
+    return "; ".join(str(r[0]) for r in rows[:3])
+
+
+def problems(conn: sqlite3.Connection) -> str | None:
+    """What ``PRAGMA integrity_check`` finds wrong on an open connection, or None."""
+    try:
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return _answer(rows)
+
+
+def file_problems(path: Path) -> str | None:
+    """``problems`` for a file nobody has open, opened ``immutable=1`` (no -wal/-shm)."""
+    uri = f"file:{pathname2url(str(path))}?immutable=1"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        return problems(con)
+    finally:
+        con.close()
 
 
 def shutdown_was_clean(path: Path) -> bool:
@@ -64,9 +103,7 @@ def structure_problem(path: Path, quick: bool = False) -> str | None:
         return err.message if err is not None else str(exc)
     finally:
         conn.close()
-    if rows == [("ok",)]:
-        return None
-    return "; ".join(str(r[0]) for r in rows[:3])
+    return _answer(rows)
 
 
 def check_before_trust(path: Path, *, force: bool = False) -> bool:

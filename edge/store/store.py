@@ -49,7 +49,7 @@ from edge.errors import (
     NotFound,
     WriteFailed,
 )
-from edge.store import migrations
+from edge.store import integrity, migrations
 from edge.store.connection import connect, connect_readonly, private_copy
 from edge.store.faults import classify
 from edge.store.rows import (
@@ -830,8 +830,9 @@ class Store:
         return n
 
     def integrity_check(self) -> str:
+        """``ok``, or what ``PRAGMA integrity_check`` found (edge/store/integrity.py)."""
         with self._read() as conn:
-            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+            return integrity.problems(conn) or "ok"
 
 
 def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:

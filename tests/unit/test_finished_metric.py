@@ -30,11 +30,12 @@ def test_every_final_state_is_counted_once() -> None:
     clock = edge.FakeClock()
     app = edge.App("finished-metric")
     app.queue("one", concurrency=1)
+    nodes: list[TestNode] = []  # the step below cancels through the running node
 
     @app.step()
     def cancel_me() -> None:
         wid = edge.context().workflow_id
-        app.node().cancel(wid)  # lands while RUNNING: a durable request
+        nodes[0].node.cancel(wid)  # lands while RUNNING: a durable request
 
     @app.step()
     def pass_time(seconds: float) -> None:
@@ -85,6 +86,7 @@ def test_every_final_state_is_counted_once() -> None:
         noop()
 
     with TestNode(app, clock=clock) as t:
+        nodes.append(t)
         for _ in range(3):
             t.start(ok)
         for _ in range(2):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import edge
-from edge.worker import Timers
+from edge.timers import Timers
 from tests.conftest import wait_until
 
 

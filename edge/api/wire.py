@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from edge.errors import EdgeError, UsageError
+from edge.limits import MAX_DEPTH, too_deep
 from edge.serialization import parse_json_arg
 
 if TYPE_CHECKING:
@@ -98,6 +99,12 @@ class Request:
             value = parse_json_arg(text, "the request body")
         except EdgeError as exc:
             raise ApiError(400, "bad_json", exc.message, "send one JSON object") from None
+        # Refused here, before any model or check walks it recursively: Python 3.12+ decodes
+        # JSON nested thousands deep that 3.11 refused. A value may nest MAX_DEPTH deep
+        # inside its field (the body and the field are two more levels).
+        if too_deep(value, MAX_DEPTH + 2):
+            raise ApiError(400, "bad_json", f"the request body nests deeper than "
+                           f"{MAX_DEPTH + 2} levels", f"values nest at most {MAX_DEPTH} deep")
         if not isinstance(value, dict):
             raise ApiError(400, "bad_request",
                            f"the request body must be a JSON object, not {_json_type(value)}",

@@ -445,3 +445,18 @@ def test_what_encode_accepts_decodes_and_renders(value: Any) -> None:
     body = json_response(200, {"v": back}).body
     assert json.loads(body) == {"v": back}
     json.dumps(back, ensure_ascii=False).encode("utf-8")  # no lone surrogate got through
+
+
+def test_a_body_nested_thousands_deep_is_refused_on_every_python(node: edge.Node) -> None:
+    # Python 3.12+ decodes what 3.11's json refused (RecursionError); the door must refuse
+    # it before any recursive check walks it (on 3.13 this was a 500).
+    assert node.http is not None
+    before = node.store.counts()
+    for depth in (150, 5000):
+        body = (b'{"workflow": "echo", "input": [' + b"[" * depth + b"]" * depth + b"]}")
+        status, out = call(node.http.port, "POST", "/v1/workflows", body)
+        assert status == 400 and out["error"]["code"] == "bad_json", out
+        # 3.11's decoder gives up itself past ~1,000 levels; every Python gets this past 102.
+        assert ("nests deeper" in out["error"]["message"]
+                or "recursion" in out["error"]["message"]), out
+    assert node.store.counts() == before

@@ -154,8 +154,15 @@ def test_search_by_id_and_download(browser: WebDriver, node: edge.Node, url: str
     until(browser, lambda d: d.find_element(By.ID, "act-download").is_enabled(), "download")
     browser.find_element(By.ID, "act-download").click()
     target = tmp_path / "job-search.json"
-    wait_until(target.exists, timeout=TIMEOUT, what="the downloaded JSON")
-    data = json.loads(target.read_text())
+
+    def downloaded() -> object:
+        # The file can appear before Chromium has written all of it: poll until it parses.
+        try:
+            return json.loads(target.read_text())
+        except (OSError, ValueError):
+            return None
+
+    data = wait_until(downloaded, timeout=TIMEOUT, what="the downloaded JSON")
     assert data == node.describe("job-search")
     assert console_problems(browser) == []
 

@@ -40,10 +40,11 @@ def _inspect(data_dir: Path) -> Iterator[Any]:
 
 
 def check_status_filter(status: str | None) -> str | None:
+    """--status, upper-cased, one of the store's statuses (None: no filter)."""
+    if status is None:  # before the import: `edge list` over HTTP never loads edge.store
+        return None
     from edge.store import WORKFLOW_STATUSES
 
-    if status is None:
-        return None
     up = status.strip().upper()
     if up not in WORKFLOW_STATUSES:
         raise UsageError(f"--status: unknown status {status!r}",

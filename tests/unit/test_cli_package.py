@@ -2,11 +2,16 @@
 under ~500 lines; no import cycle between its modules (an AST scan: imports inside
 functions and under TYPE_CHECKING count); the command groups import only the shared
 layers (options, text, render, inspect, progress), never each other nor __init__;
-and the old flat modules (edge/cli_*.py) are gone."""
+the old flat modules (edge/cli_*.py) are gone; and a client command, run for real,
+imports neither the engine, the node, the store nor the servers."""
 
 from __future__ import annotations
 
 import ast
+import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +105,29 @@ def test_the_scan_reads_every_form_of_import() -> None:
            "def f():\n    from edge.cli.workflows import start\n")
     assert _imports(src, "probe") == {"render", "__init__", "options", "text", "inspect",
                                       "workflows"}
+
+
+HEAVY = ("edge.engine", "edge.node", "edge.store", "prometheus_client", "http.server")
+CLIENT_COMMANDS = [["status"], ["list"], ["list", "--json", "--limit", "2000"], ["show", "x"],
+                   ["start", "wf", "--input", "{}"], ["send", "x", "ev", "--value", "1"],
+                   ["cancel", "x"], ["resume", "x"], ["result", "x"], ["queues"],
+                   ["schedules"], ["fork", "x", "--from-step", "1"],
+                   ["prune", "--finished-before", "7d"]]
+
+
+@pytest.mark.parametrize("argv", CLIENT_COMMANDS, ids=" ".join)
+def test_a_client_command_loads_no_engine(argv: list[str]) -> None:
+    """Run the command for real against a closed port: it fails (exit 1, one line),
+    having imported neither the engine, the node, the store nor the servers."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    probe = ("import json, sys\nfrom edge.cli import main\n"
+             f"sys.argv = ['edge', *{argv!r}, '--url', {url!r}]\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+             f"print(json.dumps([code, sorted(m for m in sys.modules if m in {HEAVY!r})]))")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, cwd=PKG.parents[1])
+    code, heavy = json.loads(res.stdout.splitlines()[-1])
+    assert code == 1 and res.stderr.startswith("error: "), res.stderr
+    assert heavy == [], f"edge {' '.join(argv)} imported {heavy}"

@@ -10,7 +10,7 @@ fail a whole listing. Each field is rendered on its own; one that cannot be
 (a time past year 9999, JSON that does not decode, an input that is not an
 object) becomes the string ``"<unrenderable: ...>"`` and the rest of the row,
 and every other row, is served as usual. Lone surrogates in decoded strings
-are left to the response encoders (api/routes.json_response, cli_inspect.dumps),
+are left to the response encoders (api/routes.json_response, cli/text.dumps),
 which escape them as JSON ``\\udXXXX``.
 """
 

@@ -39,7 +39,7 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from edge.api.routes import Request, Response, Route
+from edge.api.wire import Request, Response, Route
 from edge.store import FINAL_STATUSES, WORKFLOW_STATUSES
 
 if TYPE_CHECKING:

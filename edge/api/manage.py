@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from edge.api import models as m
-from edge.api.routes import ApiError, Reply, Request, Route, start_input
+from edge.api.wire import ApiError, Reply, Request, Route, start_input
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -54,7 +54,7 @@ def enqueue(node: Node, req: Request) -> Reply:
     from edge.queues import Queued
 
     body: m.EnqueueRequest = req.model
-    args, kwargs = start_input(req, node, body.workflow, body.input)
+    args, kwargs = start_input(req, node.app, body.workflow, body.input)
     wid, created = node.start_workflow(
         body.workflow, args, kwargs, id=body.id,
         queue=Queued(req.params["name"], body.priority or 0, body.dedup),

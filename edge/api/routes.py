@@ -34,6 +34,7 @@ from edge.api.wire import (
     Route,
     error_response,
     json_response,
+    start_input,
 )
 from edge.errors import EdgeError
 from edge.tags import parse_filters
@@ -71,18 +72,6 @@ def dispatch(route: Route, node: Node, req: Request) -> Response:
                     route.method, route.path, str(exc).splitlines()[0][:200])
         return json_response(out.status, out.data, out.headers)
     return Response(out.status, data + b"\n", JSON_TYPE + "; charset=utf-8", out.headers)
-
-
-def start_input(req: Request, node: Node, workflow: str,
-                inp: dict[str, Any] | list[Any] | None) -> tuple[list[Any], dict[str, Any]]:
-    """(args, kwargs) of a start's ``input``, checked against the workflow's signature."""
-    args = inp if isinstance(inp, list) else []
-    kwargs = inp if isinstance(inp, dict) else {}
-    if req.doc is not None:
-        wi = req.doc.inputs(node.app).by_name.get(workflow)
-        if wi is not None:
-            wi.check(args, kwargs)
-    return args, kwargs
 
 
 # ---- probes and documents -----------------------------------------------------
@@ -140,7 +129,7 @@ def _started(wid: str, created: bool) -> Reply:
 
 def start_workflow(node: Node, req: Request) -> Reply:
     body: m.StartRequest = req.model
-    args, kwargs = start_input(req, node, body.workflow, body.input)
+    args, kwargs = start_input(req, node.app, body.workflow, body.input)
     wid, created = node.start_workflow(body.workflow, args, kwargs, id=body.id,
                                        traceparent=req.headers.get("traceparent"),
                                        tags=body.tags, ack=body.ack)

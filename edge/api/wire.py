@@ -191,3 +191,15 @@ def error_response(exc: EdgeError) -> Response:
     if isinstance(exc, ApiError) and exc.allow:
         headers["Allow"] = exc.allow
     return json_response(status, {"error": exc.to_dict()}, headers)
+
+
+def start_input(req: Request, app: App, workflow: str,
+                inp: dict[str, Any] | list[Any] | None) -> tuple[list[Any], dict[str, Any]]:
+    """(args, kwargs) of a start's ``input``, checked against the workflow's signature."""
+    args = inp if isinstance(inp, list) else []
+    kwargs = inp if isinstance(inp, dict) else {}
+    if req.doc is not None:
+        wi = req.doc.inputs(app).by_name.get(workflow)
+        if wi is not None:
+            wi.check(args, kwargs)
+    return args, kwargs

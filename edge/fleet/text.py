@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.cli_inspect import duration, safe, table, use_color
+from edge.cli.text import duration, safe, table, use_color
 
 __all__ = ["format_fleet"]
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.cli_progress import ProgressBar
+from edge.cli.progress import ProgressBar
 from edge.replication import restore
 
 ROOT = Path(__file__).resolve().parents[2]

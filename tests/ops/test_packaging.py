@@ -59,6 +59,9 @@ def test_the_name_is_ours_and_the_import_is_edge(wheel: zipfile.ZipFile) -> None
     assert "edge/__init__.py" in wheel.namelist()
     eps = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "edge = edge.cli:main" in wheel.read(eps[0]).decode()
+    # The console script's package and every module of it (the CLI is edge/cli/).
+    cli = {Path(n).name for n in wheel.namelist() if n.startswith("edge/cli/")}
+    assert {p.name for p in (ROOT / "edge" / "cli").glob("*.py")} <= cli, cli
 
 
 def test_license_and_classifiers(wheel: zipfile.ZipFile) -> None:

@@ -9,7 +9,7 @@ import pytest
 import typer.main
 
 from edge.cli import app
-from edge.cli_help import CHOICES
+from edge.cli.help import CHOICES
 from edge.config import Settings
 from edge.errors import ConfigError
 from edge.store import WORKFLOW_STATUSES
@@ -52,7 +52,7 @@ def test_setting_choices_are_what_settings_accept(opt: str, field: str, tmp_path
 
 def test_schedules_help_shows_its_actions(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from edge.cli_help import ARG_CHOICES
+    from edge.cli.help import ARG_CHOICES
 
     monkeypatch.setenv("COLUMNS", "200")
     _, out, _ = run_cli(["schedules", "--help"], capsys)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edge.cli_inspect import PAGE, pages
+from edge.cli.workflows import PAGE, pages
 
 ROWS = [{"id": f"w{i:05d}"} for i in range(2600)]
 

@@ -1,4 +1,4 @@
-"""The CLI's text renderers (edge/cli_inspect.py) on sample API objects.
+"""The CLI's text renderers (edge/cli/render.py, edge/cli/text.py) on sample API objects.
 
 Plain when not on a terminal, the same characters plus colour on one; user data
 never carries a control character to the terminal; `--json` output is the API
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from edge import cli_inspect as out
+from edge.cli import render as out
+from edge.cli import text as tx
 
 NOW = datetime(2025, 6, 1, 12, 0, 10, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -74,7 +75,7 @@ def test_list_is_a_table_with_a_note_on_what_each_waits_for() -> None:
     assert rows["o-1"] == ["o-1", "fulfil", "SUCCEEDED", "2025-06-01 12:00:05Z"]
     # Aligned columns: every STATUS starts where the header's does.
     at = lines[0].index("STATUS")
-    assert all(line[at:].split()[0] in out._STATUS_SGR for line in lines[1:])
+    assert all(line[at:].split()[0] in tx.STATUS_SGR for line in lines[1:])
     assert not any(line != line.rstrip() for line in lines)
 
 
@@ -119,13 +120,13 @@ def test_control_characters_in_user_data_are_escaped() -> None:
         assert "\x07" not in text and "\u202e" not in text and "\x9b" not in text
         assert "\x1b]" not in text and "\x1b[2J" not in text and "\x1b[5m" not in text
         assert "\\x1b]0;owned\\x07\\x1b[2J\\u202etxt.exe line2" in text
-    assert out.safe("café 日本 ok") == "café 日本 ok"
+    assert tx.safe("café 日本 ok") == "café 日本 ok"
 
 
 def test_wide_characters_keep_the_columns_aligned() -> None:
     page = {"workflows": [wf("注文-1", "SUCCEEDED"), wf("o-2", "SUCCEEDED")]}
     lines = out.format_list(page, color=False, now=NOW).splitlines()
-    at = [out._width(line[:line.index("fulfil")]) for line in lines[1:]]
+    at = [tx.text_width(line[:line.index("fulfil")]) for line in lines[1:]]
     assert at[0] == at[1] == lines[0].index("WORKFLOW")
 
 
@@ -305,7 +306,7 @@ def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, env: dict[st
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert out.use_color(stream) is want
+    assert tx.use_color(stream) is want
 
 
 def test_renderers_default_to_plain_when_stdout_is_not_a_terminal(
@@ -319,5 +320,5 @@ def test_renderers_default_to_plain_when_stdout_is_not_a_terminal(
 
 def test_json_output_is_the_api_object_unchanged() -> None:
     obj = {"workflows": [wf("é-1", "SUCCEEDED", output={"n": [1, 2]})]}
-    assert out.dumps(obj) == json.dumps(obj, indent=2, ensure_ascii=False)
-    assert json.loads(out.dumps(obj)) == obj
+    assert tx.dumps(obj) == json.dumps(obj, indent=2, ensure_ascii=False)
+    assert json.loads(tx.dumps(obj)) == obj

@@ -343,7 +343,7 @@ def get(port: int, path: str) -> tuple[int, dict[str, object]]:
 
 
 def test_edge_status_shows_the_damage_line():
-    from edge.cli_inspect import format_status
+    from edge.cli.render import format_status
 
     st = {"node_id": "n", "app": "a", "pid": 1, "state": "ready", "ready": True,
           "leader": True, "data_dir": "/d", "durability": "full", "workflows": {},

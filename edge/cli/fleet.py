@@ -1,33 +1,25 @@
 """`edge fleet` (every site under a bucket prefix, read-only) and `edge fleet serve`
-(its page and /metrics), and the site copies `edge list/show --site` read.
+(its page and /metrics): the `fleet` sub-app, added to the root app by __init__.py.
 
-Registered on the typer app of edge/cli.py (imported last there). Every failure
-is one `error:` line, a `hint:` line and the documented exit code.
+Invariants:
+- read-only: the sites' replicas are read, never written (edge/fleet/);
+- the group's options (--replica, --cache-dir, --parallel) are declared once
+  (options.py) on the group's callback and reach `serve` through the context;
+- every failure is one `error:` line, a `hint:` line and the documented exit code.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edge.cli import JsonOpt, _echo_json, app
+from edge.cli.options import CacheOpt, FleetReplicaOpt, JsonOpt, ParallelOpt
+from edge.cli.render import echo_json
 from edge.fleet import open_fleet
 
 fleet_app = typer.Typer(help="The head office's read-only view of every site in a bucket.",
                         invoke_without_command=True, no_args_is_help=False)
-app.add_typer(fleet_app, name="fleet")
-
-FleetReplicaOpt = Annotated[str | None, typer.Option(
-    "--replica", envvar="EDGE_FLEET_REPLICA", show_default=False,
-    help="The prefix holding one sub-prefix per site: s3://BUCKET/PREFIX[?endpoint=...] "
-         "or file:///dir.")]
-CacheOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", envvar="EDGE_FLEET_CACHE", show_default=False,
-    help="Where the sites' restored copies live (default ~/.cache/edge/fleet/<hash>).")]
-ParallelOpt = Annotated[int, typer.Option(
-    "--parallel", min=1, max=64, help="Sites read at once.")]
 
 
 @fleet_app.callback()
@@ -48,7 +40,7 @@ def fleet(
     report = f.read_all()
     f.cache.save_observed(f.judge.snapshot())
     if json_:
-        _echo_json(report)
+        echo_json(report)
     else:
         print(format_fleet(report))
 

@@ -38,14 +38,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from edge.auth import is_loopback as _is_loopback
 from edge.auth import read_token_file
-from edge.client import _UNREACHABLE_HINT, DEFAULT_URL, error_from_response
+from edge.client import _UNREACHABLE_HINT, DEFAULT_URL, ResultPoll, error_from_response
 from edge.errors import (
     EdgeError,
     NotReady,
     Unreachable,
     UsageError,
-    WorkflowCancelled,
-    WorkflowFailed,
 )
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a reply larger than this is not from an edge node
@@ -136,30 +134,16 @@ class AsyncRemoteHandle:
 
     async def result(self, timeout: float | None = None) -> Any:
         """The output once SUCCEEDED; polls with backoff (50 ms .. 1 s). None waits forever."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        poll = ResultPoll(self.id, timeout)
         while True:
             try:
                 view: dict[str, Any] | None = await self.client.get(self.id)
             except NotReady:
                 view = None  # booting or standing by: keep polling within the deadline
-            if view is not None:
-                st = view.get("status")
-                if st == "SUCCEEDED":
-                    return view.get("output")
-                if st == "FAILED":
-                    raise WorkflowFailed(self.id, view.get("error") or {})
-                if st == "CANCELLED":
-                    raise WorkflowCancelled(self.id, view.get("error"))
-            wait = delay
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    state = view.get("status") if view else "not readable (node not ready)"
-                    raise TimeoutError(f"workflow {self.id} is still {state}")
-                wait = min(wait, left)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, 1.0)
+            done, output = poll.settle(view)
+            if done:
+                return output
+            await asyncio.sleep(poll.next_wait(view))
 
 
 class AsyncClient:

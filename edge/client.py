@@ -90,6 +90,40 @@ def _quote(text: str, what: str) -> str:
                          "pass UTF-8 text") from None
 
 
+class ResultPoll:
+    """One wait for a remote workflow's outcome, shared by RemoteHandle and its asyncio
+    twin: what a polled view means (the output, WorkflowFailed, WorkflowCancelled, or not
+    yet), and how long to wait before the next poll (backoff 50 ms .. 1 s, TimeoutError
+    once ``timeout`` s passed)."""
+
+    def __init__(self, wid: str, timeout: float | None) -> None:
+        self.wid = wid
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.delay = 0.05
+
+    def settle(self, view: dict[str, Any] | None) -> tuple[bool, Any]:
+        """(True, output) once SUCCEEDED; raises for FAILED/CANCELLED; (False, None) else."""
+        st = view.get("status") if view is not None else None
+        if view is not None and st == "SUCCEEDED":
+            return True, view.get("output")
+        if view is not None and st == "FAILED":
+            raise WorkflowFailed(self.wid, view.get("error") or {})
+        if view is not None and st == "CANCELLED":
+            raise WorkflowCancelled(self.wid, view.get("error"))
+        return False, None
+
+    def next_wait(self, view: dict[str, Any] | None) -> float:
+        wait = self.delay
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                state = view.get("status") if view else "not readable (node not ready)"
+                raise TimeoutError(f"workflow {self.wid} is still {state}")
+            wait = min(wait, left)
+        self.delay = min(self.delay * 2, 1.0)
+        return wait
+
+
 class RemoteHandle:
     """A workflow started through a Client: ``.id``, ``.created``, ``.result()``."""
 
@@ -111,30 +145,16 @@ class RemoteHandle:
 
     def result(self, timeout: float | None = None) -> Any:
         """The output once SUCCEEDED; polls with backoff (50 ms .. 1 s). None waits forever."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        poll = ResultPoll(self.id, timeout)
         while True:
             try:
                 view: dict[str, Any] | None = self.client.get(self.id)
             except NotReady:
                 view = None  # booting or standing by: keep polling within the deadline
-            if view is not None:
-                st = view.get("status")
-                if st == "SUCCEEDED":
-                    return view.get("output")
-                if st == "FAILED":
-                    raise WorkflowFailed(self.id, view.get("error") or {})
-                if st == "CANCELLED":
-                    raise WorkflowCancelled(self.id, view.get("error"))
-            wait = delay
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    state = view.get("status") if view else "not readable (node not ready)"
-                    raise TimeoutError(f"workflow {self.id} is still {state}")
-                wait = min(wait, left)
-            time.sleep(wait)
-            delay = min(delay * 2, 1.0)
+            done, output = poll.settle(view)
+            if done:
+                return output
+            time.sleep(poll.next_wait(view))
 
 
 class Client:

@@ -28,19 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import ssl
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from edge.auth import is_loopback as _is_loopback
 from edge.auth import read_token_file
-from edge.client import _UNREACHABLE_HINT, DEFAULT_URL, ResultPoll, error_from_response
+from edge.client import _UNREACHABLE_HINT, DEFAULT_URL, ResultPoll, decode_reply, encode_request
 from edge.errors import (
-    EdgeError,
     NotReady,
     Unreachable,
     UsageError,
@@ -242,15 +240,8 @@ class AsyncClient:
                       accept: tuple[int, ...] = (200, 201),
                       timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
-        q = {k: v for k, v in (query or {}).items() if v is not None}
-        target = self._base + path + (("?" + urlencode(q, doseq=True)) if q else "")
-        data = None
-        headers = {"Accept": "application/json", "User-Agent": "edge-client"}
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        target, data, headers = encode_request(path, body, query, self.token)
+        target = self._base + target
         try:
             status, raw = await self._exchange(method, target, headers, data,
                                                timeout or self.timeout)
@@ -262,17 +253,7 @@ class AsyncClient:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise Unreachable(f"cannot reach the edge node at {self.url}: {reason}",
                               _UNREACHABLE_HINT) from None
-        try:
-            payload = json.loads(raw.decode("utf-8")) if raw.strip() else None
-        except (UnicodeDecodeError, ValueError):
-            payload = None
-        if status in accept:
-            if payload is None and raw.strip():
-                raise EdgeError(f"the node at {self.url} answered {method} {path} with "
-                                "something that is not JSON", "is --url pointing at an edge node?",
-                                code="bad_response")
-            return status, payload
-        raise error_from_response(status, payload, self.url)
+        return status, decode_reply(status, raw, accept, self.url, f"{method} {path}")
 
     async def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         return (await self.request(method, path, body, **kw))[1]

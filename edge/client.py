@@ -90,6 +90,37 @@ def _quote(text: str, what: str) -> str:
                          "pass UTF-8 text") from None
 
 
+def encode_request(path: str, body: Any, query: dict[str, Any] | None,
+                   token: str | None) -> tuple[str, bytes | None, dict[str, str]]:
+    """(path with its query string, the JSON body, the headers) of one API call; shared by
+    Client and AsyncClient (None query values are left out)."""
+    q = {k: v for k, v in (query or {}).items() if v is not None}
+    target = path + (("?" + urlencode(q, doseq=True)) if q else "")
+    data = None
+    headers = {"Accept": "application/json", "User-Agent": "edge-client"}
+    if body is not None:
+        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return target, data, headers
+
+
+def decode_reply(status: int, raw: bytes, accept: tuple[int, ...], url: str,
+                 what: str) -> Any:
+    """The parsed JSON of an accepted answer, or the EdgeError the answer stands for."""
+    try:
+        payload = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError):
+        payload = None
+    if status in accept:
+        if payload is None and raw.strip():
+            raise EdgeError(f"the node at {url} answered {what} with something that is not "
+                            "JSON", "is --url pointing at an edge node?", code="bad_response")
+        return payload
+    raise error_from_response(status, payload, url)
+
+
 class ResultPoll:
     """One wait for a remote workflow's outcome, shared by RemoteHandle and its asyncio
     twin: what a polled view means (the output, WorkflowFailed, WorkflowCancelled, or not
@@ -205,15 +236,8 @@ class Client:
                 accept: tuple[int, ...] = (200, 201),
                 timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
-        q = {k: v for k, v in (query or {}).items() if v is not None}
-        full = self.url + path + (("?" + urlencode(q, doseq=True)) if q else "")
-        data = None
-        headers = {"Accept": "application/json", "User-Agent": "edge-client"}
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        target, data, headers = encode_request(path, body, query, self.token)
+        full = self.url + target
         # The scheme is checked in __init__ (http or https only).
         req = urllib.request.Request(full, data=data, method=method, headers=headers)  # noqa: S310
         try:
@@ -231,17 +255,7 @@ class Client:
             reason = getattr(exc, "reason", None) or exc
             raise Unreachable(f"cannot reach the edge node at {self.url}: {reason}",
                               _UNREACHABLE_HINT) from None
-        try:
-            payload = json.loads(raw.decode("utf-8")) if raw.strip() else None
-        except (UnicodeDecodeError, ValueError):
-            payload = None
-        if status in accept:
-            if payload is None and raw.strip():
-                raise EdgeError(f"the node at {self.url} answered {method} {path} with "
-                                "something that is not JSON", "is --url pointing at an edge node?",
-                                code="bad_response")
-            return status, payload
-        raise error_from_response(status, payload, self.url)
+        return status, decode_reply(status, raw, accept, self.url, f"{method} {path}")
 
     def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         return self.request(method, path, body, **kw)[1]

@@ -309,10 +309,11 @@ def result(
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
+    api_token_file: TokenFileOpt = None,
 ) -> None:
     """Wait until a workflow ends; print its output. Exit 0 SUCCEEDED, 5 FAILED,
     6 CANCELLED, 7 not final within --timeout."""
-    handle = client(url, api_token).handle(id)
+    handle = client(url, api_token, api_token_file).handle(id)
     try:
         output = handle.result(timeout=timeout)
     except WorkflowFailed as exc:

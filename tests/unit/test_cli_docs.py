@@ -63,3 +63,12 @@ def test_root_options_are_documented() -> None:
         for opt in getattr(param, "opts", []):
             if opt != "--help":
                 assert opt in DOC
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_command_that_takes_a_token_takes_it_from_a_file_too(name: str) -> None:
+    """A token on the command line shows in `ps` and shell history: every command with
+    --api-token also reads --api-token-file (EDGE_API_TOKEN_FILE)."""
+    opts = {opt for p in CMDS[name].params if is_option(p) for opt in p.opts}
+    if "--api-token" in opts:
+        assert "--api-token-file" in opts, f"`edge {name}` lacks --api-token-file"

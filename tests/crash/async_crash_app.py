@@ -28,40 +28,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 import edge
-from tests.effects import append_line
+from tests.crash.harness import KillPoints
 
 STEPS = 6
 GATHER_ORDER = {3: 5, 4: 3}  # member -> the member whose checkpoint it waits for
 app = edge.App("crash-async")
-POINTS = {p for p in os.environ.get("EDGE_CRASH_POINTS", "").split(",") if p}
-MARKERS = Path(sys.argv[1]).parent / "markers" if len(sys.argv) > 1 else Path(".")
-EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
-WORK_SECONDS = float(os.environ.get("EDGE_CRASH_WORK", "0.01"))
+KILL = KillPoints(sys.argv, dict(os.environ))
+maybe_die, effect = KILL.maybe_die, KILL.effect
 _node: list[edge.Node] = []
-
-
-def maybe_die(kind: str, wid: str, step: int) -> None:
-    point = f"{kind}:{wid}:{step}"
-    if point not in POINTS:
-        return
-    marker = MARKERS / point.replace(":", "_")
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    os.fsync(fd)
-    os.close(fd)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def effect(key: str) -> None:
-    append_line(EFFECTS, f"{key} {os.getpid()}")
 
 
 def _checkpointed(wid: str, seq: int) -> bool:
@@ -83,7 +62,7 @@ async def awork(n: int, step: int) -> dict:
     if step in GATHER_ORDER:
         await wait_checkpoint(ctx.workflow_id, GATHER_ORDER[step])
     maybe_die("before_body", ctx.workflow_id, step)
-    await asyncio.sleep(WORK_SECONDS)  # simulated I/O, so random kills land inside bodies
+    await asyncio.sleep(KILL.work_seconds)  # simulated I/O, so random kills land inside bodies
     effect(ctx.idempotency_key)
     maybe_die("after_effect", ctx.workflow_id, step)
     return {"value": n * 10 + step, "pid": os.getpid()}
@@ -93,7 +72,7 @@ async def awork(n: int, step: int) -> dict:
 def swork(n: int, step: int) -> dict:
     ctx = edge.context()
     maybe_die("before_body", ctx.workflow_id, step)
-    time.sleep(WORK_SECONDS)
+    time.sleep(KILL.work_seconds)
     effect(ctx.idempotency_key)
     maybe_die("after_effect", ctx.workflow_id, step)
     return {"value": n * 10 + step, "pid": os.getpid()}
@@ -134,7 +113,7 @@ async def drive(first: int, count: int, sequential: bool) -> list[object]:
 def main() -> None:
     data_dir, count = Path(sys.argv[1]), int(sys.argv[3])
     first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-    MARKERS.mkdir(exist_ok=True)
+    KILL.prepare()
     workers = int(os.environ.get("EDGE_CRASH_WORKERS", "4"))
     sequential = os.environ.get("EDGE_CRASH_SEQUENTIAL") == "1"
     node = edge.Node(app, data_dir=data_dir, workers=workers, listen=None)

@@ -14,45 +14,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 import edge
-from tests.effects import append_line
+from tests.crash.harness import KillPoints
 
 STEPS = 5
 app = edge.App("crash")
-POINTS = {p for p in os.environ.get("EDGE_CRASH_POINTS", "").split(",") if p}
-MARKERS = Path(sys.argv[1]).parent / "markers" if len(sys.argv) > 1 else Path(".")
-EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
-WORK_SECONDS = float(os.environ.get("EDGE_CRASH_WORK", "0.01"))
-
-
-def maybe_die(kind: str, wid: str, step: int) -> None:
-    point = f"{kind}:{wid}:{step}"
-    if point not in POINTS:
-        return
-    marker = MARKERS / point.replace(":", "_")
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    os.fsync(fd)
-    os.close(fd)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def effect(key: str) -> None:
-    append_line(EFFECTS, f"{key} {os.getpid()}")
+KILL = KillPoints(sys.argv, dict(os.environ))
+maybe_die, effect = KILL.maybe_die, KILL.effect
 
 
 @app.step(name="work")
 def work(n: int, step: int) -> dict:
     ctx = edge.context()
     maybe_die("before_body", ctx.workflow_id, step)
-    time.sleep(WORK_SECONDS)  # simulated I/O, so random kills land inside bodies too
+    time.sleep(KILL.work_seconds)  # simulated I/O, so random kills land inside bodies too
     effect(ctx.idempotency_key)
     maybe_die("after_effect", ctx.workflow_id, step)
     return {"value": n * 10 + step, "pid": os.getpid()}
@@ -77,7 +56,7 @@ def expected_total(n: int) -> int:
 def main() -> None:
     data_dir, count = Path(sys.argv[1]), int(sys.argv[3])
     first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-    MARKERS.mkdir(exist_ok=True)
+    KILL.prepare()
     workers = int(os.environ.get("EDGE_CRASH_WORKERS", "4"))
     with edge.Node(app, data_dir=data_dir, workers=workers) as node:
         handles = [app.start(order, n, id=f"wf-{n}") for n in range(first, first + count)]

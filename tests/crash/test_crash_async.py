@@ -16,83 +16,37 @@ Kill figures are printed as "[crash-async] ..." lines (pytest -s shows them).
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
-import subprocess
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from edge.serialization import decode
-from edge.store import Store
+from edge.store import OpRow
+from tests.crash import harness
 from tests.crash.async_crash_app import STEPS, expected_total
-from tests.effects import kill_at_random
 
-ROOT = Path(__file__).resolve().parents[2]
+MODULE = "tests.crash.async_crash_app"
 N_WORKFLOWS = 4
 
 
-def spawn(data_dir: Path, effects: Path, points: str = "", n: int = N_WORKFLOWS,
-          first: int = 0, sequential: bool = False) -> subprocess.Popen[str]:
-    env = dict(os.environ, EDGE_CRASH_POINTS=points, PYTHONPATH=str(ROOT),
-               EDGE_CRASH_SEQUENTIAL="1" if sequential else "0")
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash.async_crash_app", str(data_dir), str(effects),
-         str(n), str(first)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
 def run_to_completion(data_dir: Path, effects: Path, points: str = "", n: int = N_WORKFLOWS,
-                      first: int = 0, sequential: bool = False,
-                      max_runs: int = 100) -> tuple[int, dict]:
-    """Restart the node until a run exits 0; returns (kills seen, final summary)."""
-    kills = 0
-    for _ in range(max_runs):
-        proc = spawn(data_dir, effects, points, n, first, sequential)
-        out, err = proc.communicate(timeout=120)
-        if proc.returncode == 0:
-            return kills, json.loads(out.strip().splitlines()[-1])
-        assert proc.returncode == -signal.SIGKILL, f"node crashed unexpectedly:\n{err}"
-        kills += 1
-    raise AssertionError("the node never finished")
+                      sequential: bool = False) -> tuple[int, dict]:
+    return harness.run_to_completion(
+        MODULE, data_dir, effects, points, n, max_runs=100,
+        env={"EDGE_CRASH_SEQUENTIAL": "1" if sequential else "0"})
 
 
-def read_effects(effects: Path) -> dict[str, list[int]]:
-    lines: dict[str, list[int]] = defaultdict(list)
-    for line in effects.read_text().splitlines():
-        key, pid = line.split()
-        lines[key].append(int(pid))
-    return lines
+def _gather_checks(wid: str, ops: list[OpRow]) -> None:
+    assert [(op.kind, op.name.rsplit(".", 1)[-1]) for op in ops] == [
+        ("step", "swork" if s == 6 else "awork") for s in range(1, STEPS + 1)]
+    done = {op.seq: op.finished_at for op in ops}
+    assert done[5] <= done[3] <= done[4], f"{wid}: gather finished out of its order"
 
 
 def check_invariants(data_dir: Path, effects: Path, n: int = N_WORKFLOWS) -> dict[str, int]:
-    store = Store.inspect(data_dir / "edge.db")
-    try:
-        lines = read_effects(effects)
-        expected_keys = {f"wf-{i}:{s}" for i in range(n) for s in range(1, STEPS + 1)}
-        assert set(lines) == expected_keys, "deduplicated effects != steps"
-        for i in range(n):
-            wf = store.get_workflow(f"wf-{i}")
-            assert wf is not None and wf.status == "SUCCEEDED", f"wf-{i} is {wf and wf.status}"
-            assert decode(wf.output or "null") == {"n": i, "total": expected_total(i)}
-            ops = store.load_ops(f"wf-{i}")
-            assert [(op.seq, op.kind, op.name.rsplit(".", 1)[-1]) for op in ops] == [
-                (s, "step", "swork" if s == 6 else "awork") for s in range(1, STEPS + 1)]
-            for op in ops:
-                key = f"wf-{i}:{op.seq}"
-                pid = decode(op.output or "{}")["pid"]
-                assert lines[key][-1] == pid, f"{key}: body ran again after its checkpoint"
-            done = {op.seq: op.finished_at for op in ops}
-            assert done[5] <= done[3] <= done[4], f"wf-{i}: gather finished out of its order"
-        reruns = sum(len(v) - 1 for v in lines.values())
-        return {"reruns": reruns, "keys": len(lines)}
-    finally:
-        store.close()
+    return harness.check_invariants(data_dir, effects, n, STEPS, expected_total,
+                                    _gather_checks)
 
 
 # Where each kind of point is placed: step 1 (sequential), a gather member, step 6 (a
@@ -111,7 +65,7 @@ def test_kill_at_chosen_points(tmp_path: Path, kind: str) -> None:
     kills, summary = run_to_completion(data_dir, effects, ",".join(points), sequential=True)
     assert kills == len(points)
     stats = check_invariants(data_dir, effects)
-    lines = read_effects(effects)
+    lines = harness.read_effects(effects)
     for point in points:
         _, wid, step = point.split(":")
         ran = len(lines[f"{wid}:{step}"])
@@ -129,20 +83,10 @@ def test_kill_at_random_times(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("EDGE_CRASH_SEED", "20261201")))
     data_dir, effects = tmp_path / "data", tmp_path / "effects.log"
     target_kills = int(os.environ.get("EDGE_ASYNC_RANDOM_KILLS", "50"))
-    batch, per_batch = 0, 20
-    kills = runs = 0
-    while kills < target_kills:
-        proc = spawn(data_dir, effects, n=per_batch, first=batch * per_batch)
-        runs += 1
-        kills += kill_at_random(proc, rng, 0.15, 0.5)
-        _, err = proc.communicate(timeout=60)
-        if proc.returncode == 0:
-            batch += 1  # everything so far finished: start fresh workflows
-        else:
-            assert proc.returncode == -signal.SIGKILL, err
-    final_kills, _ = run_to_completion(data_dir, effects, n=per_batch, first=batch * per_batch)
-    assert final_kills == 0
-    total = (batch + 1) * per_batch
+    per_batch = 20
+    res = harness.kill_randomly(MODULE, data_dir, effects, rng, target_kills, per_batch,
+                                window=(0.15, 0.5), env={"EDGE_CRASH_SEQUENTIAL": "0"})
+    runs, kills, total = res["runs"], res["kills"], res["workflows"]
     stats = check_invariants(data_dir, effects, n=total)
     # A workflow's effectful sections run one at a time (the gather is ordered), so a
     # kill interrupts at most one body per workflow in flight.

@@ -393,7 +393,7 @@ def test_api_token_from_fragment_and_form(browser: WebDriver, tmp_path: Path) ->
 
 def test_node_not_ready(browser: WebDriver, tmp_path: Path) -> None:
     node = edge.Node(shop, data_dir=tmp_path / "d")  # constructed, never started
-    server = ApiServer(node, "127.0.0.1", 0).start()
+    server = ApiServer(node.verbs, "127.0.0.1", 0).start()
     try:
         browser.get("about:blank")
         browser.get(server.url + "/")

@@ -90,13 +90,22 @@ class NodeState(Protocol):
 
 
 class Verbs:
-    """The verbs of one node (see the module docstring); ``Node.verbs``."""
+    """The verbs of one node: ``Node.verbs``.
 
-    def __init__(self, rt: Runtime, app: App, state: NodeState, *, workers: Workers,
+        with edge.Node(app, data_dir="edge-data") as node:
+            wid, created = node.verbs.start_workflow("fulfil", ["o-1"], id="o-1")
+            node.verbs.send_event(wid, "approved", True)
+            print(node.verbs.describe(wid)["status"])
+
+    The HTTP API serves the same verbs. Those that read or write workflows raise
+    ``NotReady`` until the node is ready; ``status`` and ``workflow_names`` answer always.
+    """
+
+    def __init__(self, rt: Runtime, app: App, health: NodeState, *, workers: Workers,
                  scheduler: Scheduler, retention: Retention) -> None:
         self.rt = rt
         self.app = app
-        self.health = state  # the node's lifecycle, as /healthz, /readyz and status read it
+        self.health = health  # the node's lifecycle, as /healthz, /readyz and status read it
         self.metrics: Metrics = rt.metrics
         self._workers = workers
         self._scheduler = scheduler

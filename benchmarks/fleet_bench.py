@@ -157,8 +157,8 @@ def run_node(app: edge.App, data_dir: Path, n: int, tag: str) -> None:
     node = edge.Node(app, data_dir=data_dir, workers=4, listen=None)
     node.start()
     try:
-        ids = [node.start_workflow("job", [i], id=f"{tag}-{i}")[0] for i in range(n)]
-        ids.append(node.start_workflow("fails", [0], id=f"{tag}-fail")[0])
+        ids = [node.verbs.start_workflow("job", [i], id=f"{tag}-{i}")[0] for i in range(n)]
+        ids.append(node.verbs.start_workflow("fails", [0], id=f"{tag}-fail")[0])
         deadline = time.monotonic() + 120
         while not all(node.store.get_workflow(w).status in ("SUCCEEDED", "FAILED")  # type: ignore[union-attr]
                       for w in ids):

@@ -448,13 +448,13 @@ def measure(t: Table, q: bool, where: str | None) -> list[str]:  # noqa: C901 - 
             app = growth_data.make_app()
             with edge.Node(app, data_dir=big, workers=2) as node:
                 p0 = time.perf_counter()
-                res = node.prune(time.time() - (now - growth_data.SPAN + days * DAY))
+                res = node.verbs.prune(time.time() - (now - growth_data.SPAN + days * DAY))
                 dt = time.perf_counter() - p0
-                t.row("prune.big", f"edge prune (Node.prune), {have:,} wf file",
+                t.row("prune.big", f"edge prune (Verbs.prune), {have:,} wf file",
                       "workflows/s", note=f"{res['deleted']:,} deleted in {dt:.1f} s").add(
                     res["deleted"] / dt)
                 p0 = time.perf_counter()
-                node.prune(time.time() - (now - growth_data.SPAN + days * DAY))
+                node.verbs.prune(time.time() - (now - growth_data.SPAN + days * DAY))
                 t.row("prune.noop", f"edge prune with nothing due, {have:,} wf file", "ms",
                       digits=1).add((time.perf_counter() - p0) * 1e3)
         guarded(t, "prune", "prune", prune)

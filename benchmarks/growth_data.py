@@ -101,7 +101,7 @@ def templates(where: str | None = None) -> dict[str, Template]:
             app.start("ten", id="t-ten", tags=tags).result(timeout=60)
             h = app.start("evented", id="t-evented", tags=tags)
             _wait(node, "t-evented", lambda st: st == "WAITING")
-            node.send_event("t-evented", "go", {"approved": True})
+            node.verbs.send_event("t-evented", "go", {"approved": True})
             h.result(timeout=60)
             app.start("fails", id="t-fails", tags=tags)
             _wait(node, "t-fails", lambda st: st in ("SUCCEEDED", "FAILED", "CANCELLED"))

@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # what type checkers (and py.typed users) see; nothing is imp
     from edge.fanout import parallel
     from edge.node import Node
     from edge.testing import TestNode
+    from edge.verbs import Verbs
 
 # name -> the module that defines it (kept in step with the TYPE_CHECKING block above).
 _WHERE: dict[str, str] = {
@@ -106,6 +107,7 @@ _WHERE: dict[str, str] = {
     "Node": "edge.node",
     "parallel": "edge.fanout",
     "TestNode": "edge.testing",
+    "Verbs": "edge.verbs",
 }
 
 __all__ = [
@@ -118,7 +120,7 @@ __all__ = [
     "now", "patched", "random", "set_event", "sleep", "sleep_until", "uuid4", "wait_event",
     "wait_replicated", "now_async", "patched_async", "random_async", "set_event_async",
     "sleep_async", "sleep_until_async", "uuid4_async", "wait_event_async",
-    "wait_replicated_async", "parallel", "AsyncClient",
+    "wait_replicated_async", "parallel", "AsyncClient", "Verbs",
 ]
 
 

@@ -1,9 +1,12 @@
-"""A node: the boot sequence, stop and teardown, and the verbs the API serves.
+"""A node: the boot sequence, stop and teardown.
 
-The node builds the ``Runtime`` (edge/runtime.py) and the executors and hands them the
-runtime; the engine and the executors never see the Node. It answers the runtime's
-``NodeHooks`` (start or wait outside a workflow, fire a timer, the replication barrier)
-and hears from replication through the callbacks of its ``replicator.Link``.
+The node builds the ``Runtime`` (edge/runtime.py), the executors and the verbs
+(``node.verbs``, edge/verbs.py: what the Python API, the HTTP API and the CLI
+serve) and hands them the runtime; the engine, the executors and the verbs never
+see the Node (the verbs and the API read its lifecycle through
+``verbs.NodeState``). It answers the runtime's ``NodeHooks`` (fire a timer, the
+replication barrier) and hears from replication through the callbacks of its
+``replicator.Link``.
 
 Boot order (DESIGN.md section 4; the order is contract):
 1. settings validated, HTTP up (/healthz 200, /readyz 503, API 503 not_ready);
@@ -22,7 +25,6 @@ and threads, so tests run many nodes in one process (one per App at a time).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -35,34 +37,24 @@ from edge import queues
 from edge.aio import AsyncExecutor
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, parse_listen
-from edge.engine import App, Handle
+from edge.engine import App
 from edge.errors import (
     ConfigError,
     Conflict,
     CorruptDatabase,
     EdgeError,
-    NotFound,
     NotReady,
-    UsageError,
-    WorkflowCancelled,
-    WorkflowFailed,
     WriteFailed,
 )
 from edge.leader import LocalLock, node_id
-from edge.limits import check_duration, check_name, check_time
 from edge.metrics import Metrics
-from edge.node_manage import ManageVerbs
-from edge.queues import Queued, QueueDef
+from edge.retention import Retention
 from edge.runtime import Runtime
 from edge.scheduler import Scheduler
-from edge.search import check_prefix, parse_when
-from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, Store, integrity, lifecycle
-from edge.store import queues as store_queues
-from edge.tags import check_tags
+from edge.store import Store, integrity
 from edge.timers import Timers
-from edge.tracing import Tracing, valid_traceparent
-from edge.views import summaries, workflow_detail
+from edge.tracing import Tracing
+from edge.verbs import Verbs
 from edge.worker import Workers
 from edge.write_recovery import TIMER_KEY, WriteRecovery
 
@@ -73,13 +65,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.node")
 
 
-class Node(ManageVerbs):
+class Node:
     """One node: runs ``app``'s workflows on ``data_dir/edge.db``, replicated to ``replica``.
 
     ``with edge.Node(app, data_dir="edge-data") as node:`` boots it (``start()``) and
     stops it on exit (``stop()``: drain, flush the replica, release the lease). Every
     setting of `edge run` is a keyword (``overrides``, the fields of ``edge.Settings``)
     or comes whole as ``settings``. One node per App object and per data directory.
+    What it serves (start, describe, send, cancel, ...) is ``node.verbs`` (edge.verbs.Verbs).
     """
 
     def __init__(
@@ -122,18 +115,15 @@ class Node(ManageVerbs):
         self.draining = self.rt.draining
         self.cancel_requests = self.rt.cancel_requests
         self._finished = self.rt.finished
-        self._published = self.rt.published
         self.workers = self.rt.workers = Workers(self.rt, self.settings.workers)
         self.aio = self.rt.aio = AsyncExecutor(self.rt)  # async workflows' loop (edge/aio.py)
         self.queues = self.rt.queues = queues.Dispatcher(self.rt)
         self.scheduler = Scheduler(self.rt)
         self.writes = self.rt.writes = WriteRecovery(self.rt)
-        # The engine's callbacks, for the verbs here and in node_manage.py.
-        self.on_started = self.rt.on_started
-        self.on_finished = self.rt.on_finished
-        self.on_published = self.rt.on_published
-        self.block_unknown = self.rt.block_unknown
-        self.encode_input = self.rt.encode_input
+        self.retention = Retention(self.rt)
+        # What the API, the CLI and Python callers are served (edge/verbs.py).
+        self.verbs = self.rt.verbs = Verbs(self.rt, app, self, workers=self.workers,
+                                           scheduler=self.scheduler, retention=self.retention)
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -165,7 +155,7 @@ class Node(ManageVerbs):
             from edge.api.server import ApiServer
 
             host, port = parse_listen(s.listen)
-            self.http = ApiServer(self, host, port, token=s.api_token,
+            self.http = ApiServer(self.verbs, host, port, token=s.api_token,
                                   read_token=s.api_read_token)
             self.http.start()
         try:
@@ -319,11 +309,18 @@ class Node(ManageVerbs):
         return self._store.damage if self._store is not None else None
 
     def require_ready(self) -> None:
+        """Raise NotReady unless the node takes work (booting, standby, stopping)."""
         if not self.ready:
             hint = "wait for /readyz to return 200"
             if self.replication is not None and self.state == "standby":
                 hint = self.replication.standby_hint()
             raise NotReady(f"the node is {self.state}", hint)
+
+    @property
+    def leader(self) -> bool:
+        """This node holds the local lock, and the replica lease when it has a replica."""
+        held = self._lock.held
+        return (held and self.replication.holding) if self.replication is not None else held
 
     # ---- engine callbacks --------------------------------------------------
 
@@ -347,48 +344,15 @@ class Node(ManageVerbs):
             if self.store.wake(key, now):
                 self.workers.submit(key)
         elif kind == "deadline":
-            self._expire(key, now)
+            self.verbs.expire(key, now)
         elif kind == "queue":
             self.queues.kick(key)
         elif kind == "schedule":
             self.scheduler.fire(key, now)
         elif kind == "retention":
-            self.retention_tick(now)
+            self.retention.tick(now)
         else:
             log.error("unknown timer kind %r for %s", kind, key)
-
-    def _expire(self, wid: str, now: float) -> None:
-        """A parked or queued workflow's deadline passed: it ends CANCELLED (TimeoutError)."""
-        row, cancelled = lifecycle.expire(self.store, wid, now)
-        if row is None:
-            return  # not due, already final, or RUNNING (its own run ends it)
-        log.info("workflow %s (%s) ran past its deadline: CANCELLED", wid, row.workflow)
-        self._after_cancel(wid, cancelled, row.parent_id)
-
-    def _after_cancel(self, wid: str, cancelled: list[str], parent_id: str | None) -> None:
-        for cid in cancelled:
-            self.cancel_requests.discard(cid)
-            self.timers.forget_deadline(cid)
-            # Every path to a final state counts once: these ended in the store's cancel
-            # tree (pending, parked, queued; the root or a descendant; a cancel or a deadline).
-            crow = self.store.get_workflow(cid)
-            self.metrics.workflow_finished(crow.workflow if crow else "unknown", "CANCELLED")
-            self.aio.finished(cid)
-        # Running descendants get the in-memory flag too (the store set the durable one).
-        todo = [wid]
-        while todo:
-            rows, _ = self.store.list_workflows(parent_id=todo.pop(), limit=1000)
-            for r in rows:
-                if r.status == "RUNNING":
-                    self.cancel_requests.add(r.id)
-                    self.aio.cancel(r.id)
-                todo.append(r.id)
-        if parent_id is not None and wid in cancelled:
-            self.workers.submit(parent_id)  # the store woke it if it waited on this child
-        if cancelled:
-            self.queues.kick_all()  # cancelled queued workflows free their slots
-        with self._finished:
-            self._finished.notify_all()
 
     def replicated(self, wid: str | None) -> bool:
         """The replication barrier (runtime.NodeHooks): True once the replica holds every
@@ -411,209 +375,6 @@ class Node(ManageVerbs):
 
         return Link(self.settings, self.clock, self.metrics, self.node_id, lambda: self.store,
                     self.draining, set_state, lambda err: self.fail(err, quarantine_db=True))
-
-    def _ack_mode(self, ack: str | None) -> str:
-        """The request's ack, checked before anything is written (a refusal writes nothing)."""
-        mode = self.settings.ack if ack is None else ack
-        if mode not in ("local", "replicated"):
-            raise UsageError(f"ack {mode!r} is not local or replicated",
-                             "replicated answers once the replica holds the request")
-        if mode == "replicated" and self.replication is None:
-            # A well-formed request this node cannot honour: a conflict with its set-up
-            # (409), not a malformed request.
-            raise Conflict("ack replicated needs a node with a replica",
-                           "start the node with --replica, or ack local",
-                           code="no_replica")
-        return mode
-
-    def _ack(self, mode: str, what: str) -> None:
-        """A replicated ack returns only once the replica holds the request (Replicator)."""
-        if mode == "replicated" and self.replication is not None:
-            self.replication.ack_replicated(what)
-
-    # ---- verbs (Python API, HTTP API) ----------------------------------------
-
-    def start_workflow(self, name: str, args: list[Any] | None = None,
-                       kwargs: dict[str, Any] | None = None, *, id: str | None = None,
-                       queue: str | QueueDef | Queued | None = None,
-                       timeout: float | None = None,
-                       traceparent: str | None = None,
-                       tags: dict[str, str] | None = None,
-                       ack: str | None = None) -> tuple[str, bool]:
-        """Start ``name``; returns (id, created). An existing id is returned, never re-run;
-        so is a live workflow of the queue holding the same dedup key. ``traceparent``: the
-        W3C trace context of the request (ignored when malformed)."""
-        self.require_ready()
-        mode = self._ack_mode(ack)
-        wd = self.app.resolve(name)
-        if id is not None:
-            check_name(id, "workflow id")
-        if timeout is not None:
-            check_duration(timeout, "timeout", zero_ok=False)
-        tag_map = check_tags(tags)
-        input_text = self.encode_input(wd, list(args or []), dict(kwargs or {}),
-                                       valid_traceparent(traceparent))
-        wid = id or os.urandom(12).hex()
-        now = self.clock.time()
-        t = timeout if timeout is not None else wd.timeout
-        q = queues.resolve(queue, wd.queue)
-        deadline = None if t is None else check_time(now + t, f"deadline of workflow {wd.name}")
-        if q is None:
-            row, created = self.store.insert_workflow(wid, wd.name, input_text, now,
-                                                      deadline=deadline, tags=tag_map)
-        else:
-            row, created = store_queues.enqueue(
-                self.store, wid, wd.name, input_text, now, queue=q.name, priority=q.priority,
-                dedup=q.dedup, deadline=deadline, tags=tag_map)
-            wid = row.id
-        if created:
-            self.on_started(wd.name, wid, row.queue, fresh=row if q is None else None)
-            if row.deadline is not None:
-                self.timers.add(row.deadline, wid, "deadline")
-        elif row.workflow != wd.name:
-            raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
-                           "pick another id")
-        # Also for an existing id: its insert may not be in the replica yet.
-        self._ack(mode, f"workflow {wid}")
-        return wid, created
-
-    def handle(self, wid: str) -> Handle:
-        """The Handle of workflow ``wid``."""
-        return Handle(self.rt, wid)
-
-    def result(self, wid: str, timeout: float | None = None) -> Any:
-        """As ``Handle.result``: the output, or WorkflowFailed/WorkflowCancelled/TimeoutError."""
-        deadline = None if timeout is None else self.clock.monotonic() + timeout
-        while True:
-            row = self.store.get_workflow(wid)
-            if row is None:
-                raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
-            if row.status == "SUCCEEDED":
-                return None if row.output is None else decode(row.output)
-            if row.status == "FAILED":
-                raise WorkflowFailed(wid, decode(row.error or "{}"))
-            if row.status == "CANCELLED":
-                raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
-            if self._stopped.is_set():
-                raise NotReady(f"the node stopped before workflow {wid} finished",
-                               "it resumes when the node starts again")
-            wait = 0.5
-            if deadline is not None:
-                left = deadline - self.clock.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"workflow {wid} is still {row.status}")
-                wait = min(wait, left)
-            with self._finished:
-                self._finished.wait(wait)
-
-    def describe(self, wid: str) -> dict[str, Any]:
-        """The `edge show --json` object of workflow ``wid`` (NotFound if none)."""
-        self.require_ready()
-        row = self.store.get_workflow(wid)
-        if row is None:
-            raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
-        return workflow_detail(row, self.store.load_ops(wid), self.store.tags_for([wid]).get(wid),
-                               self.store.load_attempts(wid))
-
-    def list_workflows(self, status: str | None = None, workflow: str | None = None,
-                       limit: int = 50, cursor: str | None = None,
-                       tags: dict[str, str] | None = None, since: str | float | None = None,
-                       until: str | float | None = None,
-                       prefix: str | None = None) -> dict[str, Any]:
-        """Newest first. ``tags``: every key=value must match; ``since``/``until``: created
-        in [since, until) (ISO 8601, epoch seconds or an age like 1h); ``prefix``: of the id."""
-        self.require_ready()
-        now = self.clock.time()
-        tag_map = check_tags(tags, "tag filter")
-        lo, hi = parse_when(since, now, "since"), parse_when(until, now, "until")
-        id_prefix = check_prefix(prefix)
-        if status is not None and status not in WORKFLOW_STATUSES:
-            raise UsageError(f"unknown status {status!r}",
-                             f"one of {', '.join(WORKFLOW_STATUSES)}")
-        if not 1 <= limit <= 1000:
-            raise UsageError(f"limit {limit} is out of range", "use 1..1000")
-        rows, nxt = self.store.list_workflows(status=status, workflow=workflow, limit=limit,
-                                              cursor=cursor, tags=tag_map, since=lo, until=hi,
-                                              id_prefix=id_prefix)
-        return {"workflows": summaries(self.store, rows), "next_cursor": nxt}
-
-    def send_event(self, wid: str, name: str, value: Any = None,
-                   dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
-        """Send event ``name`` to workflow ``wid`` (kept until its wait_event takes it)."""
-        self.require_ready()
-        mode = self._ack_mode(ack)
-        check_name(name, "event name")
-        if dedup is not None:
-            check_name(dedup, "dedup key")
-        text = encode(value, f"value of event {name}", self.settings.max_value_bytes)
-        stored, woke = self.store.send_event(wid, name, text, dedup, self.clock.time())
-        if woke:
-            self.workers.submit(wid)
-        self._ack(mode, f"event {name} for {wid}")
-        return {"delivered": stored, "duplicate": not stored}
-
-    def cancel(self, wid: str) -> dict[str, Any]:
-        """Cancel workflow ``wid`` and its children at their next durable operation."""
-        self.require_ready()
-        before = self.store.get_workflow(wid)
-        outcome, cancelled = self.store.request_cancel(wid, self.clock.time())
-        if outcome == "requested":
-            self.cancel_requests.add(wid)
-            self.aio.cancel(wid)  # a running async step sees CancelledError
-        self._after_cancel(wid, cancelled, before.parent_id if before else None)
-        row = self.store.get_workflow(wid)
-        return {"id": wid, "status": row.status if row else "UNKNOWN",
-                "cancel": "done" if outcome == "cancelled" else "requested"}
-
-    def resume(self, wid: str) -> dict[str, Any]:
-        """Run a FAILED or CANCELLED workflow again from its checkpoints."""
-        self.require_ready()
-        self.store.resume(wid, self.clock.time())
-        row = self.store.get_workflow(wid)
-        if row is not None and row.queue is not None:
-            self.queues.kick(row.queue)  # it queues again for a slot
-        else:
-            self.workers.submit(wid)
-        return {"id": wid, "status": "PENDING"}
-
-    def status(self) -> dict[str, Any]:
-        """The `edge status --json` object: node, state, leader, counts, replication."""
-        counts: dict[str, int] = {}
-        if self._store is not None:
-            try:
-                counts = self._store.counts()
-            except CorruptDatabase:
-                pass  # recorded in store.damage, reported below
-        out: dict[str, Any] = {
-            "node_id": self.node_id,
-            "app": self.app.name,
-            "state": self.state,
-            "ready": self.ready,
-            "leader": self._lock.held,
-            "pid": os.getpid(),
-            "data_dir": str(self.settings.data_dir),
-            "durability": self.settings.durability,
-            "workflows": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES},
-            "workers": {"size": self.settings.workers, "busy": self.workers.busy,
-                        "queued": self.workers.depth()},
-            "damage": (None if self._store is None or self._store.damage is None
-                       else self._store.damage.to_dict()),
-            "replication": None,
-        }
-        fault = self._store.write_fault if self._store is not None else None
-        out["write_fault"] = None if fault is None else fault.to_dict()  # writes fail now
-        if self.replication is not None:
-            out["replication"] = self.replication.status()
-            out["leader"] = self._lock.held and self.replication.holding
-        return out
-
-    def workflow_names(self) -> list[dict[str, Any]]:
-        return [{"name": wd.name, "queue": wd.queue,
-                 "params": [p for p in wd.signature.parameters
-                            if wd.signature.parameters[p].kind
-                            not in (inspect.Parameter.VAR_POSITIONAL,
-                                    inspect.Parameter.VAR_KEYWORD)]}
-                for wd in self.app.workflows.values()]
 
     # ---- metrics hooks -------------------------------------------------------
 

@@ -5,17 +5,18 @@ aio*.py) and the executors (worker.py, queues.py, scheduler.py, write_recovery.p
 hold a ``Runtime``, never the ``Node``. It carries the services (store, clock,
 metrics, settings, tracing, timers, the app's registry, the draining and cancel
 flags), the executors' narrow faces (submit a workflow, kick a queue, strand a
-failed write, hand a run to the event loop), and the few callbacks that only the
-node can answer (``NodeHooks``: start a workflow or wait for its result outside
-a workflow, fire a timer, the replication barrier, the node's state).
+failed write, hand a run to the event loop), the verbs that code outside a
+workflow reaches (``OutsideVerbs``: start a workflow, wait for its result, read a
+published value) and the few callbacks that only the node can answer
+(``NodeHooks``: fire a timer, the replication barrier, the node's state).
 
 The engine's own callbacks (``on_started``, ``on_finished``, ``on_published``,
 ``block_unknown``, ``encode_input``) live here: they touch nothing but the runtime.
 
 Invariants:
 - imports nothing above itself: the node builds a Runtime and hands it down, and
-  the executors are attached by the node after construction (each is typed here
-  by the Protocol of what its callers use);
+  the executors and the verbs are attached by the node after construction (each is
+  typed here by the Protocol of what its callers use);
 - ``wait_replicated`` blocks or reports (False: the node is stopping); the engine
   decides to unwind the run (``Drain``) or park it;
 - ``store`` raises NotReady until the node opened the database.
@@ -98,6 +99,15 @@ class NodeHooks(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    def fire_timer(self, kind: str, key: str, now: float) -> None: ...
+
+    def replicated(self, wid: str | None) -> bool: ...
+
+
+class OutsideVerbs(Protocol):
+    """The node's verbs (edge/verbs.py) that code outside a workflow reaches through
+    ``App.start``, ``Handle.result`` and ``App.get_event``."""
+
     def start_workflow(self, name: str, args: list[Any] | None = None,
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                        queue: Any = None, timeout: float | None = None,
@@ -107,10 +117,6 @@ class NodeHooks(Protocol):
     def result(self, wid: str, timeout: float | None = None) -> Any: ...
 
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]: ...
-
-    def fire_timer(self, kind: str, key: str, now: float) -> None: ...
-
-    def replicated(self, wid: str | None) -> bool: ...
 
 
 def argument_problems(sig: inspect.Signature, args: list[Any],
@@ -149,6 +155,7 @@ class Runtime:
     aio: AsyncHost
     queues: QueueGate
     writes: WriteStrander
+    verbs: OutsideVerbs
 
     def __init__(self, app: Registry, settings: Settings, clock: Clock, metrics: Metrics,
                  tracing: Tracing, store: Callable[[], Store], hooks: NodeHooks,
@@ -184,14 +191,14 @@ class Runtime:
                        kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                        queue: Any = None, timeout: float | None = None,
                        tags: dict[str, str] | None = None) -> tuple[str, bool]:
-        return self._hooks.start_workflow(name, args, kwargs, id=id, queue=queue,
-                                          timeout=timeout, tags=tags)
+        return self.verbs.start_workflow(name, args, kwargs, id=id, queue=queue,
+                                         timeout=timeout, tags=tags)
 
     def result(self, wid: str, timeout: float | None = None) -> Any:
-        return self._hooks.result(wid, timeout)
+        return self.verbs.result(wid, timeout)
 
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:
-        return self._hooks.get_event(wid, key, timeout)
+        return self.verbs.get_event(wid, key, timeout)
 
     def fire_timer(self, kind: str, key: str, now: float) -> None:
         self._hooks.fire_timer(kind, key, now)

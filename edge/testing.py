@@ -56,6 +56,7 @@ class TestNode:
         settings.setdefault("listen", None)
         self.node = Node(app, data_dir=self.data_dir, workers=workers, clock=self.clock,
                          **settings)
+        self.verbs = self.node.verbs  # what the verbs below call (edge/verbs.py)
 
     def __enter__(self) -> TestNode:
         self.node.start()
@@ -112,13 +113,13 @@ class TestNode:
     def send(self, workflow_id: str, name: str, value: Any = None,
              dedup: str | None = None) -> dict[str, Any]:
         """Send an event and run the workflows until idle."""
-        out = self.node.send_event(workflow_id, name, value, dedup)
+        out = self.verbs.send_event(workflow_id, name, value, dedup)
         self.run_until_idle()
         return out
 
     def cancel(self, workflow_id: str) -> dict[str, Any]:
         """Cancel a workflow and run until idle."""
-        out = self.node.cancel(workflow_id)
+        out = self.verbs.cancel(workflow_id)
         self.run_until_idle()
         return out
 
@@ -126,7 +127,7 @@ class TestNode:
 
     def status(self, workflow_id: str) -> str:
         """The workflow's status now."""
-        return str(self.node.describe(workflow_id)["status"])
+        return str(self.verbs.describe(workflow_id)["status"])
 
     def result(self, workflow_id: str) -> Any:
         """The output of a finished workflow (WorkflowFailed / WorkflowCancelled as
@@ -135,11 +136,11 @@ class TestNode:
         if status not in ("SUCCEEDED", "FAILED", "CANCELLED"):
             raise NotReady(f"workflow {workflow_id} is {status}",
                            "advance() the clock or send() the events it waits for")
-        return self.node.result(workflow_id, timeout=self.idle_timeout)
+        return self.verbs.result(workflow_id, timeout=self.idle_timeout)
 
     def describe(self, workflow_id: str) -> dict[str, Any]:
         """The `edge show --json` object."""
-        return self.node.describe(workflow_id)
+        return self.verbs.describe(workflow_id)
 
     def history(self, workflow_id: str) -> list[tuple[str, str]]:
         """Every durable operation in seq order, as (kind, name)."""

@@ -167,7 +167,7 @@ async def get_order(request: web.Request) -> web.Response:
     node = request.app[NODE]
     wid = request.match_info["id"]
     try:
-        view = await asyncio.to_thread(node.describe, wid)
+        view = await asyncio.to_thread(node.verbs.describe, wid)
     except NotFound:
         return _error(404, f"no order {wid!r}", "POST /orders first")
     if view["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or "wait" in request.query:

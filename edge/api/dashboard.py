@@ -43,7 +43,7 @@ from edge.api.wire import Request, Response, Route
 from edge.store import FINAL_STATUSES, WORKFLOW_STATUSES
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.verbs import Verbs
 
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -97,7 +97,7 @@ HEADERS: dict[str, str] = {
 }
 
 
-def home(node: Node, req: Request) -> Response:
+def home(verbs: Verbs, req: Request) -> Response:
     return Response(200, PAGE, HTML_TYPE, dict(HEADERS))
 
 

@@ -1,7 +1,7 @@
 """HTTP routes for workflow management beyond the core verbs: published values,
 fork, queues, schedules, retention. Each route declares its models (edge/api/models.py),
 which validate what the client sent (unknown fields and query parameters are refused by
-name) before the Node verb runs; errors are EdgeErrors (4xx), never a 500."""
+name) before the verb (edge/verbs.py) runs; errors are EdgeErrors (4xx), never a 500."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from edge.api import models as m
 from edge.api.wire import ApiError, Reply, Request, Route, start_input
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.verbs import Verbs
 
 MAX_WAIT = 30.0  # a long poll never outlives the server's socket timeout (models.ValueQuery)
 
@@ -20,42 +20,42 @@ MAX_WAIT = 30.0  # a long poll never outlives the server's socket timeout (model
 # ---- published values (edge.set_event) -------------------------------------------------
 
 
-def get_value(node: Node, req: Request) -> Reply:
+def get_value(verbs: Verbs, req: Request) -> Reply:
     q: m.ValueQuery = req.args
-    return Reply(200, node.get_event(req.params["id"], req.params["key"], q.timeout))
+    return Reply(200, verbs.get_event(req.params["id"], req.params["key"], q.timeout))
 
 
-def get_values(node: Node, req: Request) -> Reply:
-    return Reply(200, node.get_events(req.params["id"]))
+def get_values(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.get_events(req.params["id"]))
 
 
 # ---- fork ---------------------------------------------------------------------------------
 
 
-def fork(node: Node, req: Request) -> Reply:
+def fork(verbs: Verbs, req: Request) -> Reply:
     body: m.ForkRequest = req.model
-    out = node.fork(req.params["id"], body.from_step, id=body.id)
+    out = verbs.fork(req.params["id"], body.from_step, id=body.id)
     return Reply(201, out, {"Location": "/v1/workflows/" + quote(out["id"], safe="")})
 
 
 # ---- queues -----------------------------------------------------------------------------
 
 
-def list_queues(node: Node, req: Request) -> Reply:
-    return Reply(200, node.queue_info())
+def list_queues(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.queue_info())
 
 
-def get_queue(node: Node, req: Request) -> Reply:
+def get_queue(verbs: Verbs, req: Request) -> Reply:
     q: m.QueueQuery = req.args
-    return Reply(200, node.queue_info(req.params["name"], q.limit))
+    return Reply(200, verbs.queue_info(req.params["name"], q.limit))
 
 
-def enqueue(node: Node, req: Request) -> Reply:
+def enqueue(verbs: Verbs, req: Request) -> Reply:
     from edge.queues import Queued
 
     body: m.EnqueueRequest = req.model
-    args, kwargs = start_input(req, node.app, body.workflow, body.input)
-    wid, created = node.start_workflow(
+    args, kwargs = start_input(req, verbs.app, body.workflow, body.input)
+    wid, created = verbs.start_workflow(
         body.workflow, args, kwargs, id=body.id,
         queue=Queued(req.params["name"], body.priority or 0, body.dedup),
         traceparent=req.headers.get("traceparent"), tags=body.tags)
@@ -63,30 +63,30 @@ def enqueue(node: Node, req: Request) -> Reply:
                  {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
 
-def set_priority(node: Node, req: Request) -> Reply:
+def set_priority(verbs: Verbs, req: Request) -> Reply:
     body: m.PriorityRequest = req.model
-    return Reply(200, node.set_priority(req.params["id"], body.priority))
+    return Reply(200, verbs.set_priority(req.params["id"], body.priority))
 
 
 # ---- schedules --------------------------------------------------------------------------
 
 
-def list_schedules(node: Node, req: Request) -> Reply:
-    return Reply(200, node.schedules())
+def list_schedules(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.schedules())
 
 
-def pause_schedule(node: Node, req: Request) -> Reply:
-    return Reply(200, node.pause_schedule(req.params["name"], True))
+def pause_schedule(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.pause_schedule(req.params["name"], True))
 
 
-def resume_schedule(node: Node, req: Request) -> Reply:
-    return Reply(200, node.pause_schedule(req.params["name"], False))
+def resume_schedule(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.pause_schedule(req.params["name"], False))
 
 
 # ---- retention --------------------------------------------------------------------------
 
 
-def prune(node: Node, req: Request) -> Reply:
+def prune(verbs: Verbs, req: Request) -> Reply:
     from edge.config import parse_duration
     from edge.errors import ConfigError
 
@@ -98,7 +98,7 @@ def prune(node: Node, req: Request) -> Reply:
             raise ApiError(400, "bad_field", exc.message, exc.hint) from None
     else:
         seconds = float(value)
-    return Reply(200, node.prune(seconds))
+    return Reply(200, verbs.prune(seconds))
 
 
 _W = "workflows"

@@ -4,11 +4,12 @@ operation (operationId, tag, summary), its request, query and response models
 
 Invariants:
 - every field a client sends is validated by the route's models (``dispatch``: type,
-  presence, unknown names) before a Node verb runs, so a malformed request is a 4xx naming
+  presence, unknown names) before a verb runs, so a malformed request is a 4xx naming
   the field, never a 500; a start's ``input`` is also checked against the workflow's
   annotated signature (edge/api/inputs.py);
 - a JSON answer (``Reply``) goes out through the route's response model for its status;
-- routes that need the database call Node verbs, which raise ``NotReady``
+- every handler is given the node's ``Verbs``, never the Node; routes that need the
+  database call verbs, which raise ``NotReady``
   while the node boots, stands by or stops (503 ``not_ready``); /healthz,
   /readyz, /metrics, /v1/status, /v1/app and / answer in every state.
 """
@@ -42,13 +43,13 @@ from edge.tags import parse_filters
 log = logging.getLogger("edge.http")
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.verbs import Verbs
 
 __all__ = ["JSON_TYPE", "ApiError", "Handler", "Reply", "Request", "Response", "Route",
            "dispatch", "error_response", "find_route", "json_response", "start_input"]
 
 
-def dispatch(route: Route, node: Node, req: Request) -> Response:
+def dispatch(route: Route, verbs: Verbs, req: Request) -> Response:
     """Validate ``req`` with the route's models, run its handler, serialise its reply."""
     if route.request is not None:
         required = any(f.is_required() for f in route.request.model_fields.values())
@@ -56,7 +57,7 @@ def dispatch(route: Route, node: Node, req: Request) -> Response:
         req.model = parse_body(route.request, body)
     if route.params is not None:
         req.args = parse_query(route.params, {**req.query, **req.multi})
-    out = route.handler(node, req)
+    out = route.handler(verbs, req)
     if isinstance(out, Response):
         return out
     model = route.responses[out.status]
@@ -77,22 +78,23 @@ def dispatch(route: Route, node: Node, req: Request) -> Response:
 # ---- probes and documents -----------------------------------------------------
 
 
-def healthz(node: Node, req: Request) -> Reply:
-    return Reply(200, {"ok": True, "state": node.state})
+def healthz(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, {"ok": True, "state": verbs.health.state})
 
 
-def readyz(node: Node, req: Request) -> Reply:
-    out: dict[str, Any] = {"ready": bool(node.ready), "state": node.state,
-                           "node_id": node.node_id}
+def readyz(verbs: Verbs, req: Request) -> Reply:
+    health = verbs.health
+    out: dict[str, Any] = {"ready": bool(health.ready), "state": health.state,
+                           "node_id": health.node_id}
     try:
-        node.require_ready()
-        node.require_writable()
+        health.require_ready()
+        health.require_writable()
     except EdgeError as exc:
         out.update(ready=False, message=exc.message, hint=exc.hint)
         if exc.http_status == 503 and exc.code != "not_ready":
             out["code"] = exc.code  # disk_full, io_error: the writes fail
         return Reply(503, out)
-    damage = node.damage()
+    damage = health.damage()
     if damage is not None:
         out.update(ready=False, code=damage.code, message=f"the database is damaged: "
                    f"{damage.message}", hint=damage.hint)
@@ -100,23 +102,23 @@ def readyz(node: Node, req: Request) -> Reply:
     return Reply(200, out)
 
 
-def metrics(node: Node, req: Request) -> Response:
-    body, content_type = node.metrics.exposition(req.headers.get("accept", ""))
+def metrics(verbs: Verbs, req: Request) -> Response:
+    body, content_type = verbs.metrics.exposition(req.headers.get("accept", ""))
     return Response(200, body, content_type)
 
 
-def openapi(node: Node, req: Request) -> Response:
+def openapi(verbs: Verbs, req: Request) -> Response:
     assert req.doc is not None
-    return Response(200, req.doc.spec_bytes(node.app), JSON_TYPE + "; charset=utf-8")
+    return Response(200, req.doc.spec_bytes(verbs.app), JSON_TYPE + "; charset=utf-8")
 
 
-def status(node: Node, req: Request) -> Reply:
+def status(verbs: Verbs, req: Request) -> Reply:
     # "access" tells the dashboard whether to offer its actions (a read-only token has none).
-    return Reply(200, {**node.status(), "access": req.access})
+    return Reply(200, {**verbs.status(), "access": req.access})
 
 
-def app_info(node: Node, req: Request) -> Reply:
-    return Reply(200, {"app": node.app.name, "workflows": node.workflow_names()})
+def app_info(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, {"app": verbs.app.name, "workflows": verbs.workflow_names()})
 
 
 # ---- workflow verbs -------------------------------------------------------------
@@ -127,39 +129,39 @@ def _started(wid: str, created: bool) -> Reply:
                  {"Location": "/v1/workflows/" + quote(wid, safe="")})
 
 
-def start_workflow(node: Node, req: Request) -> Reply:
+def start_workflow(verbs: Verbs, req: Request) -> Reply:
     body: m.StartRequest = req.model
-    args, kwargs = start_input(req, node.app, body.workflow, body.input)
-    wid, created = node.start_workflow(body.workflow, args, kwargs, id=body.id,
-                                       traceparent=req.headers.get("traceparent"),
-                                       tags=body.tags, ack=body.ack)
+    args, kwargs = start_input(req, verbs.app, body.workflow, body.input)
+    wid, created = verbs.start_workflow(body.workflow, args, kwargs, id=body.id,
+                                        traceparent=req.headers.get("traceparent"),
+                                        tags=body.tags, ack=body.ack)
     return _started(wid, created)
 
 
-def list_workflows(node: Node, req: Request) -> Reply:
+def list_workflows(verbs: Verbs, req: Request) -> Reply:
     q: m.ListQuery = req.args
-    return Reply(200, node.list_workflows(
+    return Reply(200, verbs.list_workflows(
         status=q.status, workflow=q.workflow or None, limit=q.limit,
         cursor=q.cursor or None, tags=parse_filters(q.tag, "tag"),
         since=q.since, until=q.until, prefix=q.prefix or None))
 
 
-def describe(node: Node, req: Request) -> Reply:
-    return Reply(200, node.describe(req.params["id"]))
+def describe(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.describe(req.params["id"]))
 
 
-def send_event(node: Node, req: Request) -> Reply:
+def send_event(verbs: Verbs, req: Request) -> Reply:
     body: m.EventRequest = req.model
-    return Reply(200, node.send_event(req.params["id"], req.params["name"], body.value,
-                                      body.dedup, ack=body.ack))
+    return Reply(200, verbs.send_event(req.params["id"], req.params["name"], body.value,
+                                       body.dedup, ack=body.ack))
 
 
-def cancel(node: Node, req: Request) -> Reply:
-    return Reply(200, node.cancel(req.params["id"]))
+def cancel(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.cancel(req.params["id"]))
 
 
-def resume(node: Node, req: Request) -> Reply:
-    return Reply(200, node.resume(req.params["id"]))
+def resume(verbs: Verbs, req: Request) -> Reply:
+    return Reply(200, verbs.resume(req.params["id"]))
 
 
 _TEXT = "text/plain; version=0.0.4"

@@ -49,7 +49,7 @@ from edge.auth import is_loopback
 from edge.errors import CorruptDatabase, EdgeError
 
 if TYPE_CHECKING:
-    from edge.node import Node
+    from edge.verbs import Verbs
 
 log = logging.getLogger("edge.http")
 
@@ -173,12 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
                 log.error("%s %s: %s", self.command, self.path[:200], exc.message)
             resp = error_response(exc)
         except Exception:
-            node = self.server.api.node
-            if not node.ready and node.state in ("stopping", "stopped"):
+            health = self.server.api.verbs.health
+            if not health.ready and health.state in ("stopping", "stopped"):
                 # A request racing the shutdown (its database just closed): not a bug.
                 log.debug("request during shutdown failed", exc_info=True)
                 resp = json_response(503, {"error": {
-                    "code": "not_ready", "message": f"the node is {node.state}",
+                    "code": "not_ready", "message": f"the node is {health.state}",
                     "hint": "retry when the node is back"}})
             else:
                 log.exception("internal error serving %s %s", self.command, self.path[:200])
@@ -213,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "bad_query", f"unknown query parameter {unknown[0]!r}",
                                f"accepted: {', '.join(sorted(route.query))}")
         body = self._read_body(api.max_body) if route.body else None
-        return dispatch(route, api.node, Request(
+        return dispatch(route, api.verbs, Request(
             self.command, params, query, body, {k.lower(): v for k, v in self.headers.items()},
             multi, access=access, doc=api.doc))
 
@@ -291,11 +291,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiServer:
-    """Serves ``node`` over HTTP on ``host:port`` (port 0 picks a free one: see ``.port``)."""
+    """Serves a node's ``verbs`` over HTTP on ``host:port`` (port 0 picks a free one: see
+    ``.port``)."""
 
-    def __init__(self, node: Node, host: str, port: int, token: str | None = None,
+    def __init__(self, verbs: Verbs, host: str, port: int, token: str | None = None,
                  max_body: int = MAX_BODY_BYTES, read_token: str | None = None) -> None:
-        self.node = node
+        self.verbs = verbs
         self.host = host
         self.requested_port = port
         self.token = token or None

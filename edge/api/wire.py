@@ -24,7 +24,7 @@ from edge.serialization import parse_json_arg
 
 if TYPE_CHECKING:
     from edge.engine import App
-    from edge.node import Node
+    from edge.verbs import Verbs
 
 JSON_TYPE = "application/json"
 
@@ -61,7 +61,7 @@ def _json_type(value: Any) -> str:
 
 
 class ApiError(UsageError):
-    """A request the API refuses before any Node verb runs (status chosen per case)."""
+    """A request the API refuses before any verb runs (status chosen per case)."""
 
     def __init__(self, status: int, code: str, message: str, hint: str = "",
                  allow: str = "") -> None:
@@ -129,7 +129,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[["Node", Request], "Response | Reply"]
+Handler = Callable[["Verbs", Request], "Response | Reply"]
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,12 @@ def schedules(
     api_token_file: TokenFileOpt = None,
 ) -> None:
     """Cron schedules: `edge schedules list`, `edge schedules pause|resume NAME`."""
-    node = client(url, api_token, api_token_file)
+    remote = client(url, api_token, api_token_file)
     if action == "list":
         if name is not None:
             raise UsageError(f"`edge schedules list` takes no NAME (got {name!r})",
                              "edge schedules list")
-        rows = node.schedules()
+        rows = remote.schedules()
         if json_:
             echo_json({"schedules": rows})
         elif not rows:
@@ -121,7 +121,7 @@ def schedules(
     if not name:
         raise UsageError(f"`edge schedules {action}` needs the schedule's NAME",
                          "see: edge schedules list")
-    view = node.pause_schedule(name) if action == "pause" else node.resume_schedule(name)
+    view = remote.pause_schedule(name) if action == "pause" else remote.resume_schedule(name)
     if json_:
         echo_json(view)
     else:

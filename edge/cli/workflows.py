@@ -173,11 +173,11 @@ def list_(
         def fetch(n: int, after: str | None) -> dict[str, Any]:
             return inspect.list_file(data_dir, st, workflow, n, filters, cursor=after)
     else:
-        node = client(url, api_token, api_token_file)
+        remote = client(url, api_token, api_token_file)
 
         def fetch(n: int, after: str | None) -> dict[str, Any]:
-            return node.list(status=st, workflow=workflow, limit=n, cursor=after,
-                             tags=tags or None, since=lo, until=hi, prefix=id_prefix)
+            return remote.list(status=st, workflow=workflow, limit=n, cursor=after,
+                               tags=tags or None, since=lo, until=hi, prefix=id_prefix)
     page = pages(fetch, limit, cursor)
     if json_:
         echo_json(page)

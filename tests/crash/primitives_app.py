@@ -102,7 +102,7 @@ def send_events(node: edge.Node) -> None:
     for k in range(EVENTS):
         for w in range(WAITERS):
             try:
-                node.send_event(f"waiter-{w}", "ev", f"w{w}-e{k}", dedup=f"w{w}-e{k}")
+                node.verbs.send_event(f"waiter-{w}", "ev", f"w{w}-e{k}", dedup=f"w{w}-e{k}")
             except EdgeError:
                 pass  # finished already (a boot after the last delivery)
         time.sleep(0.4)

@@ -51,10 +51,10 @@ def run_site_node(data_dir: Path, good_n: int = 2, bad_n: int = 0, waiting: list
     node = edge.Node(app, data_dir=data_dir, workers=2)
     node.start()
     try:
-        ids = [node.start_workflow("good", [i])[0] for i in range(good_n)]
-        ids += [node.start_workflow("bad", [i])[0] for i in range(bad_n)]
+        ids = [node.verbs.start_workflow("good", [i])[0] for i in range(good_n)]
+        ids += [node.verbs.start_workflow("bad", [i])[0] for i in range(bad_n)]
         for wid in waiting or []:  # one after the other: the first waits longest
-            node.start_workflow("waits", [0], id=wid)
+            node.verbs.start_workflow("waits", [0], id=wid)
             wait_until(lambda w=wid: node.store.get_workflow(w).status == "WAITING", 20,
                        f"{wid} waiting")
         wait_until(lambda: all(node.store.get_workflow(w).status in ("SUCCEEDED", "FAILED")

@@ -29,9 +29,9 @@ def test_settings_refuse_a_bad_or_unreplicated_ack() -> None:
 def test_a_node_without_replica_refuses_a_replicated_ack(make_node, capsys) -> None:
     node = make_node(app, listen="127.0.0.1:0")
     with pytest.raises(Conflict, match="needs a node with a replica"):
-        node.start_workflow("noop", id="r-1", ack="replicated")
+        node.verbs.start_workflow("noop", id="r-1", ack="replicated")
     assert node.store.get_workflow("r-1") is None  # refused before anything was written
-    assert node.start_workflow("noop", id="l-1", ack="local") == ("l-1", True)
+    assert node.verbs.start_workflow("noop", id="l-1", ack="local") == ("l-1", True)
     client = edge.Client(node.http.url)
     with pytest.raises(edge.EdgeError) as err:
         client.start("noop", id="r-2", ack="replicated")

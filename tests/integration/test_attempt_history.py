@@ -42,7 +42,7 @@ def test_history_of_failed_attempts(tmp_path: Path, capsys: Any) -> None:
     with TestNode(app, clock=clock, data_dir=tmp_path / "data") as t:
         h = t.start(wf, "a")
         assert h.result(timeout=10) == "ok"
-        done = t.node.describe(h.id)["steps"]
+        done = t.node.verbs.describe(h.id)["steps"]
     assert done[0]["history"] == [] and done[0]["next_retry_at"] is None
     assert done[1]["attempts"] == 3 and done[1]["next_retry_at"] is None
     assert done[1]["history"] == [
@@ -81,8 +81,9 @@ def slow_wf() -> str:
 def test_step_in_backoff_shows_next_retry_at(make_node: Any) -> None:
     node = make_node(slow_app)
     h = slow_app.start(slow_wf)
-    step = wait_until(lambda: (s := node.describe(h.id)["steps"]) and s[0]["history"] and s[0],
-                      what="the first failure")
+    step = wait_until(
+        lambda: (s := node.verbs.describe(h.id)["steps"]) and s[0]["history"] and s[0],
+        what="the first failure")
     assert step["status"] == "RUNNING"
     failed_at = step["history"][0]["finished_at"]
     assert step["next_retry_at"] == step["history"][0]["retry_at"]

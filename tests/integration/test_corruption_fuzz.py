@@ -105,9 +105,9 @@ def build(data_dir: Path) -> None:
             assert time.monotonic() < deadline, "the fixture's workflows did not park"
             time.sleep(0.02)
         for wid in FINISHED:
-            node.send_event(wid, "go", wid)
-            node.result(wid, timeout=10)
-        node.send_event("s1", "later", {"v": 1})  # stored, never consumed
+            node.verbs.send_event(wid, "go", wid)
+            node.verbs.result(wid, timeout=10)
+        node.verbs.send_event("s1", "later", {"v": 1})  # stored, never consumed
     finally:
         node.stop()
 
@@ -132,7 +132,7 @@ def run_node(d: Path) -> tuple[list[Any], list[str]]:
     try:
         for wid in WAITING:
             try:
-                node.send_event(wid, "go", wid)
+                node.verbs.send_event(wid, "go", wid)
             except DataError:
                 answers[wid] = "refused"
             except EdgeError as exc:

@@ -23,8 +23,8 @@ def test_a_damaged_local_file_is_quarantined_and_restored_from_the_replica(tmp_p
             app.start(app.workflows["chain"].fn, wid, id=wid)
         wait_until(lambda: all(node.store.get_workflow(w).status == "WAITING"
                                for w in ("wf-a", "wf-b")), what="parked", timeout=20)
-        node.send_event("wf-a", "go", 1)
-        node.result("wf-a", timeout=10)
+        node.verbs.send_event("wf-a", "go", 1)
+        node.verbs.result("wf-a", timeout=10)
     finally:
         node.stop()  # flushes the replica
     db = data / "edge.db"
@@ -41,9 +41,9 @@ def test_a_damaged_local_file_is_quarantined_and_restored_from_the_replica(tmp_p
         assert node.store.integrity_check() == "ok"
         assert node.store.get_workflow("wf-a").status == "SUCCEEDED"
         assert node.store.get_workflow("wf-b").status == "WAITING"
-        node.send_event("wf-b", "go", 2)
-        assert node.result("wf-b", timeout=10) == ["WF-B-1", "WF-B-2", "WF-B-3", "WF-B-AFTER",
-                                                    "2"]
+        node.verbs.send_event("wf-b", "go", 2)
+        assert node.verbs.result("wf-b", timeout=10) == ["WF-B-1", "WF-B-2", "WF-B-3", "WF-B-AFTER",
+                                                          "2"]
     finally:
         node.stop()
     assert ran == ["wf-b-after"]  # the restored checkpoints held: nothing before ran again

@@ -422,7 +422,7 @@ def test_not_ready_node(tmp_path: Path) -> None:
         return None
 
     node = edge.Node(app, data_dir=tmp_path / "d")  # constructed, never started
-    server = ApiServer(node, "127.0.0.1", 0).start()
+    server = ApiServer(node.verbs, "127.0.0.1", 0).start()
     try:
         port = server.port
         assert call_json(port, "GET", "/healthz")[0] == 200

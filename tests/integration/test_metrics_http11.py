@@ -103,4 +103,4 @@ def test_unread_body_closes_the_connection(node: edge.Node) -> None:
     assert r.getheader("Connection") == "close"
     r.read()
     c.close()
-    assert node.list_workflows()["workflows"][0]["id"] == "w-1"
+    assert node.verbs.list_workflows()["workflows"][0]["id"] == "w-1"

@@ -64,15 +64,17 @@ def test_tags_stored_shown_filtered_inherited(node: edge.Node, capsys: Any) -> N
     app.start(job, "3", id="j-3").result(timeout=10)
     app.start(parent, "p", id="p-1", tags={"site": "paris", "order": "o-3"}).result(timeout=10)
 
-    assert node.describe("j-1")["tags"] == {"site": "paris", "order": "o-1"}
-    assert node.describe("j-3")["tags"] == {}
+    assert node.verbs.describe("j-1")["tags"] == {"site": "paris", "order": "o-1"}
+    assert node.verbs.describe("j-3")["tags"] == {}
     # Children: the parent's tags, overridden by their own.
-    assert node.describe("p-1:1")["tags"] == {"site": "paris", "order": "o-3"}
-    assert node.describe("p-1:2")["tags"] == {"site": "paris", "order": "override",
-                                               "extra": "yes"}
-    assert ids(node.list_workflows(tags={"site": "paris"})) == ["p-1:2", "p-1:1", "p-1", "j-1"]
-    assert ids(node.list_workflows(tags={"site": "paris", "order": "o-3"})) == ["p-1:1", "p-1"]
-    assert ids(node.list_workflows(tags={"site": "nowhere"})) == []
+    assert node.verbs.describe("p-1:1")["tags"] == {"site": "paris", "order": "o-3"}
+    assert node.verbs.describe("p-1:2")["tags"] == {"site": "paris", "order": "override",
+                                                     "extra": "yes"}
+    assert ids(node.verbs.list_workflows(tags={"site": "paris"})) == [
+        "p-1:2", "p-1:1", "p-1", "j-1"]
+    assert ids(node.verbs.list_workflows(tags={"site": "paris", "order": "o-3"})) == [
+        "p-1:1", "p-1"]
+    assert ids(node.verbs.list_workflows(tags={"site": "nowhere"})) == []
 
     client = edge.Client(node.http.url)  # type: ignore[union-attr]
     assert ids(client.list(tags={"site": "lyon"})) == ["j-2"]
@@ -87,7 +89,7 @@ def test_tags_stored_shown_filtered_inherited(node: edge.Node, capsys: Any) -> N
                               "--tag", "site=paris", "--tag", "channel=cli", "--url", url],
                              capsys)
     assert (code, out.strip()) == (0, "cli-1"), err
-    wait_until(lambda: node.describe("cli-1")["status"] == "SUCCEEDED", what="cli-1 done")
+    wait_until(lambda: node.verbs.describe("cli-1")["status"] == "SUCCEEDED", what="cli-1 done")
     code, out, err = run_cli(["list", "--tag", "site=paris", "--tag", "channel=cli",
                               "--json", "--url", url], capsys)
     assert code == 0, err
@@ -100,27 +102,27 @@ def test_time_range_and_prefix(node: edge.Node, capsys: Any) -> None:
     for i in range(4):
         app.start(job, str(i), id=f"batch-{i}").result(timeout=10)
     app.start(job, "x", id="other-1").result(timeout=10)
-    created = {w["id"]: w["created_at"] for w in node.list_workflows(limit=10)["workflows"]}
-    assert ids(node.list_workflows(prefix="batch-")) == [f"batch-{i}" for i in (3, 2, 1, 0)]
+    created = {w["id"]: w["created_at"] for w in node.verbs.list_workflows(limit=10)["workflows"]}
+    assert ids(node.verbs.list_workflows(prefix="batch-")) == [f"batch-{i}" for i in (3, 2, 1, 0)]
     since = created["batch-2"]
-    assert ids(node.list_workflows(since=since, prefix="batch-")) == ["batch-3", "batch-2"]
-    assert ids(node.list_workflows(until=since, prefix="batch-")) == ["batch-1", "batch-0"]
-    assert ids(node.list_workflows(since="1h")) == ids(node.list_workflows())
-    assert ids(node.list_workflows(until="1h")) == []
+    assert ids(node.verbs.list_workflows(since=since, prefix="batch-")) == ["batch-3", "batch-2"]
+    assert ids(node.verbs.list_workflows(until=since, prefix="batch-")) == ["batch-1", "batch-0"]
+    assert ids(node.verbs.list_workflows(since="1h")) == ids(node.verbs.list_workflows())
+    assert ids(node.verbs.list_workflows(until="1h")) == []
     url = node.http.url  # type: ignore[union-attr]
     code, out, err = run_cli(["list", "--prefix", "batch-", "--since", since, "--json",
                               "--url", url], capsys)
     assert code == 0, err
     assert ids(json.loads(out)) == ["batch-3", "batch-2"]
     # A prefix is not a pattern: * and % match themselves only.
-    assert ids(node.list_workflows(prefix="batch-*")) == []
-    assert ids(node.list_workflows(prefix="%")) == []
+    assert ids(node.verbs.list_workflows(prefix="batch-*")) == []
+    assert ids(node.verbs.list_workflows(prefix="%")) == []
 
 
 def test_bad_tags_and_filters_are_refused_and_store_nothing(node: edge.Node,
                                                              capsys: Any) -> None:
     client = edge.Client(node.http.url)  # type: ignore[union-attr]
-    before = node.status()["workflows"]
+    before = node.verbs.status()["workflows"]
     for tags, word in (({"bad key": "v"}, "invalid tag key"), ({"k": 1}, "must be a string"),
                        ({"k": "x" * 300}, "over 256"), ({"k": "a\x00b"}, "control"),
                        ({f"k{i}": "v" for i in range(21)}, "over the limit"),
@@ -131,7 +133,7 @@ def test_bad_tags_and_filters_are_refused_and_store_nothing(node: edge.Node,
         client.list(since="yesterday-ish")
     with pytest.raises(UsageError, match="out of range"):
         client.list(until="99999999999d")
-    assert node.status()["workflows"] == before
+    assert node.verbs.status()["workflows"] == before
     url = node.http.url  # type: ignore[union-attr]
     code, _, err = run_cli(["start", "job", "--tag", "novalue", "--url", url], capsys)
     assert code == 2 and "KEY=VALUE" in err and "Traceback" not in err
@@ -144,10 +146,10 @@ def test_bad_tags_and_filters_are_refused_and_store_nothing(node: edge.Node,
 
 def test_fork_copies_and_prune_deletes_tags(node: edge.Node, data_dir: Path) -> None:
     app.start(job, "f", id="f-1", tags={"site": "paris"}).result(timeout=10)
-    new = node.fork("f-1", 2)["id"]
-    wait_until(lambda: node.describe(new)["status"] == "SUCCEEDED", what="the fork")
-    assert node.describe(new)["tags"] == {"site": "paris"}
-    assert node.prune(0)["deleted"] >= 2
+    new = node.verbs.fork("f-1", 2)["id"]
+    wait_until(lambda: node.verbs.describe(new)["status"] == "SUCCEEDED", what="the fork")
+    assert node.verbs.describe(new)["tags"] == {"site": "paris"}
+    assert node.verbs.prune(0)["deleted"] >= 2
     conn = sqlite3.connect(f"file:{data_dir / 'edge.db'}?mode=ro", uri=True)
     try:
         assert conn.execute("SELECT count(*) FROM workflow_tags").fetchone()[0] == 0
@@ -186,7 +188,8 @@ def test_set_priority_reorders_the_queue(node: edge.Node, capsys: Any) -> None:
     gate.clear()
     try:
         app.start(queued, "first", id="q-1")
-        wait_until(lambda: node.describe("q-1")["status"] == "RUNNING", what="q-1 holds the slot")
+        wait_until(lambda: node.verbs.describe("q-1")["status"] == "RUNNING",
+                   what="q-1 holds the slot")
         app.start(queued, "second", id="q-2")
         app.start(queued, "third", id="q-3")
         url = node.http.url  # type: ignore[union-attr]
@@ -196,14 +199,14 @@ def test_set_priority_reorders_the_queue(node: edge.Node, capsys: Any) -> None:
         assert json.loads(out) == {"id": "q-3", "queue": "slow", "priority": 10,
                                    "status": "PENDING"}
         with pytest.raises(Conflict, match="is RUNNING; only a workflow waiting"):
-            node.set_priority("q-1", 5)  # it holds the slot already
+            node.verbs.set_priority("q-1", 5)  # it holds the slot already
         code, _, err = run_cli(["queues", "priority", "q-1", "5", "--url", url], capsys)
         assert code == 1 and "is RUNNING" in err
         code, _, err = run_cli(["queues", "priority", "q-2", "ten", "--url", url], capsys)
         assert code == 2 and "whole number" in err
     finally:
         gate.set()
-    wait_until(lambda: all(node.describe(w)["status"] == "SUCCEEDED"
+    wait_until(lambda: all(node.verbs.describe(w)["status"] == "SUCCEEDED"
                            for w in ("q-1", "q-2", "q-3")), what="the queue drains")
-    started = {w: node.describe(w)["steps"][0]["started_at"] for w in ("q-2", "q-3")}
+    started = {w: node.verbs.describe(w)["steps"][0]["started_at"] for w in ("q-2", "q-3")}
     assert started["q-3"] < started["q-2"], started  # re-prioritised: admitted first

@@ -72,7 +72,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
     # one that waits for its approval, a failed refund, a sleeping report.
     for i in (1, 2, 3):
         shop.start("fulfil", f"order-{i}", 1200 * i, id=f"order-{i}")
-        n.send_event(f"order-{i}", "approved", f"clerk-{i}")
+        n.verbs.send_event(f"order-{i}", "approved", f"clerk-{i}")
     shop.start("refund", "order-2", id="refund-order-2")
     shop.start("nightly_report", "2025-06-01", id="report-2025-06-01")
     shop.start("fulfil", "order-4", 990, id="order-4")
@@ -82,7 +82,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
         want = {"order-1": "SUCCEEDED", "order-2": "SUCCEEDED", "order-3": "SUCCEEDED",
                 "order-4": "WAITING", "refund-order-2": "FAILED",
                 "report-2025-06-01": "SLEEPING", EVIL_ID: "SUCCEEDED"}
-        return all(n.describe(k)["status"] == v for k, v in want.items())
+        return all(n.verbs.describe(k)["status"] == v for k, v in want.items())
 
     wait_until(settled, timeout=TIMEOUT, what="the demo workflows to settle")
     yield n
@@ -322,7 +322,7 @@ def test_refreshes_itself(browser: WebDriver, node: edge.Node, url: str) -> None
     open_page(browser, url, "#id=order-5")
     until(browser, lambda d: "order-5" in rows(d), "order-5 in the list")
     until(browser, lambda d: "WAITING" in text(d, "#detail .sub"), "order-5 waiting")
-    node.send_event("order-5", "approved", "boss")  # the page is not reloaded
+    node.verbs.send_event("order-5", "approved", "boss")  # the page is not reloaded
     until(browser, lambda d: "SUCCEEDED" in row(d, "order-5").text, "the list to refresh")
     until(browser, lambda d: "SUCCEEDED" in text(d, "#detail .sub"), "the timeline to refresh")
     assert '"approved_by": "boss"' in text(browser, "#detail-output")
@@ -393,7 +393,7 @@ def test_api_token_from_fragment_and_form(browser: WebDriver, tmp_path: Path) ->
 
 def test_node_not_ready(browser: WebDriver, tmp_path: Path) -> None:
     node = edge.Node(shop, data_dir=tmp_path / "d")  # constructed, never started
-    server = ApiServer(node, "127.0.0.1", 0).start()
+    server = ApiServer(node.verbs, "127.0.0.1", 0).start()
     try:
         browser.get("about:blank")
         browser.get(server.url + "/")

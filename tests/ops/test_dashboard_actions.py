@@ -42,7 +42,7 @@ def url(node: edge.Node) -> str:
 
 
 def status(node: edge.Node, wid: str) -> str:
-    return str(node.describe(wid)["status"])
+    return str(node.verbs.describe(wid)["status"])
 
 
 def act(driver: WebDriver, button: str) -> str:
@@ -85,7 +85,7 @@ def test_cancel_resume_and_send_event(browser: WebDriver, node: edge.Node,  # no
     assert '"delivered":true' in answer.replace(" ", "")
     wait_until(lambda: status(node, "gate-a") == "SUCCEEDED", timeout=TIMEOUT,
                what="the event to wake the workflow")
-    assert node.describe("gate-a")["output"] == {"x": "a", "got": {"by": "dashboard"}}
+    assert node.verbs.describe("gate-a")["output"] == {"x": "a", "got": {"by": "dashboard"}}
     assert console_problems(browser) == []
 
 
@@ -106,7 +106,7 @@ def test_refused_action_shows_the_api_error(browser: WebDriver, node: edge.Node,
     answer = act(browser, "act-fork")
     assert "refused" in answer
     assert browser.find_element(By.ID, "action-result").get_attribute("class").endswith("err")
-    assert [w["id"] for w in node.list_workflows(limit=100)["workflows"]
+    assert [w["id"] for w in node.verbs.list_workflows(limit=100)["workflows"]
             if w["id"].startswith("gate-b:fork")] == []
     # The browser logs the refused request itself, and nothing else (no CSP violation).
     problems = console_problems(browser)
@@ -123,7 +123,7 @@ def test_fork_from_a_step(browser: WebDriver, node: edge.Node, url: str) -> None
     new_id = json.loads(answer.split(": ", 1)[1])["id"]
     wait_until(lambda: status(node, new_id) == "SUCCEEDED", timeout=TIMEOUT,
                what="the fork to finish")
-    forked = node.describe(new_id)
+    forked = node.verbs.describe(new_id)
     assert forked["output"] == "finished-f"
     assert [s["name"] for s in forked["steps"]] == ["prepare", "finish"]
 
@@ -163,7 +163,7 @@ def test_search_by_id_and_download(browser: WebDriver, node: edge.Node, url: str
             return None
 
     data = wait_until(downloaded, timeout=TIMEOUT, what="the downloaded JSON")
-    assert data == node.describe("job-search")
+    assert data == node.verbs.describe("job-search")
     assert console_problems(browser) == []
 
 
@@ -183,13 +183,14 @@ def test_queue_and_schedule_pages(browser: WebDriver, node: edge.Node,  # noqa: 
     assert text(browser, row + " .sched-state") == "active"
     browser.find_element(By.CSS_SELECTOR, row + " button").click()
     until(browser, lambda d: d.switch_to.alert, "the confirmation").accept()
-    wait_until(lambda: [s for s in node.schedules()["schedules"] if s["name"] == "yearly"][0][
+    wait_until(lambda: [s for s in node.verbs.schedules()["schedules"] if s["name"] == "yearly"][0][
         "paused"], timeout=TIMEOUT, what="the schedule paused in the database")
     until(browser, lambda d: text(d, row + " .sched-state") == "paused", "the page shows paused")
     browser.find_element(By.CSS_SELECTOR, row + " button").click()
     until(browser, lambda d: d.switch_to.alert, "the confirmation").accept()
-    wait_until(lambda: not [s for s in node.schedules()["schedules"] if s["name"] == "yearly"][0][
-        "paused"], timeout=TIMEOUT, what="the schedule resumed in the database")
+    wait_until(lambda: not [s for s in node.verbs.schedules()["schedules"]
+                            if s["name"] == "yearly"][0]["paused"],
+               timeout=TIMEOUT, what="the schedule resumed in the database")
     assert console_problems(browser) == []
 
 

@@ -1,6 +1,6 @@
 """The API reference builds from the docstrings with warnings as errors (scripts/docs,
 pdoc), and documents every name users need: App and its decorators, the durable
-operations, Node, Client and RemoteHandle, TestNode, every exception."""
+operations, Node and its Verbs, Client and RemoteHandle, TestNode, every exception."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = {
     "App": ["workflow", "step", "queue", "schedule", "start", "handle", "get_event"],
     "Handle": ["status", "result"],
-    "Node": ["start", "stop", "handle", "result", "describe", "list_workflows", "send_event",
-             "cancel", "resume", "status"],
+    "Node": ["start", "stop", "wait_stopped"],
+    "Verbs": ["start_workflow", "handle", "result", "describe", "list_workflows",
+              "send_event", "cancel", "resume", "get_event", "get_events", "fork",
+              "queue_info", "set_priority", "schedules", "pause_schedule", "prune", "status",
+              "workflow_names"],
     "Client": ["start", "get", "list", "send", "cancel", "resume", "fork", "enqueue",
                "queues", "schedules", "pause_schedule", "resume_schedule", "prune",
                "get_event", "get_events", "status", "app", "health", "ready", "handle"],

@@ -35,12 +35,12 @@ def test_cancelling_a_workflow_cancels_its_running_async_step(make_node):
     node = make_node(app)
     h = app.start(wf, id="c")
     wait_until(lambda: seen == ["started"], what="the step to start")
-    node.cancel("c")
+    node.verbs.cancel("c")
     with pytest.raises(edge.WorkflowCancelled):
         h.result(timeout=10)
     assert seen == ["started", "cancelled"]
-    assert node.describe("c")["status"] == "CANCELLED"
-    assert node.describe("c")["steps"] == [], "a cancelled step must not be checkpointed"
+    assert node.verbs.describe("c")["status"] == "CANCELLED"
+    assert node.verbs.describe("c")["steps"] == [], "a cancelled step must not be checkpointed"
 
 
 def test_an_async_step_timeout_stops_the_coroutine_and_the_retry_wins(make_node):
@@ -67,7 +67,7 @@ def test_an_async_step_timeout_stops_the_coroutine_and_the_retry_wins(make_node)
     node = make_node(app)
     assert app.start(wf, id="t").result(timeout=10) == "attempt 2"
     assert seen == [(1, "start"), (1, "stopped"), (2, "start")]
-    (op,) = node.describe("t")["steps"]
+    (op,) = node.verbs.describe("t")["steps"]
     assert op["attempts"] == 2 and op["output"] == "attempt 2"
 
 
@@ -267,7 +267,7 @@ def test_a_sync_step_timeout_in_an_async_workflow_fails_the_attempt(make_node):
     node = make_node(app)
     assert app.start(wf, id="st").result(timeout=10) == "TimeoutError"
     gate.set()
-    (op,) = node.describe("st")["steps"]
+    (op,) = node.verbs.describe("st")["steps"]
     assert op["status"] == "FAILED" and op["output"] is None
 
 
@@ -305,11 +305,11 @@ def test_cancelling_a_workflow_running_a_sync_step_ends_it_at_once(make_node):
     node = make_node(app)
     h = app.start(wf, id="cs")
     assert inside.wait(10)
-    node.cancel("cs")
+    node.verbs.cancel("cs")
     with pytest.raises(edge.WorkflowCancelled):
         h.result(timeout=5)
     gate.set()
     assert returned.wait(10)
     wait_until(lambda: node.aio.running == 0, what="the run to end on the loop")
-    assert node.describe("cs")["steps"] == [], "the discarded late result was recorded"
-    assert node.describe("cs")["status"] == "CANCELLED"
+    assert node.verbs.describe("cs")["steps"] == [], "the discarded late result was recorded"
+    assert node.verbs.describe("cs")["status"] == "CANCELLED"

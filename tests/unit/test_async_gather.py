@@ -14,7 +14,7 @@ from tests.conftest import wait_until
 
 def _history(node: edge.Node, wid: str) -> list[tuple[int, str, str]]:
     return [(s["seq"], s["kind"], s["name"].rsplit(".", 1)[-1])
-            for s in node.describe(wid)["steps"]]
+            for s in node.verbs.describe(wid)["steps"]]
 
 
 class Turns:
@@ -80,8 +80,8 @@ def test_gather_takes_seq_in_program_order_whatever_the_completion_order(make_no
                                    (6, "wait_event", "go")]
     node.stop()
     node2 = make_node(app)  # replay after a restart: every branch comes from its record
-    node2.send_event("g", "go")
-    assert node2.handle("g").result(timeout=10) == ["a1", "b2", "c0", "c1", "c9"]
+    node2.verbs.send_event("g", "go")
+    assert node2.verbs.handle("g").result(timeout=10) == ["a1", "b2", "c0", "c1", "c9"]
     assert sorted(runs) == ["a", "b", "c9"], "a checkpointed branch ran again"
     assert h.id == "g"
 
@@ -109,7 +109,7 @@ def test_a_changed_fan_out_fails_with_nondeterminism_error(make_node):
     h = app.start(wf, id="nd")
     wait_until(lambda: node.store.get_workflow("nd").status == "WAITING", what="WAITING")
     version["new"] = True
-    node.send_event("nd", "go")
+    node.verbs.send_event("nd", "go")
     with pytest.raises(edge.WorkflowFailed) as err:
         h.result(timeout=10)
     assert err.value.error["type"] == "NonDeterminismError"
@@ -140,12 +140,12 @@ def test_a_stop_mid_gather_reruns_only_the_branches_without_a_checkpoint(make_no
 
     node = make_node(app)
     app.start(wf, id="mid")
-    wait_until(lambda: len([s for s in node.describe("mid")["steps"]
+    wait_until(lambda: len([s for s in node.verbs.describe("mid")["steps"]
                             if s["status"] == "SUCCEEDED"]) == 2, what="two checkpoints")
     node.stop(grace=0.2)  # the stuck branch is cancelled; the run is handed back PENDING
     hang["on"] = False
     node2 = make_node(app)
-    assert node2.handle("mid").result(timeout=10) == [10, "unstuck", 20]
+    assert node2.verbs.handle("mid").result(timeout=10) == [10, "unstuck", 20]
     assert sorted(bodies) == ["quick1", "quick2", "stuck", "stuck"], bodies
 
 
@@ -169,10 +169,10 @@ def test_a_branch_that_parks_lets_running_branches_checkpoint_first(make_node):
     node = make_node(app)
     h = app.start(wf, id="p")
     wait_until(lambda: node.store.get_workflow("p").status == "WAITING", what="WAITING")
-    ops = {s["seq"]: (s["kind"], s["status"]) for s in node.describe("p")["steps"]}
+    ops = {s["seq"]: (s["kind"], s["status"]) for s in node.verbs.describe("p")["steps"]}
     assert ops == {1: ("step", "SUCCEEDED"), 2: ("wait_event", "RUNNING"),
                    3: ("step", "SUCCEEDED")}, "a running branch lost its checkpoint at park"
-    node.send_event("p", "go", 7)
+    node.verbs.send_event("p", "go", 7)
     assert h.result(timeout=10) == ["x", 7, "y"]
     assert sorted(bodies) == ["x", "y"]
 
@@ -272,7 +272,7 @@ def test_a_drain_lets_a_running_branch_checkpoint_before_the_run_is_handed_back(
     threading.Thread(target=release_once_draining, daemon=True).start()
     node.stop(grace=5.0)
     node2 = make_node(app)
-    assert node2.handle("dr").result(timeout=10) == ["blocking ok", "flaky ok"]
+    assert node2.verbs.handle("dr").result(timeout=10) == ["blocking ok", "flaky ok"]
     assert bodies.count("blocking") == 1, "the drain lost a running branch's checkpoint"
 
 
@@ -317,7 +317,7 @@ def test_a_park_swallowed_by_return_exceptions_still_parks_the_workflow(make_nod
     wait_until(lambda: node.store.get_workflow("sw").status == "WAITING", what="WAITING")
     wait_until(lambda: node.aio.running == 0, what="the run to end")
     assert node.store.get_workflow("sw").status == "WAITING", "a swallowed park finished it"
-    node.send_event("sw", "go", 1)
+    node.verbs.send_event("sw", "go", 1)
     assert h.result(timeout=10) == ["w", 1]
 
 
@@ -333,12 +333,12 @@ def test_two_branches_that_park_park_the_workflow_once_and_both_resume(make_node
     h = app.start(wf, id="tp")
     wait_until(lambda: node.store.get_workflow("tp").status == "WAITING", what="WAITING")
     wait_until(lambda: node.aio.running == 0, what="the run to end")
-    node.send_event("tp", "b", 2)  # the second branch's event first: kept for it
+    node.verbs.send_event("tp", "b", 2)  # the second branch's event first: kept for it
     wait_until(lambda: node.store.get_workflow("tp").status == "WAITING"
                and node.aio.running == 0, what="parked again on a")
-    node.send_event("tp", "a", 1)
+    node.verbs.send_event("tp", "a", 1)
     assert h.result(timeout=10) == [1, 2]
-    assert [(s["seq"], s["name"], s["status"]) for s in node.describe("tp")["steps"]] == [
+    assert [(s["seq"], s["name"], s["status"]) for s in node.verbs.describe("tp")["steps"]] == [
         (1, "a", "SUCCEEDED"), (2, "b", "SUCCEEDED")]
 
 
@@ -357,7 +357,7 @@ def test_parallel_checkpoints_are_each_recorded_and_share_commits(make_node):
     before = node.store.commit_stats
     assert app.start(wf, 100, id="gb").result(timeout=30) == sum(range(100))
     after = node.store.commit_stats
-    steps = node.describe("gb")["steps"]
+    steps = node.verbs.describe("gb")["steps"]
     assert [s["seq"] for s in steps] == list(range(1, 101))
     assert all(s["status"] == "SUCCEEDED" for s in steps)
     batches, writes = after[0] - before[0], after[1] - before[1]

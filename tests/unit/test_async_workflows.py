@@ -15,7 +15,7 @@ from tests.conftest import wait_until
 
 def _history(node: edge.Node, wid: str) -> list[tuple[int, str, str]]:
     return [(s["seq"], s["kind"], s["name"].rsplit(".", 1)[-1])
-            for s in node.describe(wid)["steps"]]
+            for s in node.verbs.describe(wid)["steps"]]
 
 
 def test_async_workflow_runs_steps_and_replays_after_restart(make_node, data_dir):
@@ -46,8 +46,8 @@ def test_async_workflow_runs_steps_and_replays_after_restart(make_node, data_dir
     assert calls == ["fetch 4"]
     node.stop()
     node2 = make_node(app)  # a fresh node on the same file: the run replays from its record
-    node2.send_event("a1", "go", 10)
-    assert node2.handle("a1").result(timeout=10) == [{"v": 8, "key": "a1:1"}, 18]
+    node2.verbs.send_event("a1", "go", 10)
+    assert node2.verbs.handle("a1").result(timeout=10) == [{"v": 8, "key": "a1:1"}, 18]
     assert calls == ["fetch 4", "add"], "a checkpointed async step ran again on replay"
     assert _history(node2, "a1") == [(1, "step", "fetch"), (2, "wait_event", "go"),
                                      (3, "step", "add")]
@@ -211,7 +211,7 @@ def test_recorded_values_and_events_replay_in_async_workflows(make_node):
     h = app.start(wf, id="v")
     wait_until(lambda: node.store.get_workflow("v").status == "WAITING", what="WAITING")
     assert app.get_event("v", "progress") == 0.5
-    node.send_event("v", "go")
+    node.verbs.send_event("v", "go")
     out = h.result(timeout=10)
     assert len(seen) == 2 and seen[0] == seen[1] == tuple(out), "replay changed a value"
     assert [k for _, k, _ in _history(node, "v")] == [
@@ -256,7 +256,7 @@ def test_step_failed_json_roundtrip_and_sticky_nondeterminism_match_sync(make_no
     node = make_node(app)
     h = app.start(wf, id="sem")
     wait_until(lambda: node.store.get_workflow("sem").status == "WAITING", what="WAITING")
-    node.send_event("sem", "go")
+    node.verbs.send_event("sem", "go")
     out = h.result(timeout=10)
     assert out[0] == [1, 2], "a tuple must come back as a list on the first run too"
     assert out[1][0] == "ValueError" and "no stock" in out[1][1] and out[1][2] == 2
@@ -265,7 +265,7 @@ def test_step_failed_json_roundtrip_and_sticky_nondeterminism_match_sync(make_no
     h2 = app.start(wf, id="sem2")
     wait_until(lambda: node.store.get_workflow("sem2").status == "WAITING", what="WAITING")
     version["new"] = True
-    node.send_event("sem2", "go")
+    node.verbs.send_event("sem2", "go")
     with pytest.raises(edge.WorkflowFailed) as err:
         h2.result(timeout=10)
     assert err.value.error["type"] == "NonDeterminismError"
@@ -340,9 +340,9 @@ def test_an_async_workflow_whose_input_no_longer_fits_its_code_fails_not_hangs(m
         return a + b
 
     node2 = make_node(new)
-    node2.send_event("sig", "go")
+    node2.verbs.send_event("sig", "go")
     with pytest.raises(edge.WorkflowFailed) as err:
-        node2.handle("sig").result(timeout=10)
+        node2.verbs.handle("sig").result(timeout=10)
     assert err.value.error["type"] == "TypeError"
 
 
@@ -371,17 +371,17 @@ def test_patched_async_lets_old_runs_take_the_old_branch(make_node):
     node = make_node(app)
     old_run = app.start(wf, id="old")
     wait_until(lambda: node.store.get_workflow("old").status == "WAITING", what="WAITING")
-    node.send_event("old", "go")
-    wait_until(lambda: len(node.describe("old")["steps"]) == 3, what="old_tax recorded")
+    node.verbs.send_event("old", "go")
+    wait_until(lambda: len(node.verbs.describe("old")["steps"]) == 3, what="old_tax recorded")
     deployed["v2"] = True  # the new code is deployed while the old run is parked
-    node.send_event("old", "done")
+    node.verbs.send_event("old", "done")
     assert old_run.result(timeout=10) == "old"
     assert _history(node, "old") == [(1, "wait_event", "go"), (2, "step", "old_tax"),
                                      (3, "wait_event", "done")]
     new_run = app.start(wf, id="new")
     wait_until(lambda: node.store.get_workflow("new").status == "WAITING", what="WAITING")
-    node.send_event("new", "go")
-    node.send_event("new", "done")
+    node.verbs.send_event("new", "go")
+    node.verbs.send_event("new", "done")
     assert new_run.result(timeout=10) == "new"
     assert _history(node, "new") == [(1, "wait_event", "go"), (2, "patch", "new-tax"),
                                      (3, "step", "new_tax"), (4, "wait_event", "done")]

@@ -40,7 +40,7 @@ def test_bench_quick_prints_the_table() -> None:
         "concurrent 50x10, 8 workers, empty file",
         "boot, 100 in flight, ~4 MB file",
         "store side of resuming 500: claim_many+load_ops_many",
-        "edge prune (Node.prune), 4,000 wf file",
+        "edge prune (Verbs.prune), 4,000 wf file",
         "rows verified (checksums) at the first size",
     ):
         assert label in out, f"missing row {label!r}:\n{out}"

@@ -104,7 +104,7 @@ def test_every_cancel_ends_cancelled_whatever_the_interleaving(tmp_path: Path) -
                 if kind == "cancel_child":
                     wait_until(lambda t=target: node.store.get_workflow(t) is not None,
                                timeout=5, what=f"child {target}", interval=0.0005)
-                node.cancel(target)
+                node.verbs.cancel(target)
             except Conflict:
                 refused += 1  # already final (a finisher that won the race): no promise
                 continue
@@ -141,7 +141,7 @@ def test_every_cancel_ends_cancelled_whatever_the_interleaving(tmp_path: Path) -
         assert not lost, f"{len(lost)} lost cancels: {lost[:10]}"
         for kind, wid, _ in trials:
             if kind == "cancel_child":
-                assert node.result(wid, timeout=1) == "child-cancelled"
+                assert node.verbs.result(wid, timeout=1) == "child-cancelled"
     finally:
         node.stop(grace=2.0)
 
@@ -153,10 +153,10 @@ def test_a_cancel_cuts_a_retry_back_off_short(tmp_path: Path) -> None:
     try:
         app.start("backoff", 0.0, id="b")
         wait_until(lambda: any(s["attempts"] >= 1 and s["name"].endswith("flaky")
-                               for s in node.describe("b")["steps"]),
+                               for s in node.verbs.describe("b")["steps"]),
                    what="the first failed attempt")
         t0 = time.monotonic()
-        node.cancel("b")
+        node.verbs.cancel("b")
         wait_until(lambda: node.store.get_workflow("b").status == "CANCELLED", timeout=5,
                    what="CANCELLED")
         assert time.monotonic() - t0 < 5  # not the 60 s back-off

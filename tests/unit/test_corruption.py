@@ -60,8 +60,8 @@ def build(data_dir: Path, finish: tuple[str, ...] = ("wf-a",),
         wait_until(lambda: all(node.store.get_workflow(w).status == "WAITING"
                                for w in finish + wait), what="parked")
         for wid in finish:
-            node.send_event(wid, "go", 1)
-            node.result(wid, timeout=10)
+            node.verbs.send_event(wid, "go", 1)
+            node.verbs.result(wid, timeout=10)
     finally:
         node.stop()
     assert not Path(str(data_dir / "edge.db") + "-wal").exists()
@@ -115,10 +115,10 @@ def test_flipped_waiting_status_is_refused_at_boot_or_when_its_event_comes(
     node = edge.Node(app, data_dir=d, workers=2).start()
     try:
         with pytest.raises(CorruptDatabase) as exc:
-            node.send_event("wf-b", "go", 1)
+            node.verbs.send_event("wf-b", "go", 1)
         assert exc.value.code == "corrupt" and exc.value.exit_code == 4
         assert node.damage() is not None
-        assert node.status()["damage"]["code"] == "corrupt"
+        assert node.verbs.status()["damage"]["code"] == "corrupt"
     finally:
         node.stop()
     assert ran == []
@@ -138,8 +138,8 @@ def test_a_flipped_checkpoint_key_never_hides_a_committed_step(tmp_path, monkeyp
     monkeypatch.setattr(integrity, "ALWAYS_BELOW", 0)
     node = edge.Node(app, data_dir=d, workers=2).start()
     try:
-        node.send_event("wf-a", "go", 1)
-        node.send_event("wf-b", "go", 1)
+        node.verbs.send_event("wf-a", "go", 1)
+        node.verbs.send_event("wf-b", "go", 1)
         def blocked() -> bool:
             wf = node.store.get_workflow("wf-a")
             return wf.status == "PENDING" and (wf.blocked_on or "").startswith("corrupt")

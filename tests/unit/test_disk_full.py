@@ -101,7 +101,7 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
         status, body = http(t, "GET", "/readyz")
         assert status == 503 and body["code"] == "disk_full", body
         assert str(t.data_dir) in body["hint"], body
-        assert t.node.status()["write_fault"]["code"] == "disk_full"
+        assert t.node.verbs.status()["write_fault"]["code"] == "disk_full"
 
         # A start while full: 503 with a code and a hint naming the data directory.
         late = {"workflow": "big", "id": "late", "input": {"pad": "p" * BIG}}
@@ -128,7 +128,7 @@ def test_a_full_disk_strands_nothing_and_recovers_without_a_restart() -> None:
         assert t.node.writes.pending() == 0
         status, body = http(t, "GET", "/readyz")
         assert status == 200, body
-        assert t.node.status()["write_fault"] is None
+        assert t.node.verbs.status()["write_fault"] is None
         status, body = http(t, "POST", "/v1/workflows", late)
         assert status == 201, body
         t.advance(1)

@@ -35,7 +35,7 @@ def test_every_final_state_is_counted_once() -> None:
     @app.step()
     def cancel_me() -> None:
         wid = edge.context().workflow_id
-        nodes[0].node.cancel(wid)  # lands while RUNNING: a durable request
+        nodes[0].node.verbs.cancel(wid)  # lands while RUNNING: a durable request
 
     @app.step()
     def pass_time(seconds: float) -> None:

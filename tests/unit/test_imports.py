@@ -1,8 +1,8 @@
 """The layering promises of docs/ARCHITECTURE.md, checked by reading the imports.
 
 Every import of every edge/ module counts (module level, function level, under
-TYPE_CHECKING): no cycle outside the Part B allow-list below, and no import along a
-forbidden arrow of the "Forbidden arrows" section. The scanner itself is tested on
+TYPE_CHECKING): no cycle at all, and no import along a forbidden arrow of the
+"Forbidden arrows" section. The scanner itself is tested on
 synthetic packages, so a scanner that found nothing could not pass.
 """
 
@@ -16,16 +16,6 @@ from tests.importscan import cycles, forbidden_arrows, graph, violations, withou
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Cycles still closed by these imports, left for issue 10 Part B (the verbs object the
-# API serves); each entry is one import that closes a cycle. The CLI package (edge/cli/)
-# and the API's shared wire types (edge/api/wire.py) removed the others.
-PART_B_ALLOWED = {
-    # edge.node -> edge.api.server (Node.start builds the HTTP server) while the API
-    # modules type their node as edge.node.Node: Part B hands the API the verbs object.
-    ("edge.node", "edge.api.server"),
-}
-
-
 def write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
@@ -34,11 +24,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root / "pkg"
 
 
-def test_the_edge_package_has_no_import_cycle_outside_the_part_b_allow_list() -> None:
-    g = graph(ROOT / "edge")
-    for src, dst in PART_B_ALLOWED:  # a stale entry must go: it hides nothing any more
-        assert dst in g[src], f"allow-list entry {src} -> {dst} is no longer an import"
-    assert cycles(without(g, PART_B_ALLOWED)) == []
+def test_the_edge_package_has_no_import_cycle() -> None:
+    # The last allowed one, edge.node -> edge.api.server while the API typed its node as
+    # Node, went when the API was handed the verbs (edge/verbs.py) instead.
+    assert cycles(graph(ROOT / "edge")) == []
 
 
 def test_no_import_follows_a_forbidden_arrow_of_the_architecture_doc() -> None:

@@ -217,7 +217,7 @@ def test_values_from_workflows_are_refused_too(node: edge.Node) -> None:
     for wid in ("out", "step", "pub"):
         row = final(node, wid)
         assert row.status == "FAILED" and "lone surrogate" in decode(row.error)["message"], row
-    assert node.get_events("pub")["values"] == {}
+    assert node.verbs.get_events("pub")["values"] == {}
     listing_ok(node)
 
 
@@ -317,7 +317,7 @@ def test_prune_refuses_out_of_range_durations_with_the_range(
         code, _, err = run_cli(["prune", "--finished-before", text, "--url", url], capsys)
         assert code == 2 and "3153600000" in err and "Traceback" not in err, (text, err)
     with pytest.raises(UsageError, match="out of range"):
-        node.prune(1e20)
+        node.verbs.prune(1e20)
     assert node.store.get_workflow("kept") is not None
     status, out = call(port, "POST", "/v1/prune", b'{"finished_before": "36500d"}')
     assert status == 200 and out["deleted"] == 0 and out["cutoff"].endswith("Z"), out

@@ -15,7 +15,7 @@ from tests.conftest import wait_until
 
 def _history(node: edge.Node, wid: str) -> list[tuple[int, str, str, str]]:
     return [(s["seq"], s["kind"], s["name"].rsplit(".", 1)[-1], s["status"])
-            for s in node.describe(wid)["steps"]]
+            for s in node.verbs.describe(wid)["steps"]]
 
 
 def test_parallel_runs_bodies_concurrently_with_seq_in_argument_order(make_node, data_dir):
@@ -49,8 +49,8 @@ def test_parallel_runs_bodies_concurrently_with_seq_in_argument_order(make_node,
     assert keys == {"a": "p:1", "b": "p:2", "c": "p:3"}
     node.stop()
     node2 = make_node(app, workers=4)
-    node2.send_event("p", "go")
-    assert node2.handle("p").result(timeout=10) == "ABC"
+    node2.verbs.send_event("p", "go")
+    assert node2.verbs.handle("p").result(timeout=10) == "ABC"
     assert sorted(bodies) == ["a", "b", "c"], "a checkpointed branch ran again"
     assert _history(node2, "p") == [(1, "step", "fetch", "SUCCEEDED"),
                                     (2, "step", "fetch", "SUCCEEDED"),

@@ -41,17 +41,17 @@ def test_set_event_publishes_the_latest_value_and_replay_does_not_republish(make
     wait_until(lambda: node.store.get_workflow("j").status == "WAITING", what="WAITING")
     assert app.get_event("j", "progress") == {"done": 3, "of": 3}
     assert app.get_event("j", "phase") == "waiting"
-    first = node.get_event("j", "progress")
+    first = node.verbs.get_event("j", "progress")
     assert first["published"] and first["seq"] == 6  # work, set, work, set, work, set
-    node.send_event("j", "go")
+    node.verbs.send_event("j", "go")
     assert h.result(timeout=10) == "ok"
     assert app.get_event("j", "phase") == "finished"
-    assert node.get_event("j", "progress") == first  # the replay did not write it again
+    assert node.verbs.get_event("j", "progress") == first  # the replay did not write it again
     assert ran == ["work1", "work2", "work3"]
-    kinds = [(s["kind"], s["name"]) for s in node.describe("j")["steps"]]
+    kinds = [(s["kind"], s["name"]) for s in node.verbs.describe("j")["steps"]]
     assert kinds.count(("set_event", "progress")) == 3
-    assert node.get_events("j")["values"] == {"progress": {"done": 3, "of": 3},
-                                              "phase": "finished"}
+    assert node.verbs.get_events("j")["values"] == {"progress": {"done": 3, "of": 3},
+                                                    "phase": "finished"}
 
 
 def test_get_event_waits_for_a_first_value_and_gives_up_at_once_when_final(make_node):
@@ -72,7 +72,7 @@ def test_get_event_waits_for_a_first_value_and_gives_up_at_once_when_final(make_
     t = threading.Thread(target=lambda: got.append(app.get_event("w", "result", timeout=10)))
     t.start()
     wait_until(lambda: node.store.get_workflow("w").status == "WAITING", what="WAITING")
-    node.send_event("w", "go")
+    node.verbs.send_event("w", "go")
     t.join(10)
     assert got == [42]
     app.start(quiet, id="q").result(timeout=10)
@@ -91,7 +91,7 @@ def test_bad_input_gets_a_clear_error(make_node):
     with pytest.raises(NotFound, match="no workflow with id 'nope'"):
         app.get_event("nope", "k")
     with pytest.raises(UsageError, match="invalid timeout"):
-        node.get_event("x", "k", timeout=-1)
+        node.verbs.get_event("x", "k", timeout=-1)
     with pytest.raises(edge.WorkflowFailed) as err:
         app.start(wf, id="b").result(timeout=10)
     assert "1..200 characters" in err.value.error["message"]
@@ -130,8 +130,8 @@ def test_events_to_unknown_or_finished_workflows_are_refused_clearly(make_node):
     node = make_node(app)
     app.start("done", id="d").result(timeout=10)
     with pytest.raises(NotFound, match="no workflow with id 'ghost'") as err:
-        node.send_event("ghost", "go")
+        node.verbs.send_event("ghost", "go")
     assert "edge list" in err.value.hint
     with pytest.raises(Conflict, match="already SUCCEEDED; the event would never be read"):
-        node.send_event("d", "go")
+        node.verbs.send_event("d", "go")
     assert node.store.pending_events("d") == []

@@ -47,14 +47,14 @@ def test_fork_reuses_checkpoints_before_n_and_leaves_the_source_alone(make_node)
         app.start("order", id="o1").result(timeout=10)
     assert ran == ["charge", "ship"]
     bug["on"] = False  # the fix is deployed
-    out = node.fork("o1", 3, id="o1-fixed")  # seq 1 charge, 2 set_event, 3 ship
+    out = node.verbs.fork("o1", 3, id="o1-fixed")  # seq 1 charge, 2 set_event, 3 ship
     assert out == {"id": "o1-fixed", "forked_from": "o1", "from_step": 3, "reused": 2,
                    "status": "PENDING"}
     assert app.handle("o1-fixed").result(timeout=10) == "shipped receipt"
     assert ran == ["charge", "ship", "ship"]  # charge was reused, not run again
     assert node.store.get_workflow("o1").status == "FAILED"
     assert app.get_event("o1-fixed", "charged") == "receipt"  # published before N: copied
-    from_scratch = node.fork("o1", 1)
+    from_scratch = node.verbs.fork("o1", 1)
     assert from_scratch["id"].startswith("o1:fork:") and from_scratch["reused"] == 0
     assert app.handle(from_scratch["id"]).result(timeout=10) == "shipped receipt"
     assert ran == ["charge", "ship", "ship", "charge", "ship"]
@@ -66,13 +66,13 @@ def test_bad_fork_requests_get_clear_errors(make_node):
     with pytest.raises(edge.WorkflowFailed):
         app.start("order", id="o").result(timeout=10)
     with pytest.raises(NotFound, match="no workflow with id 'nope'"):
-        node.fork("nope", 1)
+        node.verbs.fork("nope", 1)
     with pytest.raises(UsageError, match=r"out of range: workflow o has operations 1\.\.3"):
-        node.fork("o", 9)
+        node.verbs.fork("o", 9)
     with pytest.raises(UsageError, match="whole number >= 1"):
-        node.fork("o", 0)
+        node.verbs.fork("o", 0)
     with pytest.raises(Conflict, match="already exists"):
-        node.fork("o", 1, id="o")
+        node.verbs.fork("o", 1, id="o")
 
 
 def test_a_step_without_a_final_outcome_cannot_be_reused(make_node):
@@ -87,7 +87,7 @@ def test_a_step_without_a_final_outcome_cannot_be_reused(make_node):
     app.start("nap", id="n")
     wait_until(lambda: node.store.get_workflow("n").status == "SLEEPING", what="SLEEPING")
     with pytest.raises(UsageError, match="seq 1 .*no final outcome"):
-        node.fork("n", 2)
+        node.verbs.fork("n", 2)
 
 
 def test_fork_over_http_and_the_cli(make_node, capsys):

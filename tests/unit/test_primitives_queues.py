@@ -55,7 +55,7 @@ def test_concurrency_is_never_exceeded_and_a_parked_workflow_keeps_its_slot(make
     ids = [app.start("gated", f"t{i}", id=f"g{i}").id for i in range(6)]
     wait_until(lambda: statuses(node, ids).count("WAITING") == 2, what="two admitted")
     assert statuses(node, ids).count("PENDING") == 4
-    info = node.queue_info("q")
+    info = node.verbs.queue_info("q")
     assert info["queues"][0] == {"name": "q", "concurrency": 2, "rate": None,
                                       "declared": True, "waiting": 4, "active": 2}
     assert {w["id"] for w in info["workflows"]} == set(ids)
@@ -63,10 +63,10 @@ def test_concurrency_is_never_exceeded_and_a_parked_workflow_keeps_its_slot(make
         waiting = wait_until(lambda: [i for i, st in zip(ids, statuses(node, ids), strict=True)
                                       if st == "WAITING"], what="an admitted workflow")
         assert len(waiting) <= 2
-        node.send_event(waiting[0], "go")
+        node.verbs.send_event(waiting[0], "go")
         app.handle(waiting[0]).result(timeout=10)
     assert gauge["max"] == 2 and gauge["now"] == 0
-    assert node.queue_info("q")["queues"][0]["active"] == 0
+    assert node.verbs.queue_info("q")["queues"][0]["active"] == 0
 
 
 def test_higher_priority_is_admitted_first(make_node):
@@ -79,7 +79,7 @@ def test_higher_priority_is_admitted_first(make_node):
         app.start("gated", tag, id=tag, queue=q.options(priority=prio))
     for wid in ("b", "high", "mid", "low"):
         wait_until(lambda w=wid: statuses(node, [w]) == ["WAITING"], what=f"{wid} admitted")
-        node.send_event(wid, "go")
+        node.verbs.send_event(wid, "go")
         app.handle(wid).result(timeout=10)
     assert order == ["blocker", "high", "mid", "low"]
 
@@ -113,14 +113,14 @@ def test_a_dedup_key_returns_the_live_workflow_instead_of_a_second_one(make_node
     q = app.queues["q"]
     node = make_node(app)
     first = app.start("gated", "a", id="d1", queue=q.options(dedup="order-7"))
-    again = node.start_workflow("gated", ["b"], id="d2", queue=q.options(dedup="order-7"))
+    again = node.verbs.start_workflow("gated", ["b"], id="d2", queue=q.options(dedup="order-7"))
     assert again == ("d1", False)
     assert node.store.get_workflow("d2") is None
     wait_until(lambda: statuses(node, ["d1"]) == ["WAITING"], what="admitted")
-    node.send_event("d1", "go")
+    node.verbs.send_event("d1", "go")
     first.result(timeout=10)
     # The key is free again once the holder is final.
-    assert node.start_workflow("gated", ["c"], id="d3", queue=q.options(dedup="order-7")) == (
+    assert node.verbs.start_workflow("gated", ["c"], id="d3", queue=q.options(dedup="order-7")) == (
         "d3", True)
 
 
@@ -134,7 +134,7 @@ def test_slots_survive_a_restart_and_cancel_frees_one(data_dir):
     node = edge.Node(app, data_dir=data_dir, workers=4, listen=None).start()
     try:
         assert statuses(node, ids).count("WAITING") == 2  # no third admitted at boot
-        node.cancel(holders[0])
+        node.verbs.cancel(holders[0])
         wait_until(lambda: statuses(node, ids).count("WAITING") == 2, what="slot reused")
         assert statuses(node, ids).count("PENDING") == 1
     finally:
@@ -151,7 +151,7 @@ def test_a_workflow_waiting_for_a_slot_past_its_deadline_is_cancelled(make_node)
     clock.advance(31)
     node.timers.tick(clock.time())
     assert statuses(node, ["late"]) == ["CANCELLED"]
-    assert node.describe("late")["error"]["type"] == "TimeoutError"
+    assert node.verbs.describe("late")["error"]["type"] == "TimeoutError"
 
 
 def test_bad_queue_declarations_are_refused():

@@ -53,20 +53,20 @@ def test_prune_deletes_old_finished_workflows_in_batches_and_keeps_the_rest(make
     app.start("parent", id="p")
     wait_until(lambda: node.store.get_workflow("p:1") is not None
                and node.store.get_workflow("p:1").status == "SUCCEEDED", what="child done")
-    node.send_event("live", "x")  # an unconsumed event of a live workflow stays too
+    node.verbs.send_event("live", "x")  # an unconsumed event of a live workflow stays too
     clock.advance(8 * DAY)
     app.start("quick", 9, id="recent").result(timeout=10)
-    out = node.prune(7 * DAY, batch=2)  # three batches of at most two
+    out = node.verbs.prune(7 * DAY, batch=2)  # three batches of at most two
     assert out["deleted"] == 5
     assert rows(node) == {"live", "p", "p:1", "recent"}  # p:1's parent is still live
     assert node.store.load_ops("old0") == []
     with pytest.raises(edge.EdgeError, match="no workflow"):
-        node.get_event("old0", "i")
+        node.verbs.get_event("old0", "i")
     assert app.get_event("recent", "i") == 9
-    node.send_event("p", "go")
+    node.verbs.send_event("p", "go")
     assert app.handle("p").result(timeout=10) == "c"
     clock.advance(8 * DAY)
-    assert node.prune(7 * DAY)["deleted"] == 3  # p, p:1, recent
+    assert node.verbs.prune(7 * DAY)["deleted"] == 3  # p, p:1, recent
     assert rows(node) == {"live"}
     assert [e.name for e in node.store.pending_events("live")] == ["x"]
 

@@ -54,7 +54,7 @@ def test_one_workflow_per_tick_with_a_stable_id(make_node):
     assert ticks(node) == ["sched:report:2026-05-01T12:05:00Z",
                            "sched:report:2026-05-01T12:10:00Z"]
     wait_until(lambda: len(seen) == 2, what="both ticks ran")
-    (view,) = node.schedules()["schedules"]
+    (view,) = node.verbs.schedules()["schedules"]
     assert view["last_tick"] == "2026-05-01T12:10:00Z"
     assert view["next_tick"] == "2026-05-01T12:15:00Z"
 
@@ -83,15 +83,15 @@ def test_pause_is_durable_and_resume_skips_the_paused_ticks(make_node):
     clock = edge.FakeClock(T0)
     app, _ = make_app()
     node = make_node(app, clock=clock)
-    assert node.pause_schedule("report")["paused"] is True
+    assert node.verbs.pause_schedule("report")["paused"] is True
     advance(node, clock, 600)  # 12:05 and 12:10 fall in the pause
     assert ticks(node) == []
-    view = node.pause_schedule("report", paused=False)
+    view = node.verbs.pause_schedule("report", paused=False)
     assert view["paused"] is False and ticks(node) == []
     advance(node, clock, 300)  # 12:16:30: the 12:15 tick runs
     assert ticks(node) == ["sched:report:2026-05-01T12:15:00Z"]
     with pytest.raises(NotFound, match="no schedule named 'nope'"):
-        node.pause_schedule("nope")
+        node.verbs.pause_schedule("nope")
 
 
 @pytest.mark.parametrize("cron", ["*/5 * * *", "61 * * * *", "every day", ""])

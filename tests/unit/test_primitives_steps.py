@@ -37,7 +37,7 @@ def test_an_overrun_attempt_is_retried_and_its_late_result_is_never_recorded(mak
     assert app.start(wf, id="t").result(timeout=10) == "attempt 2"
     release.set()
     assert late_done.wait(10)
-    (op,) = node.describe("t")["steps"]
+    (op,) = node.verbs.describe("t")["steps"]
     assert op["output"] == "attempt 2" and op["attempts"] == 2 and op["status"] == "SUCCEEDED"
     assert seen == [(1, "t:1"), (2, "t:1")]
 
@@ -64,7 +64,7 @@ def test_without_retries_an_overrun_fails_the_step_with_timeout_error(make_node)
     finally:
         release.set()
     assert out["type"] == "TimeoutError" and "overran its 0.2 s timeout" in out["message"]
-    (op,) = node.describe("h")["steps"]
+    (op,) = node.verbs.describe("h")["steps"]
     assert op["status"] == "FAILED" and op["attempts"] == 1
 
 
@@ -85,7 +85,7 @@ def test_a_fast_step_with_a_timeout_behaves_like_any_step(make_node):
 
     node = make_node(app)
     assert app.start(wf, 21, id="f").result(timeout=10) == 42
-    wait_until(lambda: node.describe("f")["steps"][0]["attempts"] == 2, what="2 attempts")
+    wait_until(lambda: node.verbs.describe("f")["steps"][0]["attempts"] == 2, what="2 attempts")
 
 
 @pytest.mark.parametrize("bad", [0, -1, "5", True])

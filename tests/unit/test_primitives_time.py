@@ -29,7 +29,7 @@ def test_sleep_until_parks_until_the_time_and_not_a_second_before(make_node):
     node = make_node(app, clock=clock)
     h = app.start(wf, id="u1")
     wait_until(lambda: status(node, "u1") == "SLEEPING", what="SLEEPING")
-    view = node.describe("u1")
+    view = node.verbs.describe("u1")
     assert view["wake_at"] == (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert [(s["kind"], s["name"], s["status"]) for s in view["steps"]] == [
         ("sleep", "sleep_until", "RUNNING")]
@@ -52,7 +52,7 @@ def test_sleep_until_a_past_time_returns_at_once_and_is_recorded(make_node):
 
     node = make_node(app, clock=clock)
     assert app.start(wf, id="p").result(timeout=10) == "done"
-    (op,) = node.describe("p")["steps"]
+    (op,) = node.verbs.describe("p")["steps"]
     assert (op["kind"], op["status"]) == ("sleep", "SUCCEEDED")
 
 
@@ -143,13 +143,13 @@ def test_a_waiting_parent_past_its_deadline_cancels_its_child_too(make_node):
     app.start(parent, id="p", timeout=60)
     wait_until(lambda: status(node, "p") == "WAITING" and status(node, "p:1") == "WAITING",
                what="parent and child parked")
-    assert node.describe("p")["waiting_for"] == "child:p:1"
+    assert node.verbs.describe("p")["waiting_for"] == "child:p:1"
     clock.advance(61)
     node.timers.tick(clock.time())
     wait_until(lambda: status(node, "p") == "CANCELLED", what="parent cancelled")
-    assert node.describe("p")["error"]["type"] == "TimeoutError"
+    assert node.verbs.describe("p")["error"]["type"] == "TimeoutError"
     assert status(node, "p:1") == "CANCELLED"
-    assert "ran past its deadline" in node.describe("p:1")["error"]["message"]
+    assert "ran past its deadline" in node.verbs.describe("p:1")["error"]["message"]
 
 
 def test_sleepers_and_deadlines_that_passed_while_down_fire_at_boot(data_dir):
@@ -173,7 +173,7 @@ def test_sleepers_and_deadlines_that_passed_while_down_fire_at_boot(data_dir):
         node.timers.tick(clock.time())
         assert app.handle("sleeper").result(timeout=10) == "rested"
         wait_until(lambda: status(node, "late") == "CANCELLED", what="deadline at boot")
-        assert node.describe("late")["error"]["type"] == "TimeoutError"
+        assert node.verbs.describe("late")["error"]["type"] == "TimeoutError"
     finally:
         node.stop()
 

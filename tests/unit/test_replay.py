@@ -32,11 +32,11 @@ def test_replay_returns_recorded_values_without_running_bodies(make_node):
     h = app.start(wf, 4, id="r1")
     wait_until(lambda: node.store.get_workflow("r1").status == "WAITING", what="WAITING")
     assert calls == ["a"]
-    node.send_event("r1", "go", {"ok": True})
+    node.verbs.send_event("r1", "go", {"ok": True})
     assert h.result(timeout=10) == [{"v": 8}, 9, {"ok": True}]
     assert calls == ["a", "b"], "a() ran again on replay"
     kinds = [(s["seq"], s["kind"], s["name"].rsplit(".", 1)[-1])
-             for s in node.describe("r1")["steps"]]
+             for s in node.verbs.describe("r1")["steps"]]
     assert kinds == [(1, "step", "a"), (2, "wait_event", "go"), (3, "step", "b")]
 
 
@@ -67,7 +67,7 @@ def test_resume_after_failure_keeps_successful_checkpoints(make_node):
     assert err.value.error == {"type": "StepFailed",
                                "message": "step ship failed: RuntimeError: carrier down"}
     broken["on"] = False
-    node.resume("o1")
+    node.verbs.resume("o1")
     assert app.handle("o1").result(timeout=10) == "shipped receipt-1"
     assert calls == ["charge", "ship", "ship"]
 
@@ -97,7 +97,7 @@ def test_kind_or_name_mismatch_fails_with_nondeterminism_error(make_node):
     h = app.start(wf, id="nd1")
     wait_until(lambda: node.store.get_workflow("nd1").status == "WAITING", what="WAITING")
     version["new"] = True  # a deploy changed the code while the run was parked
-    node.send_event("nd1", "go")
+    node.verbs.send_event("nd1", "go")
     with pytest.raises(edge.WorkflowFailed) as err:
         h.result(timeout=10)
     assert err.value.error["type"] == "NonDeterminismError"
@@ -128,8 +128,8 @@ def test_patched_lets_old_runs_take_the_old_branch(make_node):
     version["new"] = True
     new = app.start(wf, id="new")
     wait_until(lambda: node.store.get_workflow("new").status == "WAITING", what="WAITING")
-    node.send_event("old", "go")
-    node.send_event("new", "go")
+    node.verbs.send_event("old", "go")
+    node.verbs.send_event("new", "go")
     assert old.result(timeout=10) == "done"
     assert new.result(timeout=10) == "done"
     assert seen == ["extra"]  # only the new run took the patched branch
@@ -166,7 +166,7 @@ def test_workflow_id_is_an_idempotency_key(make_node):
     node = make_node(app)
     assert app.start(wf, 1, id="same").result(timeout=10) == 1
     assert app.start(wf, 2, id="same").result(timeout=10) == 1
-    assert node.start_workflow(wf.__edge_workflow__, [3], id="same") == ("same", False)
+    assert node.verbs.start_workflow(wf.__edge_workflow__, [3], id="same") == ("same", False)
     assert runs == [1]
 
 
@@ -217,7 +217,7 @@ def test_unknown_code_version_stays_pending_and_resumes_later(make_node, data_di
     # v2 dropped the workflow: the run must stay, not fail.
     new_app = edge.App("v2")
     n2 = edge.Node(new_app, data_dir=data_dir, workers=2).start()
-    n2.send_event("L1", "go")
+    n2.verbs.send_event("L1", "go")
     wait_until(lambda: n2.store.get_workflow("L1").blocked_on, what="blocked_on")
     row = n2.store.get_workflow("L1")
     assert row.status == "PENDING" and "unknown workflow" in row.blocked_on

@@ -82,7 +82,7 @@ def test_a_stop_during_the_barrier_unwinds_and_the_next_boot_resumes(
     node.replicated = unconfirmed(node, asked)  # what Runtime.wait_replicated asks
     h = app.start(wf, 4, id="w1")
     wait_until(lambda: asked == ["w1"], what="the step to reach the barrier")
-    assert node.describe("w1")["status"] == "RUNNING"
+    assert node.verbs.describe("w1")["status"] == "RUNNING"
     node.stop(grace=5.0)
     assert bodies == ["pay"]
     store = Store.open(node.settings.db_path)  # between the two nodes
@@ -94,7 +94,7 @@ def test_a_stop_during_the_barrier_unwinds_and_the_next_boot_resumes(
         store.close()
 
     node2 = make_node(app)  # no replica: the barrier passes at once
-    assert h.id == "w1" and node2.result("w1", timeout=10) == 50
+    assert h.id == "w1" and node2.verbs.result("w1", timeout=10) == 50
     assert bodies == ["pay"]  # checkpointed before the barrier: replayed, not re-run
 
 

@@ -37,7 +37,7 @@ def test_retries_back_off_exponentially_on_the_injected_clock(make_node):
     assert handle.result(timeout=10) == "ok"
     assert attempts == [1, 2, 3, 4, 5]
     assert clock.slept == [1.0, 2.0, 4.0, 5.0]  # capped at max_delay
-    (step,) = node.describe("r")["steps"]
+    (step,) = node.verbs.describe("r")["steps"]
     assert step["attempts"] == 5 and step["status"] == "SUCCEEDED"
 
 
@@ -73,7 +73,7 @@ def test_non_retryable_errors_fail_at_once_and_reach_the_workflow_as_step_failed
     assert app.start(wf, id="n").result(timeout=10) == {"type": "ValueError",
                                                          "message": "bad order 3"}
     assert calls == [3] and clock.slept == []
-    (step,) = node.describe("n")["steps"]
+    (step,) = node.verbs.describe("n")["steps"]
     assert step["status"] == "FAILED" and step["error"] == {"type": "ValueError",
                                                             "message": "bad order 3"}
 
@@ -100,7 +100,7 @@ def test_step_failed_is_the_same_on_replay(make_node):
     from tests.conftest import wait_until
 
     wait_until(lambda: node.store.get_workflow("f").status == "WAITING", what="WAITING")
-    node.send_event("f", "go")
+    node.verbs.send_event("f", "go")
     assert h.result(timeout=10) == "done"
     assert seen == [("KeyError", "'k'"), ("KeyError", "'k'")]
 
@@ -161,7 +161,7 @@ def test_non_json_input_and_wrong_arguments_are_refused(make_node):
         app.start(wf, 1, 2, 3)
     assert err.value.exit_code == 2
     with pytest.raises(edge.EdgeError, match="unknown workflow"):
-        node.start_workflow("nope", [])
+        node.verbs.start_workflow("nope", [])
     assert node.store.counts() == {}
 
 

@@ -53,6 +53,7 @@ from edge.limits import check_duration, check_name, check_time
 from edge.metrics import Metrics
 from edge.node_manage import ManageVerbs
 from edge.queues import Queued, QueueDef
+from edge.resume import Resumer
 from edge.runtime import Runtime
 from edge.scheduler import Scheduler
 from edge.search import check_prefix, parse_when
@@ -128,6 +129,7 @@ class Node(ManageVerbs):
         self.queues = self.rt.queues = queues.Dispatcher(self.rt)
         self.scheduler = Scheduler(self.rt)
         self.writes = self.rt.writes = WriteRecovery(self.rt)
+        self.resumer = Resumer(self.rt, self.workers)
         # The engine's callbacks, for the verbs here and in node_manage.py.
         self.on_started = self.rt.on_started
         self.on_finished = self.rt.on_finished
@@ -205,8 +207,6 @@ class Node(ManageVerbs):
         self._check_not_stopping()
         t0 = self.clock.monotonic()
         rec = self._store.recover(self.clock.time())
-        for wid in rec.pending:
-            self.workers.submit(wid)
         for at, wid in rec.timers:
             self.timers.add(at, wid)
         for at, wid in rec.deadlines:
@@ -217,6 +217,7 @@ class Node(ManageVerbs):
         if any(wd.is_async for wd in self.app.workflows.values()):
             self.aio.start()
         self.workers.start()
+        self.resumer.start(rec.pending)  # claimed in bulk on its own thread (edge/resume.py)
         for q in rec.queues:
             self.queues.kick(q)
         self.scheduler.start(self.clock.time())
@@ -246,6 +247,8 @@ class Node(ManageVerbs):
         self.timers.stop()
         t0 = self.clock.monotonic()
         clean = self.workers.stop(grace)
+        self.resumer.join(max(0.0, grace - (self.clock.monotonic() - t0)))
+        self.resumer.release()  # claimed at boot, never started: PENDING again
         # Async runs drain on the loop meanwhile; what is left of the grace period is theirs.
         clean = self.aio.stop(max(0.0, grace - (self.clock.monotonic() - t0))) and clean
         if not clean:

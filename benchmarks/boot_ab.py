@@ -1,14 +1,17 @@
 """A/B of the boot with in-flight workflows: two source trees, interleaved run by run.
 
     .venv/bin/python benchmarks/boot_ab.py --a /tmp/main-tree --b . [--n 10000] [--repeat 5]
+        [--kind sync|async]
 
 Builds one database of --n in-flight workflows (bench.py's boot workload: RUNNING
 with 5 checkpoints each, as a crash leaves them) with this tree's store, then boots
 a fresh node on a copy of it, alternately from tree A and tree B, each boot in its
 own Python process (``PYTHONPATH`` = that tree; bench.py's ``edge_boot`` of that
-tree). Prints, per tree, the median (min, max) of the seconds to ready, to all
-resumed (every workflow's function entered after its claim) and to all parked
-again, the ratio B/A, and the load average before and after. Nothing is asserted.
+tree; tree A needs this tree's benchmarks/bench_app.py for --kind async). Prints, per
+tree, the median (min, max) of the seconds to ready, to all resumed (every
+workflow's function entered after its claim) and to all parked again, the process
+CPU seconds of the boot, the ratio B/A, and the load average before and after.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ CHILD = (
     "sys.path.insert(0, sys.argv[1] + '/benchmarks')\n"
     "logging.basicConfig(level=logging.ERROR)\n"
     "from bench import edge_boot\n"
-    "print(json.dumps(edge_boot(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),"
-    " sys.argv[5] or None)))\n"
+    "import time\n"
+    "c0 = time.process_time()\n"
+    "out = edge_boot(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] or None)\n"
+    "out['cpu'] = time.process_time() - c0\n"
+    "print(json.dumps(out))\n"
 )
 
 
@@ -53,6 +59,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=5, help="boots per tree")
     ap.add_argument("--dir", default=None, help="directory for the databases")
+    ap.add_argument("--kind", choices=("sync", "async"), default="sync",
+                    help="the in-flight workflows: bench_app's parked or aparked")
     args = ap.parse_args()
     from bench import build_inflight
 
@@ -61,7 +69,10 @@ def main() -> int:
     res: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         template = Path(d) / "template.db"
-        build_inflight(template, args.n)
+        if args.kind == "async":
+            build_inflight(template, args.n, "aparked", "awork")
+        else:
+            build_inflight(template, args.n)
         for i in range(args.repeat):
             for k in (("A", "B") if i % 2 == 0 else ("B", "A")):
                 got = boot(trees[k], template, args.n, args.workers, args.dir)
@@ -71,7 +82,8 @@ def main() -> int:
                                                         for key, v in got.items()),
                       file=sys.stderr)
     load1 = os.getloadavg()
-    print(f"boot, {args.n:,} in-flight, {args.workers} workers, {args.repeat} boots per tree")
+    print(f"boot, {args.n:,} in-flight ({args.kind}), {args.workers} workers, "
+          f"{args.repeat} boots per tree")
     print(f"A = {trees['A']}\nB = {trees['B']}")
     print(f"{'measure':<10} {'A median (min..max)':>24} {'B median (min..max)':>24} {'B/A':>6}")
     for key in res["A"]:

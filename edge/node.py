@@ -217,7 +217,6 @@ class Node(ManageVerbs):
         if any(wd.is_async for wd in self.app.workflows.values()):
             self.aio.start()
         self.workers.start()
-        self.resumer.start(rec.pending)  # claimed in bulk on its own thread (edge/resume.py)
         for q in rec.queues:
             self.queues.kick(q)
         self.scheduler.start(self.clock.time())
@@ -227,6 +226,9 @@ class Node(ManageVerbs):
         self.state = "ready"
         self.ready = True
         self.metrics.ready.set(1)
+        # Claimed in bulk on its own thread (edge/resume.py), once every part is up: it
+        # competes for the GIL with what the boot still has to start.
+        self.resumer.start(rec.pending)
         log.info("node %s ready: %d workflows resumed, %d timers, data in %s",
                  self.node_id, len(rec.pending), len(rec.timers), s.data_dir)
 

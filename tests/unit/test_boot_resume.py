@@ -25,12 +25,16 @@ N_SYNC, N_ASYNC = 160, 80
 DONE_STEPS = 2  # checkpointed before the crash; step 3 is live at resume
 
 
-def make_app() -> tuple[edge.App, list[str]]:
+def make_app(delay: float = 0.0) -> tuple[edge.App, list[str]]:
+    """``delay``: real seconds each live step body waits (a slow worker)."""
     app = edge.App("boot-resume")
     ran: list[str] = []  # every step body that ran: "<workflow id>/<i>"
     lock = threading.Lock()
+    never = threading.Event()
 
     def mark(i: int) -> str:
+        if delay:
+            never.wait(delay)
         with lock:
             ran.append(f"{edge.context().workflow_id}/{i}")
         return f"live-{i}"
@@ -210,3 +214,37 @@ def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
     # No checkpointed body ran again. The live step may have run more than once: a
     # body whose checkpoint hit the full disk runs again (at least once, never lost).
     assert set(ran) == {f"{w}/3" for w in registered}
+
+
+def test_a_stop_mid_resume_gives_back_the_claimed_runs_no_worker_started(
+        tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    d.mkdir()
+    kinds = build(d / "edge.db")
+    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    monkeypatch.setattr(bulk, "CLAIM_BATCH", 32)
+    app, ran = make_app(delay=0.02)
+    node = edge.Node(app, data_dir=d, workers=1).start()
+    try:
+        # One slow worker: claimed sync runs wait in the queue (two chunks ahead).
+        wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
+                   what="claimed runs queued behind the worker")
+    finally:
+        node.stop(grace=5)
+    s = Store.inspect(d / "edge.db")
+    try:
+        counts = s.counts()
+    finally:
+        s.close()
+    # Nothing is left RUNNING by a planned stop: the runs claimed in bulk and never
+    # started are PENDING again (a crash instead would leave them for recover).
+    assert counts.get("RUNNING", 0) == 0 and counts.get("PENDING", 0) > 0, counts
+    app2, ran2 = make_app()
+    node = edge.Node(app2, data_dir=d, workers=4).start()
+    try:
+        for wid in registered:
+            assert node.result(wid, timeout=60) == ["ckpt-1", "ckpt-2", "live-3"], wid
+    finally:
+        node.stop()
+    # Across both boots no checkpointed body ran again.
+    assert {r.rsplit("/", 1)[1] for r in ran + ran2} == {"3"}

@@ -12,7 +12,8 @@ Boot order (DESIGN.md section 4; the order is contract):
 4. SQLite opened and migrated;
 5. Litestream sidecar started;
 6. recovery: every non-final workflow queued, expired timers fired;
-7. workers and timers started; ready.
+7. workers and timers started; ready; the queued workflows resumed in bulk
+   (edge/resume.py, on its own thread: claiming does not delay ready).
 Shutdown: stop taking work, let running steps finish within the grace
 period, flush the replica, stop the sidecar, release lease and lock.
 

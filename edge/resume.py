@@ -20,6 +20,9 @@ Invariants:
   the per-id path (which claims, or strands the run in write recovery);
 - a run whose operations are damaged is released and blocked ``corrupt: ...``
   exactly as ``execute`` does on a ``DataError``; the others of its chunk run;
+- a claimed run always has an owner: an executor, ``_block``, or, when anything
+  fails between the claim and the hand-over (a read error, a bug), ``release_many``
+  gives it back PENDING and the per-id path resumes every id not yet resumed;
 - a cancel is honoured: a request committed before the claim is in the claimed row
   (read back in the claim's transaction), one after it reaches the run through the
   in-memory flags and the fenced writes, as for any running workflow;
@@ -147,6 +150,28 @@ class Resumer:
             self._per_id(mine)
             return
         by_token = dict(zip(mine, tokens, strict=True))
+        handed: set[str] = set()  # runs some executor (or _block) now owns
+        try:
+            self._hand_over(claimed, by_token, handed)
+        finally:
+            # Never leave a claimed run without an owner until the next boot: what was
+            # not handed over (the pool is stopping, or a read failed: then the caller
+            # resumes the rest one by one) is given back, PENDING.
+            left = [(w, by_token[w]) for w in claimed if w not in handed]
+            if left:
+                try:
+                    bulk.release_many(store, left, rt.clock.time())
+                except EdgeError as exc:
+                    log.error("could not release %d claimed runs: %s", len(left),
+                              exc.message)
+        self.claimed += len(claimed)
+        # Not claimed (refused by the CAS: changed since the read): execute decides.
+        self._per_id([wid for wid in mine if wid not in claimed])
+
+    def _hand_over(self, claimed: dict[str, WorkflowRow], by_token: dict[str, str],
+                   handed: set[str]) -> None:
+        rt = self._rt
+        store = rt.store
         ops, bad = bulk.load_ops_many(store, list(claimed))
         sync: list[tuple[RunContext, WorkflowDef]] = []
         for wid, wf in claimed.items():
@@ -155,20 +180,19 @@ class Resumer:
                 exc = bad[wid]
                 log.error("workflow %s cannot run: %s", wid, exc.message,
                           extra={"workflow_id": wid})
+                handed.add(wid)
                 _block(store, wid, token, rt.clock.time(), exc)
                 continue
             run = self._ready_run(wf, token, ops[wid])
             wd = rt.app.workflows[wf.workflow]
             if wd.is_async:
+                handed.add(wid)
                 rt.aio.submit(run, wd)  # the event loop runs it; it releases if stopping
             else:
                 sync.append((run, wd))
-        self.claimed += len(claimed)
         if sync and not self._workers.submit_runs(sync):
-            # The pool is stopping: give them back for the next boot.
-            bulk.release_many(store, [(r.wf.id, r.token) for r, _ in sync], rt.clock.time())
-        # Not claimed (refused by the CAS: changed since the read): execute decides.
-        self._per_id([wid for wid in mine if wid not in claimed])
+            return  # the pool is stopping: the caller gives them back for the next boot
+        handed.update(run.wf.id for run, _ in sync)
 
     def _ready_run(self, wf: WorkflowRow, token: str, ops: list[OpRow]) -> RunContext:
         if wf.deadline is not None:

@@ -248,3 +248,36 @@ def test_a_stop_mid_resume_gives_back_the_claimed_runs_no_worker_started(
         node.stop()
     # Across both boots no checkpointed body ran again.
     assert {r.rsplit("/", 1)[1] for r in ran + ran2} == {"3"}
+
+
+def test_a_failure_after_the_bulk_claim_gives_the_runs_back_and_they_resume(
+        tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    d.mkdir()
+    kinds = build(d / "edge.db")
+    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    monkeypatch.setattr(bulk, "CLAIM_BATCH", 64)
+    real = bulk.load_ops_many
+    failed: list[int] = []
+
+    def load_once_fails(store: Store, ids: Any) -> Any:
+        if not failed:
+            failed.append(len(ids))
+            raise sqlite3.OperationalError("disk I/O error")  # a read that failed
+        return real(store, ids)
+
+    monkeypatch.setattr(bulk, "load_ops_many", load_once_fails)
+    spy = ClaimSpy(monkeypatch)
+    app, ran = make_app()
+    node = edge.Node(app, data_dir=d, workers=4).start()
+    try:
+        for wid in registered:
+            assert node.result(wid, timeout=60) == ["ckpt-1", "ckpt-2", "live-3"], wid
+    finally:
+        node.stop()
+    assert failed == [64]
+    # The first chunk was claimed in bulk, given back when its load failed, and then
+    # claimed again one by one: none stayed RUNNING without an owner until a reboot.
+    first = spy.bulk[:64]
+    assert set(first) <= set(spy.per_id)
+    assert set(ran) == {f"{w}/3" for w in registered}

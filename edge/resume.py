@@ -100,6 +100,7 @@ class Resumer:
                         exc.message)
 
     def _main(self, pending: list[str]) -> None:
+        start = 0
         try:
             for start in range(0, len(pending), bulk.CLAIM_BATCH):
                 if not self._pace():
@@ -107,8 +108,7 @@ class Resumer:
                 self._chunk(pending[start:start + bulk.CLAIM_BATCH])
         except Exception:  # never leave ids unresumed for a bug here: the per-id path runs
             log.exception("bulk resume failed; resuming the rest one by one")
-            for wid in pending:
-                self._workers.submit(wid)
+            self._per_id(pending[start:])
         log.info("resumed %d workflows in bulk, %d one by one", self.claimed, self.per_id)
 
     def _pace(self) -> bool:

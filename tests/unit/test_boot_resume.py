@@ -281,3 +281,25 @@ def test_a_failure_after_the_bulk_claim_gives_the_runs_back_and_they_resume(
     first = spy.bulk[:64]
     assert set(first) <= set(spy.per_id)
     assert set(ran) == {f"{w}/3" for w in registered}
+
+
+def test_a_cancel_of_a_run_claimed_in_bulk_and_not_started_is_honoured(
+        tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    d.mkdir()
+    build(d / "edge.db")
+    monkeypatch.setattr(bulk, "CLAIM_BATCH", 32)
+    app, ran = make_app(delay=0.02)
+    node = edge.Node(app, data_dir=d, workers=1).start()
+    try:
+        wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
+                   what="claimed runs queued behind the worker")
+        rows, _ = node.store.list_workflows(status="RUNNING", limit=500)
+        # The last sync run claimed is at the back of the one worker's queue.
+        victim = max(r.id for r in rows if r.workflow == "sync3")
+        assert node.cancel(victim)["cancel"] == "requested"  # it is RUNNING: claimed
+        wait_until(lambda: node.store.get_workflow(victim).status == "CANCELLED",
+                   timeout=60, what="the claimed, queued run cancelled")
+    finally:
+        node.stop(grace=5)
+    assert f"{victim}/3" not in ran  # its live step never ran

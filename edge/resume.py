@@ -75,6 +75,9 @@ class Resumer:
         """Resume ``pending`` on the resume thread (started once: at boot)."""
         if not pending:
             return
+        # Busy until the last chunk is handed over: Workers.wait_idle (TestNode) covers
+        # the ids not queued yet, as when recovery queued them all before ready.
+        self._workers.hold()
         self._thread = threading.Thread(target=self._main, args=(list(pending),),
                                         name="edge-resume", daemon=True)
         self._thread.start()
@@ -100,6 +103,12 @@ class Resumer:
                         exc.message)
 
     def _main(self, pending: list[str]) -> None:
+        try:
+            self._resume(pending)
+        finally:
+            self._workers.unhold()
+
+    def _resume(self, pending: list[str]) -> None:
         start = 0
         try:
             for start in range(0, len(pending), bulk.CLAIM_BATCH):

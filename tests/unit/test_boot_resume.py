@@ -303,3 +303,21 @@ def test_a_cancel_of_a_run_claimed_in_bulk_and_not_started_is_honoured(
     finally:
         node.stop(grace=5)
     assert f"{victim}/3" not in ran  # its live step never ran
+
+
+def test_wait_idle_covers_the_ids_the_bulk_resume_has_not_handed_out_yet(
+        tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    d.mkdir()
+    kinds = build(d / "edge.db")
+    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    monkeypatch.setattr(bulk, "CLAIM_BATCH", 16)
+    app, ran = make_app()
+    node = edge.Node(app, data_dir=d, workers=2).start()
+    try:
+        # TestNode.run_until_idle's wait: true only once everything resumed has run.
+        assert node.workers.wait_idle(60)
+        done = {w: node.store.get_workflow(w).status for w in registered}
+        assert set(done.values()) == {"SUCCEEDED"}, done
+    finally:
+        node.stop()

@@ -55,9 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.resume")
 
 PACE_WAIT = 1.0  # s between re-checks of a stop while the workers' queue is long
-# Chunks kept queued for the workers while the next is claimed: with one, the workers
-# drained the queue while a chunk was claimed and sat idle (measured: 5.3 s against
-# 4.2 s to resume 10,000 under load; benchmarks/RESULTS.md).
+# Chunks kept queued for the workers while the next is claimed: with one, the queue
+# can run dry during a claim (measured end to end: 5.3 s against 4.2 s to resume
+# 10,000 under load; benchmarks/RESULTS.md).
 AHEAD = 2
 
 

@@ -244,10 +244,11 @@ def _pct(sorted_values: list[float], p: int) -> float:
 # ---- boot with in-flight workflows ---------------------------------------------------------
 
 
-def build_inflight(path: Path, n: int) -> None:
+def build_inflight(path: Path, n: int, workflow: str = "parked", step: str = "work") -> None:
     """A database holding ``n`` workflows RUNNING with PARKED_STEPS checkpoints each, as a
     node killed mid-run leaves them. Written through the store's own verbs (same SQL,
-    checksums and fencing as a real run), collected into one transaction for speed."""
+    checksums and fencing as a real run), collected into one transaction for speed.
+    ``workflow``/``step``: "aparked"/"awork" for the async twin."""
     from edge.serialization import encode
     from edge.store import OpRow, Store
 
@@ -259,12 +260,12 @@ def build_inflight(path: Path, n: int) -> None:
         inp = encode({"args": [], "kwargs": {}}, "input")
         for i in range(n):
             wid = f"b{i:06d}"
-            store.insert_workflow(wid, "parked", inp, now)
+            store.insert_workflow(wid, workflow, inp, now)
             store.claim(wid, "crashed-run", now)
             for seq in range(1, PARKED_STEPS + 1):
                 out = encode({"value": seq - 1, "receipt": "ch_0123456789abcdef", "ok": True},
                              "output")
-                store.record_op(OpRow(wid, seq, "step", "work", "SUCCEEDED", 1, out, None,
+                store.record_op(OpRow(wid, seq, "step", step, "SUCCEEDED", 1, out, None,
                                       now, now), "crashed-run", now)
         del store.write
         store.write(lambda conn: [fn(conn) for fn in fns])

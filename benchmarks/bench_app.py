@@ -2,7 +2,9 @@
 
 - ``ten``: ten steps, each returning a checkpoint-sized dict (the row the floor commits);
 - ``parked``: five steps, then ``edge.wait_event("go")``: the boot benchmark's in-flight
-  workflows, which replay five checkpoints and park again when resumed.
+  workflows, which replay five checkpoints and park again when resumed;
+- ``aparked``: its async twin (five async steps, ``edge.wait_event_async("go")``), for
+  the boot A/B of async workflows (benchmarks/boot_ab.py --kind async).
 
 ``make_app()`` builds a fresh App (one node per App object at a time); ``app`` is the
 module-level one the RSS benchmark's ``edge run`` subprocess serves.
@@ -57,6 +59,17 @@ def make_app(name: str = "bench") -> tuple[edge.App, Counter]:
         for i in range(PARKED_STEPS):
             work(i)
         edge.wait_event("go")
+
+    @app.step(name="awork")
+    async def awork(i: int) -> dict:
+        return {"value": i, "receipt": "ch_0123456789abcdef", "ok": True}
+
+    @app.workflow(name="aparked")
+    async def aparked() -> None:
+        entered.hit()
+        for i in range(PARKED_STEPS):
+            await awork(i)
+        await edge.wait_event_async("go")
 
     return app, entered
 

@@ -15,7 +15,8 @@ Boot order (DESIGN.md section 4; the order is contract):
 4. SQLite opened and migrated;
 5. Litestream sidecar started;
 6. recovery: every non-final workflow queued, expired timers fired;
-7. workers and timers started; ready.
+7. workers and timers started; ready; the queued workflows resumed in bulk
+   (edge/resume.py, on its own thread: claiming does not delay ready).
 Shutdown: stop taking work, let running steps finish within the grace
 period, flush the replica, stop the sidecar, release lease and lock.
 
@@ -48,6 +49,7 @@ from edge.errors import (
 )
 from edge.leader import LocalLock, node_id
 from edge.metrics import Metrics
+from edge.resume import Resumer
 from edge.retention import Retention
 from edge.runtime import Runtime
 from edge.scheduler import Scheduler
@@ -124,6 +126,7 @@ class Node:
         # What the API, the CLI and Python callers are served (edge/verbs.py).
         self.verbs = self.rt.verbs = Verbs(self.rt, app, self, workers=self.workers,
                                            scheduler=self.scheduler, retention=self.retention)
+        self.resumer = Resumer(self.rt, self.workers)
         self.metrics.attach_db(self._counts_for_metrics, self._db_path_for_metrics,
                                self._commit_stats_for_metrics)
         mode = "none" if self.settings.replica is None else self.settings.replication
@@ -195,8 +198,6 @@ class Node:
         self._check_not_stopping()
         t0 = self.clock.monotonic()
         rec = self._store.recover(self.clock.time())
-        for wid in rec.pending:
-            self.workers.submit(wid)
         for at, wid in rec.timers:
             self.timers.add(at, wid)
         for at, wid in rec.deadlines:
@@ -216,6 +217,9 @@ class Node:
         self.state = "ready"
         self.ready = True
         self.metrics.ready.set(1)
+        # Claimed in bulk on its own thread (edge/resume.py), once every part is up: it
+        # competes for the GIL with what the boot still has to start.
+        self.resumer.start(rec.pending)
         log.info("node %s ready: %d workflows resumed, %d timers, data in %s",
                  self.node_id, len(rec.pending), len(rec.timers), s.data_dir)
 
@@ -236,6 +240,8 @@ class Node:
         self.timers.stop()
         t0 = self.clock.monotonic()
         clean = self.workers.stop(grace)
+        self.resumer.join(max(0.0, grace - (self.clock.monotonic() - t0)))
+        self.resumer.release()  # claimed at boot, never started: PENDING again
         # Async runs drain on the loop meanwhile; what is left of the grace period is theirs.
         clean = self.aio.stop(max(0.0, grace - (self.clock.monotonic() - t0))) and clean
         if not clean:

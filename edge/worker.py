@@ -27,6 +27,7 @@ from edge.engine import (
     Drain,
     RunContext,
     Suspend,
+    WorkflowDef,
     WriteStalled,
     set_current_run,
 )
@@ -87,10 +88,17 @@ def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None) -> None:
         log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
         _block(store, wid, token, clock.time(), exc)
         return
-    run = RunContext(rt, wf, token, ops)
+    run_claimed(rt, RunContext(rt, wf, token, ops), wd)
+
+
+def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef) -> None:
+    """Run a claimed run (its row, its token, its recorded operations loaded) until it
+    finishes, parks, drains or is cancelled: ``execute`` after its claim, and the boot's
+    bulk resume (edge/resume.py), which claims and loads many runs at once."""
     if wd.is_async:
         rt.aio.submit(run, wd)  # the event loop runs and finishes it; this thread is free
         return
+    store, clock, wf, wid, token = rt.store, rt.clock, run.wf, run.wf.id, run.token
     status, output, error = "FAILED", None, None
     outcome, failure = "", None  # for the run's trace span: how this run ended
     span = rt.tracing.begin_run(wd.name, wid, wf.input)
@@ -168,9 +176,12 @@ class Workers:
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
         self._fresh: dict[str, WorkflowRow] = {}  # rows of just-inserted, never-run workflows
+        self._claimed: dict[str, tuple[RunContext, WorkflowDef]] = {}  # runs claimed in bulk
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait for work on it
         self._idle = threading.Condition(lock)  # wait_idle waits on it (never steals work)
+        self._shorter = threading.Condition(lock)  # wait_depth_below waits on it
+        self._low_water = 0  # a waiter of _shorter wants the queue below this (0: none)
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.busy = 0
@@ -190,6 +201,42 @@ class Workers:
                 self._fresh[wid] = fresh
             self._ready.append(wid)
             self._cond.notify()
+
+    def submit_runs(self, runs: list[tuple[RunContext, WorkflowDef]]) -> bool:
+        """Queue runs already claimed and loaded (edge/resume.py). A run replaces a plain
+        entry queued for its id (that entry would find it RUNNING and do nothing).
+        False, nothing queued, when the pool is stopping: the caller releases them."""
+        with self._cond:
+            if self._stopping:
+                return False
+            for run, wd in runs:
+                wid = run.wf.id
+                self._claimed[wid] = (run, wd)
+                if wid not in self._queued:
+                    self._queued.add(wid)
+                    self._ready.append(wid)
+            self._cond.notify(len(runs))
+        return True
+
+    def take_claimed(self) -> list[RunContext]:
+        """The claimed runs no worker started (after ``stop``): their owner releases them."""
+        with self._cond:
+            runs = [run for run, _ in self._claimed.values()]
+            self._claimed.clear()
+            return runs
+
+    def wait_depth_below(self, n: int, timeout: float) -> bool:
+        """Block until fewer than ``n`` ids are queued (or the pool stops); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._ready) >= n and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # Woken once, when a worker takes the queue below n: not at every run's end.
+                self._low_water = n
+                self._shorter.wait(left)
+        return True
 
     def hold(self) -> None:
         """Count a run handed to the event loop (edge/aio.py) as busy until ``unhold``:
@@ -226,11 +273,18 @@ class Workers:
                 if self._stopping:
                     return
                 wid = self._ready.popleft()
+                if len(self._ready) < self._low_water:
+                    self._low_water = 0
+                    self._shorter.notify_all()
                 self._queued.discard(wid)
                 fresh = self._fresh.pop(wid, None)
+                claimed = self._claimed.pop(wid, None)
                 self.busy += 1
             try:
-                execute(self._rt, wid, fresh)
+                if claimed is not None:
+                    run_claimed(self._rt, *claimed)
+                else:
+                    execute(self._rt, wid, fresh)
             except DataError as exc:
                 # Damage met reading the workflow: refused, recorded (store.damage), no
                 # traceback; the rest of the node keeps running.
@@ -249,6 +303,7 @@ class Workers:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            self._shorter.notify_all()  # wait_depth_below returns: nothing more is taken
         deadline = self._rt.clock.monotonic() + grace
         for t in self._threads:
             t.join(max(0.0, deadline - self._rt.clock.monotonic()))

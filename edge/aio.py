@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.aio_ops import Ops
 from edge.aio_run import AsyncRun
+from edge.aio_writes import CheckpointWrites
 from edge.engine import (
     DeadlineExceeded,
     Drain,
@@ -147,6 +148,7 @@ class AsyncExecutor:
         self._drained: asyncio.Event | None = None
         self._store_pool: DaemonPool | None = None
         self._step_pool: DaemonPool | None = None
+        self._checkpoints: CheckpointWrites | None = None
         self._runs: dict[str, AsyncRun] = {}  # touched on the loop thread only
         self._count = 0  # runs handed over and not ended (any thread, under _lock)
         self._ended = threading.Condition(self._lock)
@@ -174,6 +176,7 @@ class AsyncExecutor:
 
         self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
         self._step_pool = DaemonPool(self._rt.settings.workers, "edge-aio-step")
+        self._checkpoints = CheckpointWrites(loop, self._rt.store, self._store_pool)
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()
@@ -247,8 +250,9 @@ class AsyncExecutor:
     def _spawn(self, base: RunContext, wd: WorkflowDef) -> None:
         assert self._loop is not None and self._store_pool is not None
         assert self._step_pool is not None and self._drained is not None
+        assert self._checkpoints is not None
         run = AsyncRun(self._rt, base, self._loop, self._store_pool, self._step_pool,
-                       self._drained)
+                       self._drained, self._checkpoints)
         frame = run.set_frame(Ops(run))
         self._runs[run.wf.id] = run
         self._loop.create_task(self._run(run, wd, frame))

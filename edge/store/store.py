@@ -34,7 +34,7 @@ import queue
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +107,7 @@ class Store:
         self._on_write_error: Callable[[WriteFailed | None], None] | None = None
         self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
         self._private: Path | None = None  # a migrated copy inspect() reads (removed at close)
+        self._batched_writes = 0  # record_ops items past the first: commit_stats counts each
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -176,7 +177,7 @@ class Store:
         """(transactions, writes) committed so far: writes/transactions is the batching factor."""
         if self._writer is None:
             return (0, 0)
-        return (self._writer.batches, self._writer.writes)
+        return (self._writer.batches, self._writer.writes + self._batched_writes)
 
     def on_commit(self, fn: Callable[[], None] | None) -> None:
         """Call ``fn`` after every committed transaction (replication lag tracking)."""
@@ -356,6 +357,47 @@ class Store:
             upsert_op(conn, op, digest, token)
 
         self.write(fn)
+
+    def record_ops(self, items: Sequence[tuple[OpRow, str]]) -> list[Exception | None]:
+        """Write many runs' checkpoints (``(op, run token)``) in one transaction, one
+        commit: the async executor's batch (aio_writes.py). Each item is written in its
+        own savepoint, fenced on its own token, so one item's error (StaleRun, Conflict)
+        rolls back that item alone and is returned in its place (None: written); the
+        others commit. Raises (``WriteFailed``...) when the transaction itself failed:
+        then nothing was committed, for any item."""
+        prepared = [(op, op.digest(), token) for op, token in items]
+
+        def fn(conn: sqlite3.Connection) -> list[Exception | None]:
+            # Counted here, once per attempt, as the writer counts its requests.
+            self._batched_writes += len(prepared) - 1
+            errors: list[Exception | None] = []
+            for op, digest, token in prepared:
+                conn.execute("SAVEPOINT batch_item")
+                try:
+                    upsert_op(conn, op, digest, token)
+                    errors.append(None)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: the batch failed
+                    conn.execute("ROLLBACK TO batch_item")
+                    errors.append(exc)
+                conn.execute("RELEASE batch_item")
+            return errors
+
+        return [e if e is None else self._item_error(e) for e in self.write(fn)]
+
+    def _item_error(self, exc: Exception) -> Exception:
+        """One batch item's own error, classified as ``write`` classifies a write's."""
+        if not isinstance(exc, (sqlite3.Error, UnicodeDecodeError)):
+            return exc
+        err = self._classified(exc)
+        if err is None:
+            return exc  # not a data or disk fault: a bug, with its own type
+        if isinstance(err, WriteFailed):
+            self.write_fault = err
+            if self._on_write_error is not None:
+                self._on_write_error(err)
+        return err
 
     def record_failed_attempt(self, op: OpRow, token: str, now: float,
                               retry_at: float | None) -> None:

@@ -187,6 +187,12 @@ class AsyncExecutor:
         with self._lock:
             return self._count
 
+    @property
+    def checkpoint_batches(self) -> int:
+        """Checkpoint batches handed to the store so far (aio_writes.py), for tests and
+        benchmarks: checkpoints / batches is the loop's batching factor."""
+        return 0 if self._checkpoints is None else self._checkpoints.batches
+
     def stop(self, grace: float) -> bool:
         """Drain the loop: wait up to ``grace`` s for runs to end, then cancel (release)
         the rest; True if every run ended within the grace period. Idempotent."""

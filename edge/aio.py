@@ -10,8 +10,9 @@ Invariants:
   (else at the first hand-over), stopped before the store closes;
 - every blocking call (store writes, the finish, a sync step's body) runs on one
   of two bounded thread pools and is awaited, never run on the loop: store
-  threads (group commit batches the writes of concurrent branches and runs) and
-  step threads (sync step bodies, ``settings.workers`` of them);
+  threads (group commit batches the writes of concurrent branches and runs; the
+  checkpoints of one loop tick go as one batch, aio_writes.py) and step threads
+  (sync step bodies, ``settings.workers`` of them);
 - a handed-over run is counted busy in ``Workers`` until it ends, so
   ``wait_idle`` (TestNode) covers the loop;
 - stop: drain is signalled to the loop (backoff sleeps end, the next durable
@@ -176,7 +177,7 @@ class AsyncExecutor:
 
         self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
         self._step_pool = DaemonPool(self._rt.settings.workers, "edge-aio-step")
-        self._checkpoints = CheckpointWrites(loop, self._rt.store, self._store_pool)
+        self._checkpoints = CheckpointWrites(loop, lambda: self._rt.store, self._store_pool)
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()

@@ -24,9 +24,11 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   still pending, because its seq would then depend on completion order. That call
   is refused (UsageError, code ``nondeterministic_fanout``) on the first run, before
   anything is recorded; multi-step branches are child workflows;
-- async step bodies run as their own tasks (with the step's frame in their
-  context, for ``edge.context()``), so a cancel or a step ``timeout=`` cancels the
-  body itself (asyncio.CancelledError inside it); a sync step called from an async
+- an async step body runs in its own context (a copy holding the step's frame, for
+  ``edge.context()``): in the awaiting task (``_body``: no task or loop round trip
+  per step) or, with a step ``timeout=``, as its own task; either way a cancel or the
+  timeout cancels the body itself (asyncio.CancelledError inside it), and a body
+  still waiting when the run ends is cancelled; a sync step called from an async
   workflow runs on the executor's step threads and is awaited.
 """
 

@@ -28,6 +28,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
@@ -42,8 +43,9 @@ _Item = tuple["OpRow", str, "asyncio.Future[None]"]
 class CheckpointWrites:
     """The loop's checkpoint queue (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, store: Store, pool: Executor,
-                 max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: Callable[[], Store],
+                 pool: Executor, max_batch: int = MAX_BATCH) -> None:
+        # ``store`` is asked at each commit: the runtime's store, whichever is open.
         self._loop = loop
         self._store = store
         self._pool = pool
@@ -80,7 +82,7 @@ class CheckpointWrites:
         failure: BaseException | None = None
         errors: list[Exception | None] | None = None
         try:
-            errors = self._store.record_ops([(op, token) for op, token, _ in batch])
+            errors = self._store().record_ops([(op, token) for op, token, _ in batch])
         except BaseException as exc:  # handed to every awaiting run
             failure = exc
         try:

@@ -99,7 +99,7 @@ def test_checkpoints_issued_in_one_tick_share_one_batch_and_failures_stay_their_
     pool = ThreadPoolExecutor(2)
 
     async def main() -> tuple[list[Any], list[Any], int, int]:
-        cw = CheckpointWrites(asyncio.get_running_loop(), s, pool)
+        cw = CheckpointWrites(asyncio.get_running_loop(), lambda: s, pool)
         first = [cw.record(_op(w, 1), f"tok-{w}") for w in ("a", "b", "c")]  # one tick
         wave1 = await asyncio.gather(*first, return_exceptions=True)
         after_one = cw.batches
@@ -128,7 +128,7 @@ def test_a_failed_batch_fails_every_checkpoint_in_it(tmp_path: Path) -> None:
     pool = ThreadPoolExecutor(1)
 
     async def main() -> list[Any]:
-        cw = CheckpointWrites(asyncio.get_running_loop(), s, pool)
+        cw = CheckpointWrites(asyncio.get_running_loop(), lambda: s, pool)
         futs = [cw.record(_op(w, 1, '"' + "x" * BIG + '"'), f"tok-{w}") for w in ("a", "b")]
         return list(await asyncio.gather(*futs, return_exceptions=True))
 

@@ -271,8 +271,7 @@ class AsyncExecutor:
             outcome = await self._outcome(run, wd, frame)
             await run.close()
             if outcome is not None:
-                status, output, error = outcome
-                await run.write(self._finish, run, wd, status, output, error)
+                await self._finish(run, wd, *outcome)
         except WriteStalled as exc:  # a release while unwinding failed: recovery re-runs it
             rt.writes.strand_run(wid, run.token, exc.error)
         except BaseException:
@@ -349,21 +348,24 @@ class AsyncExecutor:
                 log.error("workflow %s failed: %s", wid, fatal.message)
             return "FAILED", None, _error_dict(fatal)
 
-    def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
-                error: dict[str, str] | None) -> None:
-        # On a store thread: the finish write and the callbacks (queue admission writes).
+    async def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
+                      error: dict[str, str] | None) -> None:
+        # In the loop's write batch; the callbacks (queue admission writes) run on its
+        # store thread after the commit.
         rt = self._rt
         error_text = None if error is None else encode(error, "workflow error")
-        try:
+        wf = run.wf
+
+        def after(final: str) -> None:
             # The status written: CANCELLED when a cancel landed after the last operation.
-            status = rt.store.finish(run.wf, run.token, status, output, error_text,
-                                       rt.clock.time())
+            rt.on_finished(wd.name, wf.id, final, wf.parent_id, wf.queue)
+
+        try:
+            await run.finish_async(status, output, error_text, after)
         except StaleRun:
             return
-        except WriteFailed as exc:
-            rt.writes.strand_run(run.wf.id, run.token, exc)  # never acknowledged
-            return
-        rt.on_finished(wd.name, run.wf.id, status, run.wf.parent_id, run.wf.queue)
+        except WriteStalled as exc:
+            rt.writes.strand_run(wf.id, run.token, exc.error)  # never acknowledged
 
     def cancel(self, wid: str) -> None:
         """A cancel request for ``wid`` (any thread): cancel its task if it runs here."""

@@ -236,6 +236,13 @@ class AsyncRun(RunContext):
         await self._written(self.checkpoints.record(op, self.token))
         self.ops[op.seq] = op
 
+    async def finish_async(self, status: str, output: str | None, error: str | None,
+                           after: Callable[[str], None]) -> str:
+        """Finish the run (``Store.finish``) in the loop's batch; ``after(status)`` runs on
+        the store thread once it committed. Returns the status written."""
+        return await self._written(self.checkpoints.finish(
+            (self.wf, self.token, status, output, error, self.rt.clock.time()), after))
+
     async def sleep_on_clock(self, seconds: float) -> bool:
         """Sleep on the injected clock; True if the node began draining meanwhile."""
         clock = self.rt.clock

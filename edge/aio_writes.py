@@ -1,24 +1,30 @@
-"""Checkpoint batching for the asyncio executor: the checkpoints issued on the loop in
-one tick become one transaction, written by one store-thread call.
+"""Write batching for the asyncio executor: the checkpoints (and run finishes) issued
+on the loop in one tick become one transaction, written by one store-thread call.
 
 A step of an async workflow ends by recording its checkpoint (``record``), which
 returns a loop future. The first checkpoint of a tick schedules a flush for the end
 of the tick (``call_soon``), so every run whose step finished in that tick joins it;
 the flush hands the whole list to one store thread, which writes it with
-``Store.record_ops`` (one transaction, one savepoint per checkpoint, one commit) and
-posts one callback back to the loop that resolves every future. While a batch is being
+``Store.write_batch`` (one transaction, one savepoint per item, one commit) and posts
+one callback back to the loop that resolves every future. A run's finish (the final
+state's CAS) joins the same batch (``finish``); its ``after`` callback (the node's
+on_finished: result waiters, a parent's wake-up, a queue's next admission, which may
+write) runs on that store thread after the commit, before the futures resolve, as it
+ran after a finish of its own. While a batch is being
 committed, the next one collects on the loop: batching is done by the writer, not by
 threads waiting on it, so a checkpoint costs no thread hand-off of its own and the
 loop wakes once per commit, not once per step.
 
 Invariants:
-- a checkpoint's future is resolved only after the transaction holding it COMMITTED
-  (``record_ops`` returned): a run never proceeds past an unrecorded outcome;
-- a failed transaction (``WriteFailed``, damage) fails every checkpoint in it with
+- a future is resolved only after the transaction holding its item COMMITTED
+  (``write_batch`` returned): a run never proceeds past an unrecorded outcome, and
+  nobody hears "finished" before the finish is durable;
+- a failed transaction (``WriteFailed``, damage) fails every item in it with
   that error, as group commit fails every request of a failed batch; the runs are
   then held by write recovery exactly as for a single failed write;
 - one item's own error (its run's token fenced it out: ``StaleRun``; a final
-  checkpoint already there: ``Conflict``) fails that item alone, the rest commit;
+  checkpoint already there: ``Conflict``; a statement's SQLITE_FULL) fails that item
+  alone, the rest commit;
 - at most one batch is in flight, so batches commit in the order they were formed,
   and a run's checkpoints (each awaited before the next is issued) in program order;
 - touched on the loop thread only, except ``_commit`` (a store thread), which only
@@ -28,20 +34,25 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge.store import OpRow, Store
+    from edge.store.store import Finish
 
-MAX_BATCH = 1024  # checkpoints per transaction: bounds one commit's time and its memory
+log = logging.getLogger("edge.aio")
 
-_Item = tuple["OpRow", str, "asyncio.Future[None]"]
+MAX_BATCH = 1024  # items per transaction: bounds one commit's time and its memory
+
+_Op = tuple["OpRow", str, "asyncio.Future[None]"]
+_Fin = tuple["Finish", "Callable[[str], None]", "asyncio.Future[str]"]
 
 
 class CheckpointWrites:
-    """The loop's checkpoint queue (see the module docstring)."""
+    """The loop's write queue (see the module docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, store: Callable[[], Store],
                  pool: Executor, max_batch: int = MAX_BATCH) -> None:
@@ -50,7 +61,8 @@ class CheckpointWrites:
         self._store = store
         self._pool = pool
         self._max_batch = max_batch
-        self._pending: list[_Item] = []
+        self._ops: list[_Op] = []
+        self._fins: list[_Fin] = []
         self._scheduled = False  # a flush is queued for the end of this tick
         self._busy = False  # a batch is on a store thread
         self.batches = 0  # batches handed to the store (for tests and benchmarks)
@@ -58,48 +70,81 @@ class CheckpointWrites:
     def record(self, op: OpRow, token: str) -> asyncio.Future[None]:
         """Queue ``op`` (fenced on ``token``); the future resolves once it is committed."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.append((op, token, fut))
+        self._ops.append((op, token, fut))
+        self._wake()
+        return fut
+
+    def finish(self, finish: Finish, after: Callable[[str], None]) -> asyncio.Future[str]:
+        """Queue a run's finish (``Store.finish``'s arguments); the future resolves to the
+        status written once it is committed and ``after(status)`` ran."""
+        fut: asyncio.Future[str] = self._loop.create_future()
+        self._fins.append((finish, after, fut))
+        self._wake()
+        return fut
+
+    def _wake(self) -> None:
         if not (self._scheduled or self._busy):
             self._scheduled = True
             self._loop.call_soon(self._flush)
-        return fut
 
     def _flush(self) -> None:
         self._scheduled = False
-        if self._busy or not self._pending:
+        if self._busy or not (self._ops or self._fins):
             return
-        batch = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
+        ops = self._ops[: self._max_batch]
+        del self._ops[: self._max_batch]
+        fins = self._fins[: max(1, self._max_batch - len(ops))]
+        del self._fins[: len(fins)]
         self._busy = True
         self.batches += 1
         try:
-            self._pool.submit(self._commit, batch)
+            self._pool.submit(self._commit, ops, fins)
         except RuntimeError as exc:  # the pool is shut down: the node is stopping
-            self._done(batch, exc, None)
+            self._done(ops, fins, exc, None, None)
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, ops: list[_Op], fins: list[_Fin]) -> None:
         # On a store thread.
         failure: BaseException | None = None
         errors: list[Exception | None] | None = None
+        finished: list[str | Exception] | None = None
         try:
-            errors = self._store().record_ops([(op, token) for op, token, _ in batch])
+            errors, finished = self._store().write_batch(
+                [(op, token) for op, token, _ in ops], [f for f, _, _ in fins])
         except BaseException as exc:  # handed to every awaiting run
             failure = exc
+        if finished is not None:
+            for (_, after, _), status in zip(fins, finished, strict=True):
+                if isinstance(status, str):
+                    try:
+                        after(status)
+                    except Exception:  # the finish is committed: report, go on
+                        log.exception("after finishing a workflow")
         try:
-            self._loop.call_soon_threadsafe(self._done, batch, failure, errors)
+            self._loop.call_soon_threadsafe(self._done, ops, fins, failure, errors, finished)
         except RuntimeError:
             pass  # the loop closed: nobody awaits these futures any more
 
-    def _done(self, batch: list[_Item], failure: BaseException | None,
-              errors: list[Exception | None] | None) -> None:
+    def _done(self, ops: list[_Op], fins: list[_Fin], failure: BaseException | None,
+              errors: list[Exception | None] | None,
+              finished: list[str | Exception] | None) -> None:
         self._busy = False
-        for i, (_, _, fut) in enumerate(batch):
-            if fut.done():
-                continue  # its awaiting run was cancelled meanwhile
-            err = failure if failure is not None else (errors[i] if errors else None)
-            if err is None:
-                fut.set_result(None)
+        for i, (_, _, fut) in enumerate(ops):
+            _settle(fut, failure if failure is not None else errors[i] if errors else None,
+                    None)
+        for i, (_, _, sfut) in enumerate(fins):
+            outcome: Any = failure if failure is not None else finished[i] if finished else None
+            if isinstance(outcome, str):
+                _settle(sfut, None, outcome)
             else:
-                fut.set_exception(err)
-        if self._pending:
+                _settle(sfut, outcome, None)
+        if self._ops or self._fins:
             self._flush()  # what collected while this batch was committed
+
+
+def _settle(fut: asyncio.Future[Any], err: BaseException | None, value: Any) -> None:
+    if fut.done():
+        return  # its awaiting run was cancelled meanwhile
+    if err is None:
+        fut.set_result(value)
+    else:
+        fut.set_exception(err)

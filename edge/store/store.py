@@ -82,6 +82,10 @@ from edge.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
+# ``finish``'s arguments, one finish of a ``write_batch``: (run, token, status, output,
+# error, now).
+Finish = tuple[WorkflowRow, str, str, "str | None", "str | None", float]
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -359,17 +363,28 @@ class Store:
         self.write(fn)
 
     def record_ops(self, items: Sequence[tuple[OpRow, str]]) -> list[Exception | None]:
-        """Write many runs' checkpoints (``(op, run token)``) in one transaction, one
-        commit: the async executor's batch (aio_writes.py). Each item is written in its
-        own savepoint, fenced on its own token, so one item's error (StaleRun, Conflict)
-        rolls back that item alone and is returned in its place (None: written); the
-        others commit. Raises (``WriteFailed``...) when the transaction itself failed:
-        then nothing was committed, for any item."""
-        prepared = [(op, op.digest(), token) for op, token in items]
+        """Write many runs' checkpoints (``(op, run token)``) in one transaction: see
+        ``write_batch``."""
+        return self.write_batch(items, ())[0]
 
-        def fn(conn: sqlite3.Connection) -> list[Exception | None]:
+    def write_batch(
+        self, ops: Sequence[tuple[OpRow, str]], finishes: Sequence[Finish],
+    ) -> tuple[list[Exception | None], list[str | Exception]]:
+        """Write many runs' checkpoints (``(op, run token)``) and finishes (``finish``'s
+        arguments) in one transaction, one commit: the async executor's batch
+        (aio_writes.py). Each item is written in its own savepoint, fenced on its own
+        token, so one item's error (StaleRun, Conflict, a statement's SQLITE_FULL) rolls
+        back that item alone and is returned in its place; the others commit. Returns,
+        per checkpoint, None (written) or its error; per finish, the status written
+        (as ``finish``) or its error. Raises (``WriteFailed``...) when the transaction
+        itself failed: then nothing was committed, for any item."""
+        prepared = [(op, op.digest(), token) for op, token in ops]
+        finish_fns = [self._finish_fn(*f) for f in finishes]
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[Exception | None],
+                                                  list[str | Exception]]:
             # Counted here, once per attempt, as the writer counts its requests.
-            self._batched_writes += len(prepared) - 1
+            self._batched_writes += len(prepared) + len(finish_fns) - 1
             errors: list[Exception | None] = []
             for op, digest, token in prepared:
                 conn.execute("SAVEPOINT batch_item")
@@ -382,9 +397,22 @@ class Store:
                     conn.execute("ROLLBACK TO batch_item")
                     errors.append(exc)
                 conn.execute("RELEASE batch_item")
-            return errors
+            finished: list[str | Exception] = []
+            for finish in finish_fns:
+                conn.execute("SAVEPOINT batch_item")
+                try:
+                    finished.append(finish(conn))
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO batch_item")
+                    finished.append(exc)
+                conn.execute("RELEASE batch_item")
+            return errors, finished
 
-        return [e if e is None else self._item_error(e) for e in self.write(fn)]
+        errors, finished = self.write(fn)
+        return ([e if e is None else self._item_error(e) for e in errors],
+                [f if isinstance(f, str) else self._item_error(f) for f in finished])
 
     def _item_error(self, exc: Exception) -> Exception:
         """One batch item's own error, classified as ``write`` classifies a write's."""
@@ -441,6 +469,13 @@ class Store:
     ) -> str:
         """RUNNING -> final; returns the status written: CANCELLED instead of the run's
         outcome when a cancel was requested while the run computed it."""
+        return self.write(self._finish_fn(wf, token, status, output, error, now))
+
+    def _finish_fn(
+        self, wf: WorkflowRow, token: str, status: str, output: str | None,
+        error: str | None, now: float,
+    ) -> Callable[[sqlite3.Connection], str]:
+        """``finish``'s transaction body (also one item of ``write_batch``)."""
 
         def fn(conn: sqlite3.Connection) -> str:
             row = conn.execute(
@@ -467,7 +502,7 @@ class Store:
                 wake_parent(conn, wf.parent_id, wf.id, now)
             return final
 
-        return self.write(fn)
+        return fn
 
     def suspend(
         self, id: str, token: str, status: str, now: float, *, wake_at: float | None,

@@ -19,7 +19,7 @@ from typing import Any
 import edge
 from edge.aio_writes import CheckpointWrites
 from edge.errors import Conflict, WriteFailed
-from edge.store import OpRow, StaleRun, Store
+from edge.store import OpRow, StaleRun, Store, WorkflowRow
 from edge.testing import TestNode
 from tests.conftest import wait_until
 
@@ -34,6 +34,12 @@ def _running(s: Store, *ids: str) -> None:
     for wid in ids:
         s.insert_workflow(wid, "wf", "{}", 1.0)
         assert s.claim(wid, f"tok-{wid}", 1.0)
+
+
+def _row(s: Store, wid: str) -> WorkflowRow:
+    row = s.get_workflow(wid)
+    assert row is not None
+    return row
 
 
 def _cap_pages(s: Store, pages: int | None) -> None:
@@ -85,6 +91,30 @@ def test_record_ops_on_a_full_disk_commits_nothing_then_everything(tmp_path: Pat
     assert s.record_ops(items) == [None, None, None]
     assert [len(s.load_ops(w)) for w in ("a", "b", "c")] == [1, 1, 1]
     assert s.write_fault is None
+    s.close()
+
+
+def test_write_batch_finishes_runs_beside_checkpoints_each_on_its_own_token(
+        tmp_path: Path) -> None:
+    s = Store.open(tmp_path / "e.db")
+    _running(s, "a", "b", "stale", "c")
+    assert s.release("stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
+    rows = {w: _row(s, w) for w in ("a", "b", "stale")}
+    before = s.commit_stats
+    errors, finished = s.write_batch(
+        [(_op("c", 1), "tok-c")],
+        [(rows[w], f"tok-{w}", "SUCCEEDED", '"out"', None, 3.0)
+         for w in ("a", "stale", "b")])
+    after = s.commit_stats
+    assert errors == [None]
+    assert finished[0] == "SUCCEEDED" and finished[2] == "SUCCEEDED"
+    assert isinstance(finished[1], StaleRun)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 4)
+    for w, status in (("a", "SUCCEEDED"), ("b", "SUCCEEDED"), ("stale", "RUNNING"),
+                      ("c", "RUNNING")):
+        row = s.get_workflow(w)
+        assert row is not None and row.status == status, (w, row)
+    assert len(s.load_ops("c")) == 1
     s.close()
 
 
@@ -187,9 +217,10 @@ def test_many_async_workflows_checkpoint_in_one_transaction(make_node: Any) -> N
     gate.open()
     assert [h.result(timeout=30) for h in handles] == [i + 1 for i in range(n)]
     tx, writes = node.store.commit_stats[0] - tx0, node.store.commit_stats[1] - writes0
-    assert node.aio.checkpoint_batches - batches0 == 1  # the n checkpoints: one batch
+    # The n checkpoints: one batch; the n finishes they led to: the next one.
+    assert node.aio.checkpoint_batches - batches0 == 2
     assert writes >= 2 * n  # n checkpoints and n finishes, each counted
-    assert tx <= n + 1, (tx, writes)  # one commit for the checkpoints, at most one per finish
+    assert tx <= 4, (tx, writes)  # two commits (room for a stray write of the node's own)
     for i in range(n):
         steps = node.describe(f"m{i}")["steps"]
         assert [(s["seq"], s["status"]) for s in steps] == [(1, "SUCCEEDED")]
@@ -228,7 +259,7 @@ def test_a_fenced_checkpoint_in_a_batch_does_not_fail_its_neighbours(make_node: 
     for i in ("f0", "f2", "f3"):
         assert handles[i].result(timeout=30) == i
     wait_until(lambda: node.aio.running == 0, what="the fenced run to end")
-    assert node.aio.checkpoint_batches - batches0 == 1
+    assert node.aio.checkpoint_batches - batches0 == 2  # the checkpoints, then the finishes
     assert sorted(after) == ["f0", "f2", "f3"]  # the fenced run never went past its step
     assert node.store.load_ops("f1") == []
     row = node.store.get_workflow("f1")

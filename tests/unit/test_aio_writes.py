@@ -278,32 +278,51 @@ def test_a_full_disk_under_a_batch_holds_every_run_and_loses_nothing() -> None:
         runs[wid] = runs.get(wid, 0) + 1
         if runs[wid] == 1:
             await gate.wait()
-        return "x" * BIG
+        return "x" * BIG  # its checkpoint needs fresh pages
+
+    @app.step()
+    async def small() -> str:
+        wid = edge.context().workflow_id
+        runs[wid] = runs.get(wid, 0) + 1
+        await gate.wait()
+        return "s"
 
     @app.workflow()
     async def big() -> int:
         return len(await produce())
 
+    @app.workflow()
+    async def big_out() -> str:
+        return await small() + "y" * BIG  # checkpointed; its finish needs fresh pages
+
     with TestNode(app, clock=edge.FakeClock(), workers=4) as t:
         ids = [app.start(big, id=f"d{i}").id for i in range(n)]
-        wait_until(lambda: len(gate.entered) == n, what="every step body to start")
+        outs = [app.start(big_out, id=f"o{i}").id for i in range(2)]
+        wait_until(lambda: len(gate.entered) == n + 2, what="every step body to start")
         _cap_pages(t.node.store, None)
         batches0 = t.node.aio.checkpoint_batches
         gate.open()
-        wait_until(lambda: t.node.writes.pending() == n, what="every run to be held")
+        wait_until(lambda: t.node.writes.pending() == n + 2, what="every run to be held")
         t.run_until_idle()
-        assert t.node.aio.checkpoint_batches - batches0 == 1  # they failed together
-        for i in ids:
+        # The checkpoints in one batch (6 refused, 2 committed), the 2 finishes in one.
+        assert t.node.aio.checkpoint_batches - batches0 == 2
+        for i in ids + outs:
             row = t.node.store.get_workflow(i)
             assert row is not None and row.status == "RUNNING"  # held, its claim kept
-            assert t.node.store.load_ops(i) == []  # nothing acknowledged
+            assert row.output is None  # nothing acknowledged
+        assert all(t.node.store.load_ops(i) == [] for i in ids)
+        assert all(len(t.node.store.load_ops(i)) == 1 for i in outs)
         _cap_pages(t.node.store, 1_000_000)
         t.advance(5)  # write recovery's back-off: the runs re-run from their checkpoints
         t.run_until_idle()
         for i in ids:
             assert t.status(i) == "SUCCEEDED", t.describe(i)
             assert t.result(i) == BIG
-        assert runs == {i: 2 for i in ids}  # the uncommitted step ran again, once
+        for i in outs:
+            assert t.status(i) == "SUCCEEDED", t.describe(i)
+            assert t.result(i) == "s" + "y" * BIG
+        # The uncommitted step ran again, once; the committed one never did.
+        assert runs == {**{i: 2 for i in ids}, **{i: 1 for i in outs}}
         assert t.node.writes.pending() == 0
 
 

@@ -12,7 +12,9 @@ Invariants:
   of two bounded thread pools and is awaited, never run on the loop: store
   threads (group commit batches the writes of concurrent branches and runs; the
   checkpoints of one loop tick go as one batch, aio_writes.py) and step threads
-  (sync step bodies, ``settings.workers`` of them);
+  (sync step bodies, ``settings.workers`` of them); the one exception: while the
+  loop has a single run, its lone checkpoint or finish is written on the loop
+  (aio_writes.py: no other run can wait for it);
 - a handed-over run is counted busy in ``Workers`` until it ends, so
   ``wait_idle`` (TestNode) covers the loop;
 - stop: drain is signalled to the loop (backoff sleeps end, the next durable
@@ -177,7 +179,8 @@ class AsyncExecutor:
 
         self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
         self._step_pool = DaemonPool(self._rt.settings.workers, "edge-aio-step")
-        self._checkpoints = CheckpointWrites(loop, lambda: self._rt.store, self._store_pool)
+        self._checkpoints = CheckpointWrites(loop, lambda: self._rt.store, self._store_pool,
+                                             solo=lambda: len(self._runs) <= 1)
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()

@@ -25,6 +25,12 @@ Invariants:
 - one item's own error (its run's token fenced it out: ``StaleRun``; a final
   checkpoint already there: ``Conflict``; a statement's SQLITE_FULL) fails that item
   alone, the rest commit;
+- a batch of one item while the loop runs at most one run (``solo``: a sequential
+  workflow, nothing to batch with) is written on the loop thread itself: the hop to a
+  store thread and back would be the step's only cost beyond its commit, and no other
+  run waits for the loop meanwhile (measured in benchmarks/RESULTS.md, "Async");
+  with two runs or more every batch goes to a store thread, so no run's write ever
+  stalls another run;
 - at most one batch is in flight, so batches commit in the order they were formed,
   and a run's checkpoints (each awaited before the next is issued) in program order;
 - touched on the loop thread only, except ``_commit`` (a store thread), which only
@@ -55,9 +61,13 @@ class CheckpointWrites:
     """The loop's write queue (see the module docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, store: Callable[[], Store],
-                 pool: Executor, max_batch: int = MAX_BATCH) -> None:
+                 pool: Executor, max_batch: int = MAX_BATCH,
+                 solo: Callable[[], bool] | None = None) -> None:
         # ``store`` is asked at each commit: the runtime's store, whichever is open.
+        # ``solo``: True while the loop runs at most one run (a batch of one is then
+        # written on the loop itself: nothing else waits for the loop meanwhile).
         self._loop = loop
+        self._solo = solo
         self._store = store
         self._pool = pool
         self._max_batch = max_batch
@@ -97,13 +107,16 @@ class CheckpointWrites:
         del self._fins[: len(fins)]
         self._busy = True
         self.batches += 1
+        if len(ops) + len(fins) == 1 and self._solo is not None and self._solo():
+            self._commit(ops, fins, on_loop=True)  # a lone run: no hand-off either way
+            return
         try:
             self._pool.submit(self._commit, ops, fins)
         except RuntimeError as exc:  # the pool is shut down: the node is stopping
             self._done(ops, fins, exc, None, None)
 
-    def _commit(self, ops: list[_Op], fins: list[_Fin]) -> None:
-        # On a store thread.
+    def _commit(self, ops: list[_Op], fins: list[_Fin], on_loop: bool = False) -> None:
+        # On a store thread (or, ``on_loop``, for a lone run's batch of one, on the loop).
         failure: BaseException | None = None
         errors: list[Exception | None] | None = None
         finished: list[str | Exception] | None = None
@@ -119,6 +132,9 @@ class CheckpointWrites:
                         after(status)
                     except Exception:  # the finish is committed: report, go on
                         log.exception("after finishing a workflow")
+        if on_loop:
+            self._done(ops, fins, failure, errors, finished)
+            return
         try:
             self._loop.call_soon_threadsafe(self._done, ops, fins, failure, errors, finished)
         except RuntimeError:

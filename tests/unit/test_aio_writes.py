@@ -326,6 +326,49 @@ def test_a_full_disk_under_a_batch_holds_every_run_and_loses_nothing() -> None:
         assert t.node.writes.pending() == 0
 
 
+def test_a_lone_run_writes_on_the_loop_and_concurrent_runs_on_store_threads(
+        make_node: Any, monkeypatch: Any) -> None:
+    app = edge.App("aio-batch-solo")
+    gate = Gate()
+
+    @app.step()
+    async def one(i: int) -> int:
+        return i
+
+    @app.step()
+    async def held() -> int:
+        await gate.wait()
+        return 1
+
+    @app.workflow()
+    async def lone() -> int:
+        return await one(1) + await one(2)
+
+    @app.workflow()
+    async def pair() -> int:
+        return await held()
+
+    node = make_node(app)
+    threads: list[tuple[str, int]] = []
+    real = node.store.write_batch
+
+    def spy(ops: Any, finishes: Any) -> Any:
+        threads.append((threading.current_thread().name, len(ops) + len(finishes)))
+        return real(ops, finishes)
+
+    monkeypatch.setattr(node.store, "write_batch", spy)
+    assert app.start(lone, id="lone").result(timeout=30) == 3
+    # Two checkpoints and the finish, each a batch of one, none handed to a thread.
+    assert threads == [("edge-loop", 1)] * 3
+    threads.clear()
+    handles = [app.start(pair, id=f"p{i}") for i in range(2)]
+    wait_until(lambda: len(gate.entered) == 2, what="both step bodies to start")
+    gate.open()
+    assert [h.result(timeout=30) for h in handles] == [1, 1]
+    assert threads and all(name.startswith("edge-aio-store") for name, _ in threads), threads
+    assert threads[0][1] == 2  # the two checkpoints in one batch
+
+
 # ---- an async step body in the awaiting task (aio_run.AsyncRun._body) -----------------
 
 _mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="workflow")

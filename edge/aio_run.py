@@ -7,11 +7,12 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   workflow calls the step, and returns the awaitable that runs or replays it; so
   ``asyncio.gather(a(), b(), ...)`` numbers its branches in program order whatever
   order they complete in;
-- store writes off the loop: a checkpoint joins the loop's batch (aio_writes.py:
-  every checkpoint issued in one loop tick, by any run or branch, is committed in
-  one transaction by one store-thread call) and is awaited; every other write runs
-  on the executor's store threads and is awaited (group commit, store/writer.py);
-  the loop keeps running other workflows meanwhile;
+- store writes off the loop: a checkpoint (and the run's finish) joins the loop's
+  batch (aio_writes.py: every checkpoint and finish issued in one loop tick, by any
+  run or branch, is committed in one transaction by one store-thread call; a lone
+  run's batch of one on the loop itself) and is awaited; every other write runs on
+  the executor's store threads and is awaited (group commit, store/writer.py); the
+  loop keeps running other workflows meanwhile;
 - parking under concurrency (``barrier``): an operation that may park the workflow
   (sleep, wait_event, a child's result) first waits until no step of the run is
   in flight and no write is pending, and holds new step bodies back meanwhile;

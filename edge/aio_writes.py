@@ -10,10 +10,10 @@ one callback back to the loop that resolves every future. A run's finish (the fi
 state's CAS) joins the same batch (``finish``); its ``after`` callback (the node's
 on_finished: result waiters, a parent's wake-up, a queue's next admission, which may
 write) runs on that store thread after the commit, before the futures resolve, as it
-ran after a finish of its own. While a batch is being
-committed, the next one collects on the loop: batching is done by the writer, not by
-threads waiting on it, so a checkpoint costs no thread hand-off of its own and the
-loop wakes once per commit, not once per step.
+ran after a finish of its own. While a batch is being committed, the next one
+collects on the loop: batching is done by the writer, not by threads waiting on it,
+so a checkpoint costs no thread hand-off of its own and the loop wakes once per
+commit, not once per step.
 
 Invariants:
 - a future is resolved only after the transaction holding its item COMMITTED
@@ -34,7 +34,7 @@ Invariants:
 - at most one batch is in flight, so batches commit in the order they were formed,
   and a run's checkpoints (each awaited before the next is issued) in program order;
 - touched on the loop thread only, except ``_commit`` (a store thread), which only
-  calls the store and ``call_soon_threadsafe``.
+  calls the store, the finishes' ``after`` callbacks and ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ T = TypeVar("T")
 
 # ``finish``'s arguments, one finish of a ``write_batch``: (run, token, status, output,
 # error, now).
-Finish = tuple[WorkflowRow, str, str, "str | None", "str | None", float]
+Finish = tuple[WorkflowRow, str, str, str | None, str | None, float]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Store:
         self._on_write_error: Callable[[WriteFailed | None], None] | None = None
         self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
         self._private: Path | None = None  # a migrated copy inspect() reads (removed at close)
-        self._batched_writes = 0  # record_ops items past the first: commit_stats counts each
+        self._batched_writes = 0  # write_batch items past the first: commit_stats counts each
 
     # ---- lifecycle -------------------------------------------------------
 

@@ -10,8 +10,11 @@ Invariants:
   (else at the first hand-over), stopped before the store closes;
 - every blocking call (store writes, the finish, a sync step's body) runs on one
   of two bounded thread pools and is awaited, never run on the loop: store
-  threads (group commit batches the writes of concurrent branches and runs) and
-  step threads (sync step bodies, ``settings.workers`` of them);
+  threads (group commit batches the writes of concurrent branches and runs; the
+  checkpoints of one loop tick go as one batch, aio_writes.py) and step threads
+  (sync step bodies, ``settings.workers`` of them); the one exception: while the
+  loop has a single run, its lone checkpoint or finish is written on the loop
+  (aio_writes.py: no other run can wait for it);
 - a handed-over run is counted busy in ``Workers`` until it ends, so
   ``wait_idle`` (TestNode) covers the loop;
 - stop: drain is signalled to the loop (backoff sleeps end, the next durable
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.aio_ops import Ops
 from edge.aio_run import AsyncRun
+from edge.aio_writes import CheckpointWrites
 from edge.engine import (
     DeadlineExceeded,
     Drain,
@@ -147,6 +151,7 @@ class AsyncExecutor:
         self._drained: asyncio.Event | None = None
         self._store_pool: DaemonPool | None = None
         self._step_pool: DaemonPool | None = None
+        self._checkpoints: CheckpointWrites | None = None
         self._runs: dict[str, AsyncRun] = {}  # touched on the loop thread only
         self._count = 0  # runs handed over and not ended (any thread, under _lock)
         self._ended = threading.Condition(self._lock)
@@ -174,6 +179,8 @@ class AsyncExecutor:
 
         self._store_pool = DaemonPool(STORE_THREADS, "edge-aio-store")
         self._step_pool = DaemonPool(self._rt.settings.workers, "edge-aio-step")
+        self._checkpoints = CheckpointWrites(loop, lambda: self._rt.store, self._store_pool,
+                                             solo=lambda: len(self._runs) <= 1)
         self._thread = threading.Thread(target=main, name="edge-loop", daemon=True)
         self._loop = loop
         self._thread.start()
@@ -183,6 +190,12 @@ class AsyncExecutor:
     def running(self) -> int:
         with self._lock:
             return self._count
+
+    @property
+    def checkpoint_batches(self) -> int:
+        """Checkpoint batches handed to the store so far (aio_writes.py), for tests and
+        benchmarks: checkpoints / batches is the loop's batching factor."""
+        return 0 if self._checkpoints is None else self._checkpoints.batches
 
     def stop(self, grace: float) -> bool:
         """Drain the loop: wait up to ``grace`` s for runs to end, then cancel (release)
@@ -247,8 +260,9 @@ class AsyncExecutor:
     def _spawn(self, base: RunContext, wd: WorkflowDef) -> None:
         assert self._loop is not None and self._store_pool is not None
         assert self._step_pool is not None and self._drained is not None
+        assert self._checkpoints is not None
         run = AsyncRun(self._rt, base, self._loop, self._store_pool, self._step_pool,
-                       self._drained)
+                       self._drained, self._checkpoints)
         frame = run.set_frame(Ops(run))
         self._runs[run.wf.id] = run
         self._loop.create_task(self._run(run, wd, frame))
@@ -260,8 +274,7 @@ class AsyncExecutor:
             outcome = await self._outcome(run, wd, frame)
             await run.close()
             if outcome is not None:
-                status, output, error = outcome
-                await run.write(self._finish, run, wd, status, output, error)
+                await self._finish(run, wd, *outcome)
         except WriteStalled as exc:  # a release while unwinding failed: recovery re-runs it
             rt.writes.strand_run(wid, run.token, exc.error)
         except BaseException:
@@ -338,21 +351,24 @@ class AsyncExecutor:
                 log.error("workflow %s failed: %s", wid, fatal.message)
             return "FAILED", None, _error_dict(fatal)
 
-    def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
-                error: dict[str, str] | None) -> None:
-        # On a store thread: the finish write and the callbacks (queue admission writes).
+    async def _finish(self, run: AsyncRun, wd: WorkflowDef, status: str, output: str | None,
+                      error: dict[str, str] | None) -> None:
+        # In the loop's write batch; the callbacks (queue admission writes) run on its
+        # store thread after the commit.
         rt = self._rt
         error_text = None if error is None else encode(error, "workflow error")
-        try:
+        wf = run.wf
+
+        def after(final: str) -> None:
             # The status written: CANCELLED when a cancel landed after the last operation.
-            status = rt.store.finish(run.wf, run.token, status, output, error_text,
-                                       rt.clock.time())
+            rt.on_finished(wd.name, wf.id, final, wf.parent_id, wf.queue)
+
+        try:
+            await run.finish_async(status, output, error_text, after)
         except StaleRun:
             return
-        except WriteFailed as exc:
-            rt.writes.strand_run(run.wf.id, run.token, exc)  # never acknowledged
-            return
-        rt.on_finished(wd.name, run.wf.id, status, run.wf.parent_id, run.wf.queue)
+        except WriteStalled as exc:
+            rt.writes.strand_run(wf.id, run.token, exc.error)  # never acknowledged
 
     def cancel(self, wid: str) -> None:
         """A cancel request for ``wid`` (any thread): cancel its task if it runs here."""

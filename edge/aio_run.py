@@ -7,9 +7,12 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   workflow calls the step, and returns the awaitable that runs or replays it; so
   ``asyncio.gather(a(), b(), ...)`` numbers its branches in program order whatever
   order they complete in;
-- store writes off the loop: every write runs on the executor's store threads and
-  is awaited, so concurrent branches' checkpoints meet in one group commit
-  (store/writer.py) and the loop keeps running other workflows meanwhile;
+- store writes off the loop: a checkpoint (and the run's finish) joins the loop's
+  batch (aio_writes.py: every checkpoint and finish issued in one loop tick, by any
+  run or branch, is committed in one transaction by one store-thread call; a lone
+  run's batch of one on the loop itself) and is awaited; every other write runs on
+  the executor's store threads and is awaited (group commit, store/writer.py); the
+  loop keeps running other workflows meanwhile;
 - parking under concurrency (``barrier``): an operation that may park the workflow
   (sleep, wait_event, a child's result) first waits until no step of the run is
   in flight and no write is pending, and holds new step bodies back meanwhile;
@@ -22,9 +25,11 @@ replay lookup, NonDeterminismError and the guard are the same code). What it add
   still pending, because its seq would then depend on completion order. That call
   is refused (UsageError, code ``nondeterministic_fanout``) on the first run, before
   anything is recorded; multi-step branches are child workflows;
-- async step bodies run as their own tasks (with the step's frame in their
-  context, for ``edge.context()``), so a cancel or a step ``timeout=`` cancels the
-  body itself (asyncio.CancelledError inside it); a sync step called from an async
+- an async step body runs in its own context (a copy holding the step's frame, for
+  ``edge.context()``): in the awaiting task (``_body``: no task or loop round trip
+  per step) or, with a step ``timeout=``, as its own task; either way a cancel or the
+  timeout cancels the body itself (asyncio.CancelledError inside it), and a body
+  still waiting when the run ends is cancelled; a sync step called from an async
   workflow runs on the executor's step threads and is awaited.
 """
 
@@ -32,11 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from edge.aio_writes import CheckpointWrites
 from edge.clock import SystemClock
 from edge.engine import (
     AsyncFrame,
@@ -66,9 +72,10 @@ class AsyncRun(RunContext):
 
     def __init__(self, rt: Runtime, base: RunContext, loop: asyncio.AbstractEventLoop,
                  store_pool: Executor, step_pool: Executor,
-                 drained: asyncio.Event) -> None:
+                 drained: asyncio.Event, checkpoints: CheckpointWrites) -> None:
         super().__init__(rt, base.wf, base.token, base.ops)
         self.loop = loop
+        self.checkpoints = checkpoints
         self.store_pool = store_pool
         self.step_pool = step_pool
         self.drained = drained
@@ -197,9 +204,13 @@ class AsyncRun(RunContext):
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call on a store thread and await it; counted in flight, so
         a barrier waits for it."""
+        return await self._written(self.loop.run_in_executor(self.store_pool, fn, *args))
+
+    async def _written(self, aw: Awaitable[T]) -> T:
+        """Await a store write, counted in flight, its faults mapped as in a sync run."""
         self._inflight += 1
         try:
-            return await self.loop.run_in_executor(self.store_pool, fn, *args)
+            return await aw
         except CancelPending:
             # As RunContext.call: a cancel pending in the database ends the run CANCELLED,
             # a failed write unwinds it; user code can catch neither.
@@ -221,8 +232,17 @@ class AsyncRun(RunContext):
             self._changed()
 
     async def record_async(self, op: OpRow) -> None:
-        await self.write(self.rt.store.record_op, op, self.token, self.rt.clock.time())
+        """Record a step's progress or outcome: in the loop's checkpoint batch, so the
+        checkpoints of every run that moved in this tick share one commit."""
+        await self._written(self.checkpoints.record(op, self.token))
         self.ops[op.seq] = op
+
+    async def finish_async(self, status: str, output: str | None, error: str | None,
+                           after: Callable[[str], None]) -> str:
+        """Finish the run (``Store.finish``) in the loop's batch; ``after(status)`` runs on
+        the store thread once it committed. Returns the status written."""
+        return await self._written(self.checkpoints.finish(
+            (self.wf, self.token, status, output, error, self.rt.clock.time()), after))
 
     async def sleep_on_clock(self, seconds: float) -> bool:
         """Sleep on the injected clock; True if the node began draining meanwhile."""
@@ -321,7 +341,10 @@ class AsyncRun(RunContext):
                 raise _overran(sd, attempt) from None
         ctx = contextvars.copy_context()
         ctx.run(set_async_frame, AsyncFrame(self, self.frame().ops, seq, attempt))
-        task = self.loop.create_task(sd.fn(*args, **kwargs), context=ctx)
+        coro = sd.fn(*args, **kwargs)
+        if sd.timeout is None and asyncio.iscoroutine(coro):
+            return await self._body(coro, ctx)
+        task = self.loop.create_task(coro, context=ctx)
         self.step_tasks.add(task)
         try:
             if sd.timeout is None:
@@ -335,6 +358,24 @@ class AsyncRun(RunContext):
         finally:
             self.step_tasks.discard(task)
 
+    async def _body(self, coro: Coroutine[Any, Any, T], ctx: contextvars.Context) -> T:
+        """Run an async step body in the awaiting task, in its own context ``ctx``: no task
+        of its own (a CPU-light body finishes in its first slice, with no loop round
+        trip), yet the body's context variables stay its own, as in a task. While the
+        body waits, the awaiting task is listed with the step bodies, so ``close``
+        cancels a stray one and cancelling it throws CancelledError into the body."""
+        try:
+            yielded = ctx.run(coro.send, None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        task = asyncio.current_task(self.loop)
+        assert task is not None
+        self.step_tasks.add(task)
+        try:
+            return await _Resume(coro, ctx, yielded)  # type: ignore[no-any-return]
+        finally:
+            self.step_tasks.discard(task)
+
     async def close(self) -> None:
         """The run ended: stray branches stop writing; step bodies still running (a task
         the workflow never awaited) are cancelled."""
@@ -345,6 +386,41 @@ class AsyncRun(RunContext):
         if self.step_tasks:
             await asyncio.wait(list(self.step_tasks), timeout=5.0)
         self._changed()
+
+
+class _Resume:
+    """The rest of a started coroutine, awaited in the current task with every resumption
+    run in ``ctx``: ``yield from`` with a context switch around each step (what a Task
+    does for its coroutine, minus the scheduling). A cancel of the task reaches the body
+    as a thrown CancelledError at its pending await, exactly as through a Task."""
+
+    __slots__ = ("_coro", "_ctx", "_yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context,
+                 yielded: Any) -> None:
+        self._coro = coro
+        self._ctx = ctx
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, ctx, yielded = self._coro, self._ctx, self._yielded
+        self._yielded = None
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:  # the awaiting coroutine is closed: close the body too
+                ctx.run(coro.close)
+                raise
+            except BaseException as exc:  # thrown into the task (a cancel): into the body
+                try:
+                    yielded = ctx.run(coro.throw, exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    yielded = ctx.run(coro.send, sent)
+                except StopIteration as done:
+                    return done.value
 
 
 def _overran(sd: StepDef, attempt: int) -> TimeoutError:

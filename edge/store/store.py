@@ -34,7 +34,7 @@ import queue
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,10 @@ from edge.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
+# ``finish``'s arguments, one finish of a ``write_batch``: (run, token, status, output,
+# error, now).
+Finish = tuple[WorkflowRow, str, str, str | None, str | None, float]
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -107,6 +111,7 @@ class Store:
         self._on_write_error: Callable[[WriteFailed | None], None] | None = None
         self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
         self._private: Path | None = None  # a migrated copy inspect() reads (removed at close)
+        self._batched_writes = 0  # write_batch items past the first: commit_stats counts each
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -176,7 +181,7 @@ class Store:
         """(transactions, writes) committed so far: writes/transactions is the batching factor."""
         if self._writer is None:
             return (0, 0)
-        return (self._writer.batches, self._writer.writes)
+        return (self._writer.batches, self._writer.writes + self._batched_writes)
 
     def on_commit(self, fn: Callable[[], None] | None) -> None:
         """Call ``fn`` after every committed transaction (replication lag tracking)."""
@@ -357,6 +362,71 @@ class Store:
 
         self.write(fn)
 
+    def record_ops(self, items: Sequence[tuple[OpRow, str]]) -> list[Exception | None]:
+        """Write many runs' checkpoints (``(op, run token)``) in one transaction: see
+        ``write_batch``."""
+        return self.write_batch(items, ())[0]
+
+    def write_batch(
+        self, ops: Sequence[tuple[OpRow, str]], finishes: Sequence[Finish],
+    ) -> tuple[list[Exception | None], list[str | Exception]]:
+        """Write many runs' checkpoints (``(op, run token)``) and finishes (``finish``'s
+        arguments) in one transaction, one commit: the async executor's batch
+        (aio_writes.py). Each item is written in its own savepoint, fenced on its own
+        token, so one item's error (StaleRun, Conflict, a statement's SQLITE_FULL) rolls
+        back that item alone and is returned in its place; the others commit. Returns,
+        per checkpoint, None (written) or its error; per finish, the status written
+        (as ``finish``) or its error. Raises (``WriteFailed``...) when the transaction
+        itself failed: then nothing was committed, for any item."""
+        prepared = [(op, op.digest(), token) for op, token in ops]
+        finish_fns = [self._finish_fn(*f) for f in finishes]
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[Exception | None],
+                                                  list[str | Exception]]:
+            # Counted here, once per attempt, as the writer counts its requests.
+            self._batched_writes += len(prepared) + len(finish_fns) - 1
+            errors: list[Exception | None] = []
+            for op, digest, token in prepared:
+                conn.execute("SAVEPOINT batch_item")
+                try:
+                    upsert_op(conn, op, digest, token)
+                    errors.append(None)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: the batch failed
+                    conn.execute("ROLLBACK TO batch_item")
+                    errors.append(exc)
+                conn.execute("RELEASE batch_item")
+            finished: list[str | Exception] = []
+            for finish in finish_fns:
+                conn.execute("SAVEPOINT batch_item")
+                try:
+                    finished.append(finish(conn))
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO batch_item")
+                    finished.append(exc)
+                conn.execute("RELEASE batch_item")
+            return errors, finished
+
+        errors, finished = self.write(fn)
+        return ([e if e is None else self._item_error(e) for e in errors],
+                [f if isinstance(f, str) else self._item_error(f) for f in finished])
+
+    def _item_error(self, exc: Exception) -> Exception:
+        """One batch item's own error, classified as ``write`` classifies a write's."""
+        if not isinstance(exc, (sqlite3.Error, UnicodeDecodeError)):
+            return exc
+        err = self._classified(exc)
+        if err is None:
+            return exc  # not a data or disk fault: a bug, with its own type
+        if isinstance(err, WriteFailed):
+            self.write_fault = err
+            if self._on_write_error is not None:
+                self._on_write_error(err)
+        return err
+
     def record_failed_attempt(self, op: OpRow, token: str, now: float,
                               retry_at: float | None) -> None:
         """Write a failed attempt: the step's progress row (attempts, last error) and the
@@ -399,6 +469,13 @@ class Store:
     ) -> str:
         """RUNNING -> final; returns the status written: CANCELLED instead of the run's
         outcome when a cancel was requested while the run computed it."""
+        return self.write(self._finish_fn(wf, token, status, output, error, now))
+
+    def _finish_fn(
+        self, wf: WorkflowRow, token: str, status: str, output: str | None,
+        error: str | None, now: float,
+    ) -> Callable[[sqlite3.Connection], str]:
+        """``finish``'s transaction body (also one item of ``write_batch``)."""
 
         def fn(conn: sqlite3.Connection) -> str:
             row = conn.execute(
@@ -425,7 +502,7 @@ class Store:
                 wake_parent(conn, wf.parent_id, wf.id, now)
             return final
 
-        return self.write(fn)
+        return fn
 
     def suspend(
         self, id: str, token: str, status: str, now: float, *, wake_at: float | None,

@@ -1,0 +1,107 @@
+"""Interleaved A/B of the hot path (issue 11, item 1) between source trees.
+
+    .venv/bin/python benchmarks/hot_ab.py --tree A=/tmp/ab-main --tree B=. --rounds 3
+
+Each measurement runs in a fresh child process whose ``sys.path`` starts with the
+tree's root and its ``benchmarks/`` (so it imports that tree's ``edge`` and
+``bench``), one after another, trees alternating round by round so that a burst of
+load on this shared machine hits both alike. Rows: the raw commit floor (FULL), the
+sequential 10-step workflow (FULL, us/step and CPU us/step, and its ratio to the floor
+of the same round) and the concurrent 1000x10 (FULL) at the given worker counts
+(steps/s, CPU us/step, writes/commit). The load average is printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import json, sys
+sys.path[:0] = [{root!r}, {root!r} + "/benchmarks"]
+import logging
+logging.basicConfig(level=logging.ERROR)
+import bench
+kind, arg = {kind!r}, {arg!r}
+if kind == "floor":
+    print(json.dumps({{"us": bench.floor("FULL", 2000, 1, None) * 1e6}}))
+elif kind == "seq":
+    per, cpu = bench.edge_sequential(int(arg), "full", None)
+    print(json.dumps({{"us": per * 1e6, "cpu": cpu * 1e6}}))
+else:
+    r = bench.edge_concurrent(1000, int(arg), None)
+    print(json.dumps({{"sps": r["steps_per_s"], "cpu": r["cpu_per_step"] * 1e6,
+                      "wpc": r["writes_per_commit"]}}))
+"""
+
+
+def child(root: str, kind: str, arg: str) -> dict[str, float]:
+    code = CHILD.format(root=str(Path(root).resolve()), kind=kind, arg=arg)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"{root} {kind} {arg}: {out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeatable)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", default="64,8", help="concurrent worker counts")
+    ap.add_argument("--seq", type=int, default=200, help="sequential workflows per run")
+    ap.add_argument("--no-seq", action="store_true")
+    ap.add_argument("--no-conc", action="store_true")
+    args = ap.parse_args()
+    trees = [t.split("=", 1) for t in args.tree]
+    workers = [w for w in args.workers.split(",") if w]
+    res: dict[tuple[str, str], list[float]] = {}
+
+    def add(name: str, key: str, v: float) -> None:
+        res.setdefault((name, key), []).append(v)
+
+    load0 = os.getloadavg()
+    for r in range(args.rounds):
+        order = trees if r % 2 == 0 else trees[::-1]
+        for name, root in order:
+            if not args.no_seq:
+                fl = child(root, "floor", "")["us"]
+                s = child(root, "seq", str(args.seq))
+                add(name, "floor FULL us/commit", fl)
+                add(name, "sequential FULL us/step", s["us"])
+                add(name, "sequential FULL CPU us/step", s["cpu"])
+                add(name, "sequential FULL / floor (same round)", s["us"] / fl)
+            if not args.no_conc:
+                for w in workers:
+                    c = child(root, "conc", w)
+                    add(name, f"concurrent 1000x10, {w} w, steps/s", c["sps"])
+                    add(name, f"concurrent 1000x10, {w} w, CPU us/step", c["cpu"])
+                    add(name, f"concurrent 1000x10, {w} w, writes/commit", c["wpc"])
+            print(f"round {r + 1} {name} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr,
+                  flush=True)
+    load1 = os.getloadavg()
+    keys = list(dict.fromkeys(k for _, k in res))
+    names = [n for n, _ in trees]
+    print(f"load average before {load0[0]:.2f} / after {load1[0]:.2f}, {args.rounds} rounds")
+    print("| measure | " + " | ".join(f"{n} median (min..max)" for n in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for k in keys:
+        cells = []
+        for n in names:
+            vs = res.get((n, k), [])
+            if not vs:
+                cells.append("")
+                continue
+            d = 2 if "/" in k and "floor" in k and "us" not in k.split("/")[0][-3:] else 0
+            d = 2 if k.endswith("(same round)") else 1 if "writes" in k else 0
+            cells.append(f"{statistics.median(vs):,.{d}f} ({min(vs):,.{d}f}..{max(vs):,.{d}f})")
+        print(f"| {k} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

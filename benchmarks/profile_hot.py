@@ -305,7 +305,7 @@ def writer_calls() -> None:
 
     logging.getLogger("edge").setLevel(logging.ERROR)
     print("group-commit leader: wall time per execute() by kind (includes re-taking the GIL)")
-    for workers, n in ((1, 100), (8, 1000), (32, 1000)):
+    for workers, n in ((1, 100), (8, 1000), (64, 1000)):
         app, _ = make_app()
         totals: dict[str, list[float]] = {}
         with tempfile.TemporaryDirectory() as d, \

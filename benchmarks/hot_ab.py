@@ -7,7 +7,8 @@ tree's root and its ``benchmarks/`` (so it imports that tree's ``edge`` and
 ``bench``), one after another, trees alternating round by round so that a burst of
 load on this shared machine hits both alike. Rows: the raw commit floor (FULL), the
 sequential 10-step workflow (FULL, us/step and CPU us/step, and its ratio to the floor
-of the same round) and the concurrent 1000x10 (FULL) at the given worker counts
+of the same round; ``--paired``: floor and sequential in alternating slices of one
+process) and the concurrent 1000x10 (FULL) at the given worker counts
 (steps/s, CPU us/step, writes/commit). The load average is printed before and after.
 """
 
@@ -30,6 +31,25 @@ import bench
 kind, arg = {kind!r}, {arg!r}
 if kind == "floor":
     print(json.dumps({{"us": bench.floor("FULL", 2000, 1, None) * 1e6}}))
+elif kind == "pair":
+    # Floor and sequential in short alternating slices of one process, so the disk's
+    # drift (other tenants' fsyncs) hits both alike: the ratio is of the sums.
+    import tempfile, time, edge
+    from bench_app import make_app
+    app, _ = make_app()
+    fl = sq = cpu = 0.0
+    with tempfile.TemporaryDirectory() as d, edge.Node(app, data_dir=d, workers=1):
+        app.start("ten", id="warm").result(timeout=60)
+        for k in range(int(arg)):
+            fl += bench.floor("FULL", 100, 1, None) * 100
+            c0, t0 = time.process_time(), time.perf_counter()
+            for i in range(10):
+                app.start("ten", id=f"p{{k}}-{{i}}").result(timeout=60)
+            sq += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+    n = int(arg)
+    print(json.dumps({{"floor": fl / (100 * n) * 1e6, "us": sq / (100 * n) * 1e6,
+                      "cpu": cpu / (100 * n) * 1e6}}))
 elif kind == "seq":
     per, cpu = bench.edge_sequential(int(arg), "full", None)
     print(json.dumps({{"us": per * 1e6, "cpu": cpu * 1e6}}))
@@ -57,6 +77,9 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=200, help="sequential workflows per run")
     ap.add_argument("--no-seq", action="store_true")
     ap.add_argument("--no-conc", action="store_true")
+    ap.add_argument("--paired", type=int, default=0,
+                    help="also N alternating slices of floor (100 commits) and sequential "
+                         "(10 workflows) in one process")
     args = ap.parse_args()
     trees = [t.split("=", 1) for t in args.tree]
     workers = [w for w in args.workers.split(",") if w]
@@ -69,6 +92,12 @@ def main() -> None:
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
         for name, root in order:
+            if args.paired:
+                p = child(root, "pair", str(args.paired))
+                add(name, "paired: floor FULL us/commit", p["floor"])
+                add(name, "paired: sequential FULL us/step", p["us"])
+                add(name, "paired: sequential FULL CPU us/step", p["cpu"])
+                add(name, "paired: sequential FULL / floor (same slices)", p["us"] / p["floor"])
             if not args.no_seq:
                 fl = child(root, "floor", "")["us"]
                 s = child(root, "seq", str(args.seq))
@@ -97,8 +126,7 @@ def main() -> None:
             if not vs:
                 cells.append("")
                 continue
-            d = 2 if "/" in k and "floor" in k and "us" not in k.split("/")[0][-3:] else 0
-            d = 2 if k.endswith("(same round)") else 1 if "writes" in k else 0
+            d = 2 if k.endswith(("(same round)", "(same slices)")) else 1 if "writes" in k else 0
             cells.append(f"{statistics.median(vs):,.{d}f} ({min(vs):,.{d}f}..{max(vs):,.{d}f})")
         print(f"| {k} | " + " | ".join(cells) + " |")
 

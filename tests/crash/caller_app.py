@@ -27,8 +27,8 @@ from tests.effects import append_line
 STEPS = 5
 app = edge.App("crash-caller")
 gate = threading.Event()
-EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
-KILL_AFTER = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+EFFECTS = os.devnull  # set by main() from the command line
+KILL_AFTER = 0
 
 
 @app.step(name="hold")
@@ -61,7 +61,9 @@ def order() -> list:
 
 
 def main() -> None:
-    data_dir, mode = Path(sys.argv[1]), sys.argv[3]
+    global EFFECTS, KILL_AFTER
+    data_dir, EFFECTS, mode, KILL_AFTER = (Path(sys.argv[1]), sys.argv[2], sys.argv[3],
+                                           int(sys.argv[4]))
     with edge.Node(app, data_dir=data_dir, workers=1) as node:
         if mode == "resume":
             gate.set()

@@ -10,6 +10,10 @@ Invariants:
 - exactly one thread (the leader) uses the write connection at a time; the
   leader is whichever caller found no commit in progress, so a lone
   sequential caller commits on its own thread with no hand-off cost;
+- the writer batches, not only the waiters: requests that arrive while the
+  leader's transaction is open join it (up to ``max_batch``) until none is
+  pending, then one COMMIT serves them all; a lone request that failed without a
+  savepoint is rolled back alone first (late arrivals wait for the next batch);
 - after a batch the leader hands over: it never commits others' work forever
   while its own workflow waits;
 - a request marked ``atomic`` runs without its own SAVEPOINT: its ``fn`` writes with
@@ -96,29 +100,18 @@ class GroupCommitWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             single = len(batch) == 1
-            for req in batch:
-                if single or req.atomic:
-                    try:
-                        req.result = req.fn(conn)
-                    except Exception as exc:
-                        req.error = exc
-                        if not single and not conn.in_transaction:
-                            raise  # SQLite rolled the whole transaction back: as below
-                    continue
-                conn.execute("SAVEPOINT w")
-                try:
-                    req.result = req.fn(conn)
-                    conn.execute("RELEASE w")
-                except Exception as exc:
-                    req.error = exc
-                    if not conn.in_transaction:
-                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
-                        # error): the batch failed, and every request in it with this error.
-                        raise
-                    # Only this request's changes are undone; the batch commits the rest.
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    req.error = exc
+            todo = batch
+            while todo:
+                self._write(conn, todo, single)
+                if single and batch[0].error is not None:
+                    break  # rolled back alone, below: it ran without a savepoint
+                # Batching by the writer: requests that arrived while this transaction
+                # ran join it, instead of waiting for this COMMIT and the next one.
+                with self._mutex:
+                    todo = self._pending[: self._max_batch - len(batch)]
+                    del self._pending[: len(todo)]
+                batch.extend(todo)
+                single = False
             if single and batch[0].error is not None:
                 conn.execute("ROLLBACK")
             else:
@@ -140,3 +133,31 @@ class GroupCommitWriter:
             self.writes += len(batch)
             for req in batch:
                 req.done = True
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, batch: list[_Request], single: bool) -> None:
+        """Run each request's ``fn`` in the open transaction (a savepoint each, unless it
+        is alone or atomic); raises when SQLite rolled the whole transaction back."""
+        for req in batch:
+            if single or req.atomic:
+                try:
+                    req.result = req.fn(conn)
+                except Exception as exc:
+                    req.error = exc
+                    if not single and not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: as below
+                continue
+            conn.execute("SAVEPOINT w")
+            try:
+                req.result = req.fn(conn)
+                conn.execute("RELEASE w")
+            except Exception as exc:
+                req.error = exc
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
+                    # error): the batch failed, and every request in it with this error.
+                    raise
+                # Only this request's changes are undone; the batch commits the rest.
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                req.error = exc

@@ -1,10 +1,13 @@
 """Group commit's atomic requests (no savepoint of their own, writer.py): in a batch, a
 refused one leaves nothing behind and the rest commit; a disk fault in one still fails
-the whole batch with the disk's error; a non-atomic request keeps its savepoint."""
+the whole batch with the disk's error; a non-atomic request keeps its savepoint. Batching
+by the writer: a request that arrives while the leader's transaction runs joins it."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,4 +89,55 @@ def test_a_disk_fault_in_an_atomic_request_fails_the_whole_batch(tmp_path: Path,
         assert req.done and req.error is not None
         assert isinstance(classify(req.error, tmp_path / "c.db"), WriteFailed), req.error
     assert rows(conn) == []
+    conn.close()
+
+
+def _arrive_during(writer: GroupCommitWriter, fn: object) -> tuple[threading.Thread, list]:
+    """Start a writer.run(fn) on another thread and wait until it is queued."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(writer.run(fn)))  # type: ignore[arg-type]
+    t.start()
+    deadline = time.monotonic() + 10
+    while not writer._pending:
+        assert time.monotonic() < deadline, "the second request never queued"
+        time.sleep(0.001)
+    return t, out
+
+
+def test_a_request_arriving_during_the_transaction_joins_it(tmp_path: Path) -> None:
+    conn = db(tmp_path / "d.db")
+    writer = GroupCommitWriter(conn)
+    late: list[threading.Thread] = []
+
+    def first(c: sqlite3.Connection) -> str:
+        c.execute("INSERT INTO t VALUES (1)")
+        t, _ = _arrive_during(writer, insert(2))
+        late.append(t)
+        return "first"
+
+    assert writer.run(first) == "first"
+    late[0].join(10)
+    assert rows(conn) == [1, 2]
+    assert (writer.batches, writer.writes) == (1, 2)  # one transaction, one COMMIT
+    conn.close()
+
+
+def test_a_failed_lone_request_is_rolled_back_alone_and_a_late_one_commits(
+        tmp_path: Path) -> None:
+    conn = db(tmp_path / "e.db")
+    writer = GroupCommitWriter(conn)
+    late: list[tuple[threading.Thread, list]] = []
+
+    def wrote_then_raised(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (1)")
+        late.append(_arrive_during(writer, insert(2)))
+        raise Refused("after a write, without a savepoint")
+
+    with pytest.raises(Refused):
+        writer.run(wrote_then_raised)
+    t, out = late[0]
+    t.join(10)
+    assert out == [None]  # the late request committed, in a transaction of its own
+    assert rows(conn) == [2]
+    assert writer.batches == 2
     conn.close()

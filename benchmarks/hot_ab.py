@@ -53,6 +53,39 @@ elif kind == "pair":
 elif kind == "seq":
     per, cpu = bench.edge_sequential(int(arg), "full", None)
     print(json.dumps({{"us": per * 1e6, "cpu": cpu * 1e6}}))
+elif kind == "starters":
+    # The same 1000x10 at the default 64 workers, started from `arg` threads at once (as
+    # concurrent HTTP clients would) instead of one loop, where each start waits for its
+    # own commit before the next begins.
+    import tempfile, threading, time, edge
+    from bench_app import make_app
+    app, _ = make_app()
+    with tempfile.TemporaryDirectory() as d, edge.Node(app, data_dir=d, workers=64) as node:
+        ends = []
+        done = threading.Event()
+        orig = node.rt.on_finished
+        def on_finished(*a, **k):
+            ends.append(time.perf_counter())
+            orig(*a, **k)
+            if len(ends) == 1000:
+                done.set()
+        node.rt.on_finished = on_finished
+        k = int(arg)
+        def starter(j):
+            for i in range(j, 1000, k):
+                app.start("ten", id=f"c{{i}}")
+        threads = [threading.Thread(target=starter, args=(j,)) for j in range(k)]
+        b0, w0 = node.store.commit_stats
+        c0, t0 = time.process_time(), time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.wait(600)
+        dt, cpu = max(ends) - t0, time.process_time() - c0
+        b1, w1 = node.store.commit_stats
+    print(json.dumps({{"sps": 10000 / dt, "cpu": cpu / 10000 * 1e6,
+                      "wpc": (w1 - w0) / max(1, b1 - b0)}}))
 else:
     r = bench.edge_concurrent(1000, int(arg), None)
     print(json.dumps({{"sps": r["steps_per_s"], "cpu": r["cpu_per_step"] * 1e6,
@@ -77,6 +110,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=200, help="sequential workflows per run")
     ap.add_argument("--no-seq", action="store_true")
     ap.add_argument("--no-conc", action="store_true")
+    ap.add_argument("--starters", type=int, default=0,
+                    help="also the concurrent run started from N threads at once")
     ap.add_argument("--paired", type=int, default=0,
                     help="also N alternating slices of floor (100 commits) and sequential "
                          "(10 workflows) in one process")
@@ -111,6 +146,13 @@ def main() -> None:
                     add(name, f"concurrent 1000x10, {w} w, steps/s", c["sps"])
                     add(name, f"concurrent 1000x10, {w} w, CPU us/step", c["cpu"])
                     add(name, f"concurrent 1000x10, {w} w, writes/commit", c["wpc"])
+            if args.starters:
+                c = child(root, "starters", str(args.starters))
+                add(name, f"concurrent 1000x10, 64 w, {args.starters} starters, steps/s", c["sps"])
+                add(name, f"concurrent 1000x10, 64 w, {args.starters} starters, CPU us/step",
+                    c["cpu"])
+                add(name, f"concurrent 1000x10, 64 w, {args.starters} starters, writes/commit",
+                    c["wpc"])
             print(f"round {r + 1} {name} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr,
                   flush=True)
     load1 = os.getloadavg()

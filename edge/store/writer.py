@@ -11,8 +11,8 @@ Invariants:
   leader is whichever caller found no commit in progress, so a lone
   sequential caller commits on its own thread with no hand-off cost;
 - the writer batches, not only the waiters: requests that arrive while the
-  leader's transaction is open join it (up to ``max_batch``) until none is
-  pending, then one COMMIT serves them all; a lone request that failed without a
+  leader's transaction is open join it (up to ``absorb_max`` requests in all) until
+  none is pending, then one COMMIT serves them all; a lone request that failed without a
   savepoint is rolled back alone first (late arrivals wait for the next batch);
 - after a batch the leader hands over: it never commits others' work forever
   while its own workflow waits;
@@ -50,9 +50,14 @@ class _Request:
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: sqlite3.Connection, max_batch: int = 256) -> None:
+    def __init__(self, conn: sqlite3.Connection, max_batch: int = 256,
+                 absorb_max: int = 32) -> None:
         self._conn = conn
         self._max_batch = max_batch
+        # How large a batch may grow while its transaction is open (requests arriving
+        # then join it): 16-32 measured best at 64 workers (RESULTS.md, "Hot path"); more
+        # makes every member wait for a long transaction.
+        self.absorb_max = absorb_max
         self._mutex = threading.Lock()
         self._pending: list[_Request] = []
         self._committing = False
@@ -108,7 +113,7 @@ class GroupCommitWriter:
                 # Batching by the writer: requests that arrived while this transaction
                 # ran join it, instead of waiting for this COMMIT and the next one.
                 with self._mutex:
-                    todo = self._pending[: self._max_batch - len(batch)]
+                    todo = self._pending[: max(0, self.absorb_max - len(batch))]
                     del self._pending[: len(todo)]
                 batch.extend(todo)
                 single = False

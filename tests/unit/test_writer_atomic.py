@@ -92,13 +92,14 @@ def test_a_disk_fault_in_an_atomic_request_fails_the_whole_batch(tmp_path: Path,
     conn.close()
 
 
-def _arrive_during(writer: GroupCommitWriter, fn: object) -> tuple[threading.Thread, list]:
-    """Start a writer.run(fn) on another thread and wait until it is queued."""
+def _arrive_during(writer: GroupCommitWriter, fn: object,
+                   queued: int = 1) -> tuple[threading.Thread, list]:
+    """Start a writer.run(fn) on another thread and wait until ``queued`` are queued."""
     out: list = []
     t = threading.Thread(target=lambda: out.append(writer.run(fn)))  # type: ignore[arg-type]
     t.start()
     deadline = time.monotonic() + 10
-    while not writer._pending:
+    while len(writer._pending) < queued:
         assert time.monotonic() < deadline, "the second request never queued"
         time.sleep(0.001)
     return t, out
@@ -140,4 +141,28 @@ def test_a_failed_lone_request_is_rolled_back_alone_and_a_late_one_commits(
     assert out == [None]  # the late request committed, in a transaction of its own
     assert rows(conn) == [2]
     assert writer.batches == 2
+    conn.close()
+
+
+def test_a_batch_already_at_the_absorb_limit_takes_no_late_request(tmp_path: Path) -> None:
+    conn = db(tmp_path / "f.db")
+    writer = GroupCommitWriter(conn, absorb_max=2)
+    late: list[tuple[threading.Thread, list]] = []
+
+    def first(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (1)")
+        late.append(_arrive_during(writer, insert(3), 1))
+        late.append(_arrive_during(writer, insert(5), 2))
+
+    batch = [_Request(first, True), _Request(insert(2), True), _Request(insert(4), True)]
+    writer._committing = True  # as a leader's run() has it: the late requests wait
+    writer._commit(batch)  # three already: over the limit, so the late ones wait
+    assert len(batch) == 3 and writer.batches == 1
+    assert rows(conn) == [1, 2, 4]
+    assert len(writer._pending) == 2  # still queued for the next leader
+    writer._pending[0].wake.release()  # hand it leadership, as the leader would
+    for t, out in late:
+        t.join(10)
+        assert out == [None]
+    assert rows(conn) == [1, 2, 3, 4, 5]
     conn.close()

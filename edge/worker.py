@@ -10,7 +10,10 @@ Invariants:
 - workers hold no thread for a parked workflow;
 - a failed write (``WriteFailed``) never strands a run: the claim, the run or the
   finish that hit it is handed to ``rt.writes`` (write_recovery.py), which
-  re-runs it from its last checkpoint once writes succeed.
+  re-runs it from its last checkpoint once writes succeed;
+- a fresh local start may run on the thread that waits for it (``run_here``) instead
+  of a worker's: the same ``execute``, so the same claim, fencing and checkpoints; it
+  counts as busy, and ``stop`` waits for it as for a worker.
 """
 
 from __future__ import annotations

@@ -175,16 +175,20 @@ def with_cprofile(top: int) -> None:
         local = threading.local()
         orig = worker.execute
 
-        def profiled(node: object, wid: str, local: threading.local = local,
+        def profiled(node: object, wid: str, *args: object, local: threading.local = local,
                      profiles: list[cProfile.Profile] = profiles,
-                     orig: Callable[..., None] = orig) -> None:
+                     orig: Callable[..., None] = orig, **kw: object) -> None:
+            if threading.current_thread() is threading.main_thread():
+                # A caller's-thread run (Workers.run_here): the main profile sees it.
+                orig(node, wid, *args, **kw)
+                return
             prof = getattr(local, "prof", None)
             if prof is None:
                 prof = local.prof = cProfile.Profile()
                 profiles.append(prof)
             prof.enable()
             try:
-                orig(node, wid)  # type: ignore[arg-type]
+                orig(node, wid, *args, **kw)  # fresh row, until= (a caller's-thread run)
             finally:
                 prof.disable()
 

@@ -241,6 +241,9 @@ class Workers:
             except Exception:
                 log.exception("crashed running %s on the caller's thread", wid,
                               extra={"workflow_id": wid})
+                # Out of the ready queue already: give the workers their chance (if it
+                # is no longer PENDING, their claim's CAS drops it).
+                self.submit(wid, fresh)
             if rt.draining.is_set():
                 # Still counted as borrowed, so the store is open: after this the node
                 # tears down, and the caller must not read a closing store.

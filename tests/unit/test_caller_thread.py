@@ -195,3 +195,28 @@ def test_stop_drains_a_run_on_a_callers_thread(make_node: Callable[..., edge.Nod
     assert row.status == "SUCCEEDED"
     done = [i for _, i in threads]
     assert done == list(range(10)), done  # drained between steps: none ran twice
+
+
+def test_a_crash_on_the_callers_thread_before_the_claim_leaves_it_to_the_workers(
+        make_node: Callable[..., edge.Node], monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.worker as worker
+
+    gate, threads = threading.Event(), []
+    app = make_app(gate, threads)
+    node = make_node(app, workers=1)
+    busy_worker(app, node)
+    real = worker.execute
+
+    def broken_on_the_caller(rt: object, wid: str, *args: object, **kw: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("a bug on the caller's path")
+        real(rt, wid, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker, "execute", broken_on_the_caller)
+    h = app.start("ten", id="w")
+    with pytest.raises(TimeoutError):
+        h.result(timeout=0.2)  # the caller's run crashed; the worker is still busy
+    assert node.store.get_workflow("w").status == "PENDING"  # type: ignore[union-attr]
+    gate.set()  # the worker is free: it was handed the workflow back
+    assert h.result(timeout=30) == 45
+    assert {t for t, _ in threads} == {"edge-worker-0"}

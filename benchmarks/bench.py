@@ -256,7 +256,10 @@ def build_inflight(path: Path, n: int, workflow: str = "parked", step: str = "wo
     store = Store.open(path, "normal", now)
     try:
         fns: list[Callable[[sqlite3.Connection], Any]] = []
-        store.write = fns.append  # type: ignore[assignment,method-assign]
+        def collect(fn: Callable[[sqlite3.Connection], Any], atomic: bool = False) -> None:
+            fns.append(fn)
+
+        store.write = collect  # type: ignore[assignment,method-assign]
         inp = encode({"args": [], "kwargs": {}}, "input")
         for i in range(n):
             wid = f"b{i:06d}"

@@ -58,6 +58,7 @@ WORKLOADS = {
     "sequential-full": "500 10-step workflows one after another, synchronous=FULL",
     "sequential-normal": "500 10-step workflows one after another, synchronous=NORMAL",
     "concurrent-8": "1,000 10-step workflows, 8 workers, synchronous=FULL",
+    "concurrent-64": "1,000 10-step workflows, 64 workers (the default), synchronous=FULL",
 }
 
 
@@ -76,7 +77,7 @@ def run_workload(name: str) -> int:
     if name.startswith("sequential"):
         edge_sequential(SEQ_WORKFLOWS, name.split("-")[1], None)
         return (SEQ_WORKFLOWS + 1) * 10  # + 1 warm-up workflow
-    edge_concurrent(1000, 8, None)
+    edge_concurrent(1000, int(name.split("-")[1]), None)
     return 10_000
 
 
@@ -138,8 +139,11 @@ def _tail(path: str) -> str:
     return path
 
 
-def with_pyspy(pyspy: str, rate: int, top: int, native: bool) -> None:
+def with_pyspy(pyspy: str, rate: int, top: int, native: bool,
+               only: list[str] | None = None) -> None:
     for name, what in WORKLOADS.items():
+        if only and name not in only:
+            continue
         with tempfile.TemporaryDirectory() as d:
             raw = Path(d) / "raw.txt"
             cmd = [pyspy, "record", "--gil", "--format", "raw", "--rate", str(rate),
@@ -171,16 +175,20 @@ def with_cprofile(top: int) -> None:
         local = threading.local()
         orig = worker.execute
 
-        def profiled(node: object, wid: str, local: threading.local = local,
+        def profiled(node: object, wid: str, *args: object, local: threading.local = local,
                      profiles: list[cProfile.Profile] = profiles,
-                     orig: Callable[..., None] = orig) -> None:
+                     orig: Callable[..., None] = orig, **kw: object) -> None:
+            if threading.current_thread() is threading.main_thread():
+                # A caller's-thread run (Workers.run_here): the main profile sees it.
+                orig(node, wid, *args, **kw)
+                return
             prof = getattr(local, "prof", None)
             if prof is None:
                 prof = local.prof = cProfile.Profile()
                 profiles.append(prof)
             prof.enable()
             try:
-                orig(node, wid)  # type: ignore[arg-type]
+                orig(node, wid, *args, **kw)  # fresh row, until= (a caller's-thread run)
             finally:
                 prof.disable()
 
@@ -301,7 +309,7 @@ def writer_calls() -> None:
 
     logging.getLogger("edge").setLevel(logging.ERROR)
     print("group-commit leader: wall time per execute() by kind (includes re-taking the GIL)")
-    for workers, n in ((1, 100), (8, 1000), (32, 1000)):
+    for workers, n in ((1, 100), (8, 1000), (64, 1000)):
         app, _ = make_app()
         totals: dict[str, list[float]] = {}
         with tempfile.TemporaryDirectory() as d, \
@@ -335,6 +343,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--decompose", action="store_true", help="CPU per workflow vs per step")
     ap.add_argument("--writer", action="store_true", help="time the leader's SQL calls")
+    ap.add_argument("--workload", action="append", choices=list(WORKLOADS),
+                    help="py-spy only these workloads (repeatable; default all)")
     args = ap.parse_args()
     if args.run:
         print(run_workload(args.run))
@@ -352,7 +362,7 @@ def main() -> None:
             print("py-spy not found (.venv/bin/pip install py-spy): using cProfile\n")
         with_cprofile(args.top)
     else:
-        with_pyspy(pyspy, args.rate, args.top, args.native)
+        with_pyspy(pyspy, args.rate, args.top, args.native, args.workload)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,8 @@ class PipelinedWriter:
             for req in batch:
                 req.done = True
 
-    def run(self: Any, fn: Any) -> Any:
-        req = W._Request(fn)
+    def run(self: Any, fn: Any, atomic: bool = False) -> Any:
+        req = W._Request(fn)  # every request in its savepoint, as before atomic requests
         with self._mutex:
             self._pending.append(req)
             lead = not self._committing

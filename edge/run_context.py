@@ -52,6 +52,12 @@ class WriteStalled(BaseException):
         self.error = error
 
 
+class HandBack(Drain):
+    """Unwinds a run that a caller was running on its own thread (``Workers.run_here``)
+    once the caller's ``result(timeout=...)`` ran out: the run is given back (PENDING,
+    a CAS on its token) and a worker replays it from its checkpoints."""
+
+
 class DeadlineExceeded(Cancelled):
     """A workflow ran past its deadline; it ends CANCELLED with a TimeoutError."""
 
@@ -81,6 +87,7 @@ class RunContext:
     attempt: int = 1
     in_step: bool = False
     fatal: BaseException | None = None
+    handoff_at: float | None = None  # monotonic: a caller's thread runs this until then
     _rng: _random.Random | None = field(default=None, repr=False)
 
     @property
@@ -106,6 +113,8 @@ class RunContext:
             raise DeadlineExceeded()
         if rt.draining.is_set():
             raise Drain()
+        if self.handoff_at is not None and rt.clock.monotonic() >= self.handoff_at:
+            raise HandBack()
 
     def next_op(self, kind: str, name: str) -> tuple[int, OpRow | None]:
         self.guard()

@@ -64,6 +64,7 @@ class WorkerPool(Protocol):
     def submit(self, wid: str, fresh: WorkflowRow | None = None) -> None: ...
     def hold(self) -> None: ...
     def unhold(self) -> None: ...
+    def run_here(self, wid: str, timeout: float | None = None) -> bool: ...
 
 
 class AsyncHost(Protocol):
@@ -195,6 +196,11 @@ class Runtime:
                                          timeout=timeout, tags=tags)
 
     def result(self, wid: str, timeout: float | None = None) -> Any:
+        # A locally started workflow no worker has taken yet runs on the waiting thread
+        # (no hand-off to a worker and back); then the wait below finds it final.
+        t0 = self.clock.monotonic()
+        if self.workers.run_here(wid, timeout) and timeout is not None:
+            timeout = max(0.0, timeout - (self.clock.monotonic() - t0))
         return self.verbs.result(wid, timeout)
 
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]:

@@ -10,7 +10,10 @@ Invariants:
 - workers hold no thread for a parked workflow;
 - a failed write (``WriteFailed``) never strands a run: the claim, the run or the
   finish that hit it is handed to ``rt.writes`` (write_recovery.py), which
-  re-runs it from its last checkpoint once writes succeed.
+  re-runs it from its last checkpoint once writes succeed;
+- a fresh local start may run on the thread that waits for it (``run_here``) instead
+  of a worker's: the same ``execute``, so the same claim, fencing and checkpoints; it
+  counts as busy, and ``stop`` waits for it as for a worker.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from edge.engine import (
     WriteStalled,
     set_current_run,
 )
-from edge.errors import Cancelled, DataError, EdgeError, WriteFailed
-from edge.run_context import _error_dict
+from edge.errors import Cancelled, DataError, EdgeError, NotReady, WriteFailed
+from edge.run_context import HandBack, _error_dict, current_run
 from edge.serialization import decode, encode
 from edge.store import StaleRun, Store, WorkflowRow
 
@@ -50,17 +53,22 @@ def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> No
     except EdgeError as again:  # the damage may sit under the workflow's own row
         log.error("workflow %s: could not record that it is blocked: %s", wid, again.message)
 
+FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 CANCELLED_ERROR = {"type": "Cancelled", "message": "cancelled by request"}
 
 
-def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None) -> None:
+def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None, *,
+            until: float | None = None) -> None:
     """Run workflow ``wid`` from the top (replaying what is recorded) until it
     finishes, parks, drains or is cancelled.
 
     ``fresh`` is the row a local start just inserted. Its first successful claim is
     necessarily its first run (a submission for an id already queued is dropped, so
     the fresh entry is the only one), so it has no operations to load and no row to
-    read back: the claim's compare-and-set still decides whether it runs."""
+    read back: the claim's compare-and-set still decides whether it runs.
+
+    ``until`` (monotonic): a caller running this on its own thread (``Workers.run_here``)
+    stops waiting then; at its next durable operation past it the run is handed back."""
     store, clock = rt.store, rt.clock
     wf = fresh if fresh is not None else store.get_workflow(wid)
     if wf is None or wf.status != "PENDING":
@@ -88,10 +96,11 @@ def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None) -> None:
         log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
         _block(store, wid, token, clock.time(), exc)
         return
-    run_claimed(rt, RunContext(rt, wf, token, ops), wd)
+    run_claimed(rt, RunContext(rt, wf, token, ops), wd, until=until)
 
 
-def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef) -> None:
+def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
+                until: float | None = None) -> None:
     """Run a claimed run (its row, its token, its recorded operations loaded) until it
     finishes, parks, drains or is cancelled: ``execute`` after its claim, and the boot's
     bulk resume (edge/resume.py), which claims and loads many runs at once."""
@@ -99,6 +108,7 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef) -> None:
         rt.aio.submit(run, wd)  # the event loop runs and finishes it; this thread is free
         return
     store, clock, wf, wid, token = rt.store, rt.clock, run.wf, run.wf.id, run.token
+    run.handoff_at = until
     status, output, error = "FAILED", None, None
     outcome, failure = "", None  # for the run's trace span: how this run ended
     span = rt.tracing.begin_run(wd.name, wid, wf.input)
@@ -114,6 +124,15 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef) -> None:
         status = "SUCCEEDED"
     except Suspend:
         outcome = "parked"
+        return
+    except HandBack:
+        outcome = "handed back"
+        try:
+            # CAS on our token: a cancel or a drain that got there first keeps its outcome.
+            if store.release(wid, token, clock.time()):
+                rt.workers.submit(wid)  # a worker replays it from its checkpoints
+        except WriteFailed as exc:
+            rt.writes.strand_run(wid, token, exc)  # still ours: recovery hands it back
         return
     except Drain:
         outcome = "drained"
@@ -185,6 +204,7 @@ class Workers:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.busy = 0
+        self._borrowed = 0  # runs on callers' threads (run_here), waited for by stop()
 
     def start(self) -> None:
         for i in range(self._count):
@@ -236,6 +256,54 @@ class Workers:
                 # Woken once, when a worker takes the queue below n: not at every run's end.
                 self._low_water = n
                 self._shorter.wait(left)
+        return True
+
+    def run_here(self, wid: str, timeout: float | None = None) -> bool:
+        """Run ``wid`` on the calling thread if a local start queued it and no worker has
+        taken it yet: a caller that waits for its result then costs no hand-off to a
+        worker and back. True if it ran here (finished, parked, stalled or handed back).
+
+        Only a fresh entry is taken (the row its start inserted, never run), and never
+        from inside a run (the caller's thread would lose its own run context). The run is
+        the one a worker would make (``execute``: the claim's CAS, fencing by run token,
+        every checkpoint committed before the next line); with a ``timeout`` it is handed
+        back to the workers at its first durable operation past it."""
+        if current_run() is not None:
+            return False
+        rt = self._rt
+        with self._cond:
+            fresh = self._fresh.get(wid)
+            if fresh is None or self._stopping or wid not in self._queued:
+                return False
+            self._ready.remove(wid)
+            self._queued.discard(wid)
+            del self._fresh[wid]
+            self.busy += 1
+            self._borrowed += 1
+        until = None if timeout is None else rt.clock.monotonic() + timeout
+        try:
+            try:
+                execute(rt, wid, fresh, until=until)
+            except DataError as exc:
+                log.error("workflow %s cannot run: %s", wid, exc.message)
+            except Exception:
+                log.exception("crashed running %s on the caller's thread", wid,
+                              extra={"workflow_id": wid})
+                # Out of the ready queue already: give the workers their chance (if it
+                # is no longer PENDING, their claim's CAS drops it).
+                self.submit(wid, fresh)
+            if rt.draining.is_set():
+                # Still counted as borrowed, so the store is open: after this the node
+                # tears down, and the caller must not read a closing store.
+                row = rt.store.get_workflow(wid)
+                if row is None or row.status not in FINAL:
+                    raise NotReady(f"the node stopped before workflow {wid} finished",
+                                   "it resumes when the node starts again")
+        finally:
+            with self._cond:
+                self.busy -= 1
+                self._borrowed -= 1
+                self._idle.notify_all()
         return True
 
     def hold(self) -> None:
@@ -307,4 +375,15 @@ class Workers:
         deadline = self._rt.clock.monotonic() + grace
         for t in self._threads:
             t.join(max(0.0, deadline - self._rt.clock.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+        left = max(0.0, deadline - self._rt.clock.monotonic())
+        until = time.monotonic() + left  # real time, like wait_idle
+        with self._cond:
+            # Runs on callers' threads drain too (draining is set): wait for them as well,
+            # so the store is not closed under a checkpoint in flight.
+            while self._borrowed:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(left)
+            borrowed = self._borrowed
+        return not borrowed and not any(t.is_alive() for t in self._threads)

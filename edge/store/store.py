@@ -193,11 +193,14 @@ class Store:
         a write succeeds again after that."""
         self._on_write_error = fn
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, fn: Callable[[sqlite3.Connection], T], atomic: bool = False) -> T:
+        """Run ``fn`` in a group-committed transaction; returns once it COMMITTED.
+        ``atomic``: ``fn`` writes with one statement at most and raises only when that
+        statement changed nothing (writer.py: no savepoint of its own)."""
         if self._writer is None:
             raise Conflict("this store is open read-only", "inspection never writes")
         try:
-            result = self._writer.run(fn)
+            result = self._writer.run(fn, atomic)
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             err = self._classified(exc)
             if err is None:
@@ -334,7 +337,8 @@ class Store:
             assert row is not None
             return row, False
 
-        return self.write(fn)
+        # Without tags one INSERT is the only write (the read on conflict wrote nothing).
+        return self.write(fn, atomic=not tags)
 
     def claim(self, id: str, token: str, now: float) -> bool:
         """PENDING -> RUNNING under a fresh run token."""
@@ -351,7 +355,7 @@ class Store:
             )
             return cur.rowcount == 1
 
-        return self.write(fn)
+        return self.write(fn, atomic=True)  # one UPDATE
 
     def record_op(self, op: OpRow, token: str, now: float) -> None:
         """Write a step's progress or outcome; the outcome is the checkpoint."""
@@ -360,7 +364,8 @@ class Store:
         def fn(conn: sqlite3.Connection) -> None:
             upsert_op(conn, op, digest, token)
 
-        self.write(fn)
+        # One upsert; its refusals (stale run, final checkpoint) only read, then raise.
+        self.write(fn, atomic=True)
 
     def record_ops(self, items: Sequence[tuple[OpRow, str]]) -> list[Exception | None]:
         """Write many runs' checkpoints (``(op, run token)``) in one transaction: see
@@ -469,7 +474,9 @@ class Store:
     ) -> str:
         """RUNNING -> final; returns the status written: CANCELLED instead of the run's
         outcome when a cancel was requested while the run computed it."""
-        return self.write(self._finish_fn(wf, token, status, output, error, now))
+        # Without a parent to wake, the UPDATE is the only write (StaleRun: it wrote none).
+        return self.write(self._finish_fn(wf, token, status, output, error, now),
+                          atomic=wf.parent_id is None)
 
     def _finish_fn(
         self, wf: WorkflowRow, token: str, status: str, output: str | None,

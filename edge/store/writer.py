@@ -10,8 +10,18 @@ Invariants:
 - exactly one thread (the leader) uses the write connection at a time; the
   leader is whichever caller found no commit in progress, so a lone
   sequential caller commits on its own thread with no hand-off cost;
+- the writer batches, not only the waiters: requests that arrive while the
+  leader's transaction is open join it (up to ``absorb_max`` requests in all) until
+  none is pending, then one COMMIT serves them all; a lone request that failed without a
+  savepoint is rolled back alone first (late arrivals wait for the next batch);
 - after a batch the leader hands over: it never commits others' work forever
-  while its own workflow waits.
+  while its own workflow waits;
+- a request marked ``atomic`` runs without its own SAVEPOINT: its ``fn`` writes with
+  one statement at most and raises only when that statement changed nothing (a CAS
+  that matched no row) or failed itself (SQLite undoes a failed statement's own
+  changes and keeps the transaction). Either way the batch holds none of its writes,
+  as a rolled-back savepoint would leave it; two statements fewer per write for the
+  leader, each of which drops and re-takes the GIL.
 """
 
 from __future__ import annotations
@@ -25,10 +35,11 @@ T = TypeVar("T")
 
 
 class _Request:
-    __slots__ = ("fn", "done", "result", "error", "wake")
+    __slots__ = ("fn", "atomic", "done", "result", "error", "wake")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], atomic: bool = False) -> None:
         self.fn = fn
+        self.atomic = atomic
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -39,9 +50,14 @@ class _Request:
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: sqlite3.Connection, max_batch: int = 256) -> None:
+    def __init__(self, conn: sqlite3.Connection, max_batch: int = 256,
+                 absorb_max: int = 32) -> None:
         self._conn = conn
         self._max_batch = max_batch
+        # How large a batch may grow while its transaction is open (requests arriving
+        # then join it): 16-32 measured best at 64 workers (RESULTS.md, "Hot path"); more
+        # makes every member wait for a long transaction.
+        self.absorb_max = absorb_max
         self._mutex = threading.Lock()
         self._pending: list[_Request] = []
         self._committing = False
@@ -49,8 +65,8 @@ class GroupCommitWriter:
         self.writes = 0
         self.on_commit: Callable[[], None] | None = None
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        req = _Request(fn)
+    def run(self, fn: Callable[[sqlite3.Connection], T], atomic: bool = False) -> T:
+        req = _Request(fn, atomic)
         with self._mutex:
             self._pending.append(req)
             lead = not self._committing
@@ -89,27 +105,18 @@ class GroupCommitWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             single = len(batch) == 1
-            for req in batch:
-                if single:
-                    try:
-                        req.result = req.fn(conn)
-                    except Exception as exc:
-                        req.error = exc
-                    continue
-                conn.execute("SAVEPOINT w")
-                try:
-                    req.result = req.fn(conn)
-                    conn.execute("RELEASE w")
-                except Exception as exc:
-                    req.error = exc
-                    if not conn.in_transaction:
-                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
-                        # error): the batch failed, and every request in it with this error.
-                        raise
-                    # Only this request's changes are undone; the batch commits the rest.
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    req.error = exc
+            todo = batch
+            while todo:
+                self._write(conn, todo, single)
+                if single and batch[0].error is not None:
+                    break  # rolled back alone, below: it ran without a savepoint
+                # Batching by the writer: requests that arrived while this transaction
+                # ran join it, instead of waiting for this COMMIT and the next one.
+                with self._mutex:
+                    todo = self._pending[: max(0, self.absorb_max - len(batch))]
+                    del self._pending[: len(todo)]
+                batch.extend(todo)
+                single = False
             if single and batch[0].error is not None:
                 conn.execute("ROLLBACK")
             else:
@@ -131,3 +138,31 @@ class GroupCommitWriter:
             self.writes += len(batch)
             for req in batch:
                 req.done = True
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, batch: list[_Request], single: bool) -> None:
+        """Run each request's ``fn`` in the open transaction (a savepoint each, unless it
+        is alone or atomic); raises when SQLite rolled the whole transaction back."""
+        for req in batch:
+            if single or req.atomic:
+                try:
+                    req.result = req.fn(conn)
+                except Exception as exc:
+                    req.error = exc
+                    if not single and not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: as below
+                continue
+            conn.execute("SAVEPOINT w")
+            try:
+                req.result = req.fn(conn)
+                conn.execute("RELEASE w")
+            except Exception as exc:
+                req.error = exc
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
+                    # error): the batch failed, and every request in it with this error.
+                    raise
+                # Only this request's changes are undone; the batch commits the rest.
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                req.error = exc

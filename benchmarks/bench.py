@@ -21,7 +21,9 @@ Rows (definitions are in benchmarks/RESULTS.md):
   claim and finish; CPU us per step = process CPU time / steps;
 - edge concurrent: 1,000 10-step workflows started at once with 8, 32 and 64
   (the default of `edge run`) workers; steps/s from the first start to the last
-  finish; latency of one workflow from its app.start() call to its finish being committed;
+  finish (the starts from one thread, each acknowledged once committed; one more
+  row starts them from 8 threads, as 8 HTTP clients would); latency of one
+  workflow from its app.start() call to its finish being committed;
 - DBOS Transact 3.4.0 on SQLite, the same workloads, in benchmarks/.venv-dbos
   (created on first use), run by dbos_bench.py as a subprocess printing JSON;
 - boot: a fresh node's start() on a database holding 10,000 in-flight
@@ -78,6 +80,7 @@ DBOS_VENV = HERE / ".venv-dbos"
 # The JSON a step of the benchmark returns, as edge stores it: the floor commits this row.
 ROW = '{"value":12345,"receipt":"ch_0123456789abcdef","ok":true}'
 CONC_WORKERS = (8, 32, 64)  # 64 is Settings' default (edge run)
+STARTERS = 8  # the extra row: the 1,000 started from 8 threads, at 64 workers
 BOOT_WORKERS = ((8, "boot"), (64, "boot64"))
 
 
@@ -203,8 +206,12 @@ def edge_sequential(n_workflows: int, durability: str, where: str | None) -> tup
     return dt / steps, cpu / steps
 
 
-def edge_concurrent(n_workflows: int, workers: int, where: str | None) -> dict[str, float]:
-    """n 10-step workflows started at once: steps/s, p50/p99 latency, CPU/step, batching."""
+def edge_concurrent(n_workflows: int, workers: int, where: str | None,
+                    starters: int = 1) -> dict[str, float]:
+    """n 10-step workflows started at once: steps/s, p50/p99 latency, CPU/step, batching.
+    ``starters`` threads share the starts (as that many HTTP clients would): one thread's
+    starts follow each other, each waiting for its own commit (a start is acknowledged
+    only once durable), so with one starter the row is bound by that chain."""
     app, _ = make_app()
     with tempfile.TemporaryDirectory(dir=where) as d, \
             edge.Node(app, data_dir=d, workers=workers) as node:
@@ -222,9 +229,15 @@ def edge_concurrent(n_workflows: int, workers: int, where: str | None) -> dict[s
         node.rt.on_finished = on_finished  # type: ignore[method-assign]
         b0, w0 = node.store.commit_stats
         c0, t0 = time.process_time(), time.perf_counter()
-        for i in range(n_workflows):
-            starts[f"c{i}"] = time.perf_counter()
-            app.start("ten", id=f"c{i}")
+        def start(first: int) -> None:
+            for i in range(first, n_workflows, starters):
+                starts[f"c{i}"] = time.perf_counter()
+                app.start("ten", id=f"c{i}")
+        threads = [threading.Thread(target=start, args=(k,)) for k in range(starters)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
         if not done.wait(600):
             raise TimeoutError(f"only {len(ends)} of {n_workflows} workflows finished")
         dt = max(ends.values()) - t0
@@ -592,6 +605,11 @@ def main() -> int:
                                 ("p99", "ms p99 latency", 0), ("cpu_per_step", "CPU us/step", 0),
                                 ("writes_per_commit", "writes/commit", 1))}
             for w in CONC_WORKERS}
+    conc_st = {k: t.row(f"conc.st.{k}", f"edge concurrent {n_conc}x10, 64 workers, "
+                        f"started from {STARTERS} threads", u, digits=d)
+               for k, u, d in (("steps_per_s", "steps/s", 0), ("p50", "ms p50 latency", 0),
+                               ("p99", "ms p99 latency", 0), ("cpu_per_step", "CPU us/step", 0),
+                               ("writes_per_commit", "writes/commit", 1))}
 
     for r in range(rep):
         print(f"run {r + 1}/{rep} ...", file=sys.stderr)
@@ -614,6 +632,13 @@ def main() -> int:
                     scale = 1e3 if k in ("p50", "p99") else 1e6 if k == "cpu_per_step" else 1
                     conc[w][k].add(v * scale)
             guarded(t, f"conc.{w}", f"edge concurrent {w}", one_conc)
+
+        def one_starters() -> None:
+            res = edge_concurrent(n_conc, 64, where, starters=STARTERS)
+            for k, v in res.items():
+                scale = 1e3 if k in ("p50", "p99") else 1e6 if k == "cpu_per_step" else 1
+                conc_st[k].add(v * scale)
+        guarded(t, "conc.st", f"edge concurrent, {STARTERS} starters", one_starters)
         if dbos_py is not None and r < min(rep, 3):
             py = dbos_py
 
@@ -751,8 +776,11 @@ def targets(t: Table) -> str:
     lines = ["targets (issue 11, synchronous=FULL):",
              check("sequential step <= 1.5x floor", t.get("ratio.floor.full"),
                    lambda v: v <= 1.5, "{:.2f}x"),
-             check("concurrent >= 10,000 steps/s (best of 8/32/64 workers)",
-                   max(conc) if conc else None, lambda v: v >= 10_000, "{:,.0f} steps/s"),
+             check("concurrent >= 10,000 steps/s, started from one thread (best of 8/32/64 "
+                   "workers)", max(conc) if conc else None, lambda v: v >= 10_000,
+                   "{:,.0f} steps/s"),
+             check(f"concurrent >= 10,000 steps/s, started from {STARTERS} threads, 64 workers",
+                   t.get("conc.st.steps_per_s"), lambda v: v >= 10_000, "{:,.0f} steps/s"),
              check(">= 5x DBOS sequential", dbos[0], lambda v: v >= 5, "{:.1f}x"),
              check(">= 5x DBOS concurrent, 8 workers", dbos[1], lambda v: v >= 5, "{:.1f}x"),
              check(">= 5x DBOS concurrent, 32 workers", dbos[2], lambda v: v >= 5, "{:.1f}x"),

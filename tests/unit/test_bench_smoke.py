@@ -26,6 +26,7 @@ def test_bench_quick_prints_the_table() -> None:
         "edge concurrent 50x10, 8 workers",
         "edge concurrent 50x10, 32 workers",
         "edge concurrent 50x10, 64 workers",
+        "edge concurrent 50x10, 64 workers, started from 8 threads",
         "edge sequential full / floor FULL",
         "boot, 200 in-flight, 8 workers",
         "boot, 200 in-flight, 64 workers",

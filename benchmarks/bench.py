@@ -74,6 +74,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 from bench_app import PARKED_STEPS, make_app  # noqa: E402
 
 import edge  # noqa: E402
+from edge.store import listing  # noqa: E402
 
 DBOS_VERSION = "3.4.0"
 DBOS_VENV = HERE / ".venv-dbos"
@@ -306,7 +307,7 @@ def edge_boot(template: Path, n: int, workers: int, where: str | None) -> dict[s
                 raise TimeoutError(f"only {entered.count} of {n} workflows resumed")
             claimed = entered.at - t0
             deadline = time.monotonic() + 600
-            while node.store.counts().get("WAITING", 0) < n:
+            while listing.counts(node.store).get("WAITING", 0) < n:
                 if time.monotonic() > deadline:
                     raise TimeoutError("in-flight workflows did not all park again")
                 time.sleep(0.005)

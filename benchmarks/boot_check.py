@@ -6,7 +6,7 @@ Builds an edge database through the real store (schema, indexes, checksum trigge
 of about --mb megabytes (workflows with 10 checkpoints each), then times, on the
 same file in the same run: a plain read of its bytes (the floor), opening it,
 ``PRAGMA quick_check``, ``PRAGMA integrity_check`` (what the boot runs after an
-unclean shutdown: ``store/integrity.py``) and ``Store.verify_checksums`` (what runs
+unclean shutdown: ``store/integrity.py``) and ``store.verify.verify_checksums`` (what runs
 after a restore). Each row: median over --repeat runs (min, max), and the ratio to
 the plain read. Nothing is asserted.
 """
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.store import OpRow, Store  # noqa: E402
 from edge.store.integrity import structure_problem  # noqa: E402
 from edge.store.sql import UPSERT_OP  # noqa: E402
+from edge.store.verify import verify_checksums  # noqa: E402
 
 
 def build(db: Path, mb: float) -> int:
@@ -87,7 +88,7 @@ def main() -> None:
         def verify() -> None:
             s = Store.inspect(db)
             try:
-                s.verify_checksums()
+                verify_checksums(s)
             finally:
                 s.close()
 

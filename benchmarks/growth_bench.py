@@ -52,12 +52,12 @@ from bench_app import make_app as make_bench_app  # noqa: E402
 
 import edge  # noqa: E402
 from edge.api.server import _Handler  # noqa: E402
-from edge.store import Store, lifecycle  # noqa: E402
+from edge.store import Store, lifecycle, listing, verify  # noqa: E402  # noqa: E402
 from edge.store.bulk import CLAIM_BATCH, claim_many, load_ops_many  # noqa: E402
-from edge.store.store import _encode_cursor  # noqa: E402
+from edge.store.listing import encode_cursor  # noqa: E402
 
 DAY = 86400.0
-# (label, HTTP query, edge list arguments or None, Store.list_workflows filters)
+# (label, HTTP query, edge list arguments or None, listing.list_workflows filters)
 FILTERS: list[tuple[str, list[tuple[str, str]], list[str] | None, dict[str, Any]]] = [
     ("no filter", [], [], {}),
     ("status=FAILED (1%)", [("status", "FAILED")], ["--status", "FAILED"],
@@ -97,8 +97,8 @@ def cli_seconds(data_dir: Path, args: list[str]) -> float:
 
 
 def mid_cursor(store: Store, now: float) -> str:
-    rows, _ = store.list_workflows(until=now - growth_data.SPAN / 2, limit=1)
-    return _encode_cursor(rows[0])
+    rows, _ = listing.list_workflows(store, until=now - growth_data.SPAN / 2, limit=1)
+    return encode_cursor(rows[0])
 
 
 def api_latency(url: str, query: list[tuple[str, str]], n: int, budget: float,
@@ -187,16 +187,16 @@ def measure_size(t: Table, n: int, data_dir: Path, now: float, reqs: int, budget
 
 
 def mid_cursor_values(store: Store, cursor: str) -> tuple[float, str]:
-    from edge.store.store import _decode_cursor
+    from edge.store.listing import decode_cursor
 
-    return _decode_cursor(cursor)
+    return decode_cursor(cursor)
 
 
 def plans(store: Store, mid: str) -> list[str]:
     out = []
     for label, _, _, f in FILTERS:
         f = {k: (mid if v == "MID" else v) for k, v in f.items()}
-        out.append(f"  {label}: " + " | ".join(store.list_plan(**f)))
+        out.append(f"  {label}: " + " | ".join(listing.list_plan(store, **f)))
     with store.read() as conn:
         for label, sql, params in (
                 ("counts (/v1/status)", "SELECT status, count(*) FROM workflows GROUP BY status",
@@ -279,7 +279,7 @@ def resume_store_side(template: Path, n: int, where: str | None) -> dict[str, fl
                                          time.time())
                         load_ops_many(store, list(got))
                 out[mode] = time.perf_counter() - t0
-                assert store.counts().get("RUNNING", 0) == n, store.counts()
+                assert listing.counts(store).get("RUNNING", 0) == n, listing.counts(store)
             finally:
                 store.close()
     return out
@@ -309,7 +309,7 @@ def measure(t: Table, q: bool, where: str | None) -> list[str]:  # noqa: C901 - 
                 for _ in range(n_bytes):
                     app.start("ten", id=os.urandom(12).hex())
                 deadline = time.monotonic() + 300
-                while node.store.counts().get("SUCCEEDED", 0) < n_bytes:
+                while listing.counts(node.store).get("SUCCEEDED", 0) < n_bytes:
                     if time.monotonic() > deadline:
                         raise TimeoutError("byte-count workflows did not finish")
                     time.sleep(0.05)
@@ -361,7 +361,7 @@ def measure(t: Table, q: bool, where: str | None) -> list[str]:  # noqa: C901 - 
                 continue
             t.row(f"size.{n}", f"file with {n:,} workflows", "MB", digits=0).add(mb)
             if n == sizes[0]:
-                sample = store.verify_checksums()
+                sample = verify.verify_checksums(store)
                 t.note("verified", "rows verified (checksums) at the first size",
                        f"{sample:,} rows: the node reads them as its own")
             store.close()

@@ -24,7 +24,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 import growth_bench  # noqa: E402
 import growth_data  # noqa: E402
 
-from edge.store import Store  # noqa: E402
+from edge.store import Store, listing  # noqa: E402
 
 DROP = "DROP INDEX workflows_by_name_status"
 
@@ -47,11 +47,11 @@ def main() -> int:
             try:
                 if drop:
                     s.write(lambda c: c.execute(DROP))
-                plan = " | ".join(s.list_plan(status="FAILED", workflow="ten"))
+                plan = " | ".join(listing.list_plan(s, status="FAILED", workflow="ten"))
                 times = []
                 for _ in range(10):
                     t0 = time.perf_counter()
-                    s.list_workflows(status="FAILED", workflow="ten", limit=50)
+                    listing.list_workflows(s, status="FAILED", workflow="ten", limit=50)
                     times.append(time.perf_counter() - t0)
             finally:
                 s.close()

@@ -53,7 +53,7 @@ from edge.resume import Resumer
 from edge.retention import Retention
 from edge.runtime import Runtime
 from edge.scheduler import Scheduler
-from edge.store import Store, integrity
+from edge.store import Store, integrity, listing
 from edge.timers import Timers
 from edge.tracing import Tracing
 from edge.verbs import Verbs
@@ -385,7 +385,7 @@ class Node:
     # ---- metrics hooks -------------------------------------------------------
 
     def _counts_for_metrics(self) -> dict[str, int]:
-        return self._store.counts() if self._store is not None else {}
+        return listing.counts(self._store) if self._store is not None else {}
 
     def _commit_stats_for_metrics(self) -> tuple[int, int]:
         return self._store.commit_stats if self._store is not None else (0, 0)

@@ -63,7 +63,7 @@ from edge.replication import (
     restore,
 )
 from edge.replication.watchdog import FenceWatchdog
-from edge.store import Store, integrity
+from edge.store import Store, integrity, verify
 
 log = logging.getLogger("edge.replication")
 
@@ -197,7 +197,7 @@ class Replicator:
             try:
                 if checked:
                     # With a replica to restore from, a damaged row is reason enough too.
-                    store.verify_checksums()
+                    verify.verify_checksums(store)
                 epoch = int(store.get_meta("epoch") or 0)
                 owner = store.get_meta("owner") or ""
             finally:
@@ -223,7 +223,7 @@ class Replicator:
                 raise DataError(f"restored database fails integrity_check: {verdict}",
                                 "the replica is damaged: restore an older point with "
                                 "`edge restore --timestamp` and inspect it")
-            rows = store.verify_checksums()
+            rows = verify.verify_checksums(store)
         finally:
             store.close()
         os.chmod(s.db_path, 0o600)

@@ -44,7 +44,7 @@ from edge.queues import Queued, QueueDef
 from edge.retention import PRUNE_BATCH, Retention
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, WorkflowRow, lifecycle
+from edge.store import WORKFLOW_STATUSES, WorkflowRow, lifecycle, listing
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
 from edge.tags import check_tags
@@ -220,7 +220,7 @@ class Verbs:
         row = store.get_workflow(wid)
         if row is None:
             raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
-        return workflow_detail(row, store.load_ops(wid), store.tags_for([wid]).get(wid),
+        return workflow_detail(row, store.load_ops(wid), listing.tags_for(store, [wid]).get(wid),
                                store.load_attempts(wid))
 
     def list_workflows(self, status: str | None = None, workflow: str | None = None,
@@ -239,9 +239,9 @@ class Verbs:
             raise UsageError(f"unknown status {status!r}",
                              f"one of {', '.join(WORKFLOW_STATUSES)}")
         _check_limit(limit)
-        rows, nxt = self._store.list_workflows(status=status, workflow=workflow, limit=limit,
-                                               cursor=cursor, tags=tag_map, since=lo,
-                                               until=hi, id_prefix=id_prefix)
+        rows, nxt = listing.list_workflows(self._store, status=status, workflow=workflow,
+                                           limit=limit, cursor=cursor, tags=tag_map, since=lo,
+                                           until=hi, id_prefix=id_prefix)
         return {"workflows": summaries(self._store, rows), "next_cursor": nxt}
 
     def send_event(self, wid: str, name: str, value: Any = None,
@@ -305,7 +305,7 @@ class Verbs:
         # Running descendants get the in-memory flag too (the store set the durable one).
         todo = [wid]
         while todo:
-            rows, _ = store.list_workflows(parent_id=todo.pop(), limit=1000)
+            rows, _ = listing.list_workflows(store, parent_id=todo.pop(), limit=1000)
             for r in rows:
                 if r.status == "RUNNING":
                     rt.cancel_requests.add(r.id)
@@ -395,7 +395,7 @@ class Verbs:
         if name is not None:
             rows: list[WorkflowRow] = []
             for st in ("RUNNING", "SLEEPING", "WAITING", "PENDING"):
-                got, _ = self._store.list_workflows(status=st, queue=name, limit=limit)
+                got, _ = listing.list_workflows(self._store, status=st, queue=name, limit=limit)
                 rows.extend(got)
             rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
             out["workflows"] = summaries(self._store, rows[:limit])
@@ -449,7 +449,7 @@ class Verbs:
         counts: dict[str, int] = {}
         if store is not None:
             try:
-                counts = store.counts()
+                counts = listing.counts(store)
             except CorruptDatabase:
                 pass  # recorded in store.damage, reported below
         damage = h.damage()

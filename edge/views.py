@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.serialization import decode
-from edge.store import OpRow, Store, WorkflowRow
+from edge.store import OpRow, Store, WorkflowRow, listing
 
 UNRENDERABLE = "<unrenderable: {}>"
 # What decoding or rendering a damaged value can raise (datetime: ValueError,
@@ -82,7 +82,7 @@ def workflow_summary(wf: WorkflowRow, tags: dict[str, str] | None = None) -> dic
 
 def summaries(store: Store, rows: list[WorkflowRow]) -> list[dict[str, Any]]:
     """The listed rows as users see them, with their tags (one read for the page)."""
-    tags = store.tags_for([r.id for r in rows])
+    tags = listing.tags_for(store, [r.id for r in rows])
     return [workflow_summary(r, tags.get(r.id)) for r in rows]
 
 

@@ -56,15 +56,18 @@ def list_file(data_dir: Path, status: str | None, workflow: str | None,
               limit: int, filters: dict[str, Any] | None = None,
               cursor: str | None = None) -> dict[str, Any]:
     """``filters``: the store's tags / since / until / id_prefix, already checked."""
+    from edge.store import listing
     from edge.views import summaries
 
     with _inspect(data_dir) as store:
-        rows, nxt = store.list_workflows(status=check_status_filter(status), workflow=workflow,
-                                         limit=limit, cursor=cursor, **(filters or {}))
+        rows, nxt = listing.list_workflows(store, status=check_status_filter(status),
+                                           workflow=workflow, limit=limit, cursor=cursor,
+                                           **(filters or {}))
         return {"workflows": summaries(store, rows), "next_cursor": nxt}
 
 
 def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
+    from edge.store import listing
     from edge.views import workflow_detail
 
     with _inspect(data_dir) as store:
@@ -73,17 +76,17 @@ def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
             raise NotFound(f"no workflow with id {wid!r} in {Path(data_dir) / DB_NAME}",
                            f"list workflows with: edge list --data-dir {data_dir}")
         out: dict[str, Any] = workflow_detail(row, store.load_ops(wid),
-                                              store.tags_for([wid]).get(wid),
+                                              listing.tags_for(store, [wid]).get(wid),
                                               store.load_attempts(wid))
         return out
 
 
 def status_file(data_dir: Path) -> dict[str, Any]:
-    from edge.store import WORKFLOW_STATUSES
+    from edge.store import WORKFLOW_STATUSES, listing
 
     data_dir = Path(data_dir)
     with _inspect(data_dir) as store:
-        counts = store.counts()
+        counts = listing.counts(store)
         version = store.schema_version()
     try:
         node_id: str | None = (data_dir / "node-id").read_text().strip() or None
@@ -126,7 +129,7 @@ def replication_file(data_dir: Path) -> dict[str, Any]:
 
 def queue_file(data_dir: Path, queue: str, limit: int) -> dict[str, Any]:
     """A queue's depth and live workflows from a database file, read-only."""
-    from edge.store import Store
+    from edge.store import Store, listing
     from edge.store import queues as store_queues
     from edge.views import summaries
 
@@ -135,7 +138,7 @@ def queue_file(data_dir: Path, queue: str, limit: int) -> dict[str, Any]:
         (d,) = store_queues.depths(store, queue)
         rows = []
         for st in ("RUNNING", "SLEEPING", "WAITING", "PENDING"):
-            rows.extend(store.list_workflows(status=st, queue=queue, limit=limit)[0])
+            rows.extend(listing.list_workflows(store, status=st, queue=queue, limit=limit)[0])
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         shown = summaries(store, rows[:limit])
     finally:

@@ -29,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
 import queue
 import shutil
 import sqlite3
@@ -56,14 +55,12 @@ from edge.store.rows import (
     DAMAGED_HINT,
     EVENT_COLUMNS,
     OP_COLUMNS,
-    PUBLISHED_COLUMNS,
     WORKFLOW_COLUMNS,
     EventRow,
     OpRow,
     WorkflowRow,
     checksum,
     damaged,
-    published_digest,
 )
 from edge.store.sql import (
     CANCELLED_ERROR,
@@ -74,7 +71,6 @@ from edge.store.sql import (
     insert_tags,
     one_workflow,
     park,
-    tags_of,
     upsert_op,
     wake_parent,
 )
@@ -782,87 +778,6 @@ class Store:
         with self._read() as conn:
             return ops_of(conn, id)
 
-    def list_workflows(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
-        cursor: str | None = None, parent_id: str | None = None, queue: str | None = None,
-        tags: dict[str, str] | None = None, since: float | None = None,
-        until: float | None = None, id_prefix: str | None = None,
-    ) -> tuple[list[WorkflowRow], str | None]:
-        """Newest first; ``cursor`` continues after the last row of the previous page.
-        ``tags``: every key=value must match; ``since``/``until``: created in [since, until);
-        ``id_prefix``: ids that start with it."""
-        sql, params = self._list_sql(status, workflow, cursor, parent_id, queue, tags, since,
-                                     until, id_prefix)
-        with self._read() as conn:
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-        result = [WorkflowRow.from_db(r) for r in rows[:limit]]
-        if len({r.id for r in result}) != len(result):
-            raise CorruptDatabase(f"{self.path}: a workflow id is listed twice", DAMAGED_HINT)
-        nxt = _encode_cursor(result[-1]) if len(rows) > limit and result else None
-        return result, nxt
-
-    def list_plan(self, **filters: object) -> list[str]:
-        """SQLite's query plan for ``list_workflows(**filters)`` (benchmarks, index tests)."""
-        sql, params = self._list_sql(**filters)  # type: ignore[arg-type]
-        with self._read() as conn:
-            return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, (*params, 1))]
-
-    @staticmethod
-    def _list_sql(status: str | None = None, workflow: str | None = None,
-                  cursor: str | None = None, parent_id: str | None = None,
-                  queue: str | None = None, tags: dict[str, str] | None = None,
-                  since: float | None = None, until: float | None = None,
-                  id_prefix: str | None = None) -> tuple[str, list[object]]:
-        clauses: list[str] = []
-        params: list[object] = []
-        for key, value in (tags or {}).items():
-            clauses.append("id IN (SELECT workflow_id FROM workflow_tags WHERE key = ? "
-                           "AND value = ?)")
-            params.extend([key, value])
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("created_at < ?")
-            params.append(until)
-        if id_prefix:
-            # A range on the primary key (GLOB would treat * ? [ in ids as patterns).
-            clauses.append("id >= ? AND id < ?")
-            params.extend([id_prefix, id_prefix + "\U0010ffff"])
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
-        if workflow:
-            clauses.append("workflow = ?")
-            params.append(workflow)
-        if parent_id:
-            clauses.append("parent_id = ?")
-            params.append(parent_id)
-        if queue:
-            clauses.append("queue = ?")
-            params.append(queue)
-        if cursor:
-            created, after_id = _decode_cursor(cursor)
-            # The leading "created_at <= ?" is a range the created_at indexes can seek to;
-            # the OR alone is not, and a deep page would walk every newer row first.
-            clauses.append("created_at <= ? AND (created_at < ? OR (created_at = ? AND id < ?))")
-            params.extend([created, created, created, after_id])
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
-                "ORDER BY created_at DESC, id DESC LIMIT ?", params)
-
-    def tags_for(self, ids: list[str]) -> dict[str, dict[str, str]]:
-        """Each listed workflow's tags (absent: none)."""
-        if not ids:
-            return {}
-        with self._read() as conn:
-            return tags_of(conn, ids)
-
-    def counts(self) -> dict[str, int]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT status, count(*) FROM workflows GROUP BY status").fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
     def pending_events(self, id: str) -> list[EventRow]:
         with self._read() as conn:
             rows = conn.execute(
@@ -872,46 +787,6 @@ class Store:
         if any(e.workflow_id != id for e in events):
             raise damaged(f"an event row listed for workflow {id!r}")
         return events
-
-    def verify_checksums(self) -> int:
-        """Read every row of every table with checksums (workflows, operations, events,
-        published values, tags, attempt history) and check it, and each workflow's
-        checkpoints as a rising sequence; returns the number of rows checked."""
-        n = 0
-        with self._read() as conn:
-            for r in conn.execute(f"SELECT {WORKFLOW_COLUMNS} FROM workflows"):
-                WorkflowRow.from_db(r)
-                n += 1
-            last: tuple[str, int] = ("", 0)
-            for r in conn.execute(f"SELECT {OP_COLUMNS} FROM operations "
-                                  "ORDER BY workflow_id, seq"):
-                op = OpRow.from_db(r)
-                # Rising strictly within a workflow (holes are legitimate: see ops_of).
-                if (op.workflow_id, op.seq) <= last:
-                    raise damaged(f"the checkpoints of workflow {op.workflow_id!r} (seq "
-                                  f"{op.seq} after {last}: keys out of order)")
-                last = (op.workflow_id, op.seq)
-                n += 1
-            # Tags and attempt history carry checksums of their own (migration 3).
-            for wid, key, value, digest in conn.execute(
-                    "SELECT workflow_id, key, value, checksum FROM workflow_tags"):
-                if checksum(wid, key, value) != digest:
-                    raise damaged(f"tag {key!r} of workflow {wid!r}")
-                n += 1
-            for *row, digest in conn.execute(
-                    "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
-                    "FROM step_attempts"):
-                if checksum(*row) != digest:
-                    raise damaged(f"attempt {row[2]} of workflow {row[0]!r} seq {row[1]}")
-                n += 1
-            for r in conn.execute(f"SELECT {EVENT_COLUMNS} FROM events"):
-                EventRow.from_db(r)
-                n += 1
-            for r in conn.execute(f"SELECT {PUBLISHED_COLUMNS} FROM published"):
-                if published_digest(*r[:5]) != r[5]:
-                    raise damaged(f"published value {r[1]!r} of workflow {r[0]!r}")
-                n += 1
-        return n
 
     def integrity_check(self) -> str:
         """``ok``, or what ``PRAGMA integrity_check`` found (edge/store/integrity.py)."""
@@ -952,18 +827,3 @@ def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
         # later read on it would be stale. The error's traceback would keep it alive.
         cur.close()
     return ops
-
-
-def _encode_cursor(row: WorkflowRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at!r}|{row.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    from edge.errors import UsageError
-
-    try:
-        created, _, after = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return float(created), after
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"invalid cursor {cursor!r}",
-                         "pass next_cursor from a previous page") from exc

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge.store import Store
+from edge.store import Store, listing
 from tests.crash import harness
 from tests.crash.harness import ROOT
 from tests.crash.test_crash import check_invariants, run_to_completion
@@ -30,7 +30,7 @@ def effects_seen(effects: Path) -> int:
 def running_tokens(data_dir: Path) -> dict[str, str]:
     store = Store.inspect(data_dir / "edge.db")
     try:
-        rows, _ = store.list_workflows(status="RUNNING", limit=1000)
+        rows, _ = listing.list_workflows(store, status="RUNNING", limit=1000)
         return {r.id: str(r.run_token) for r in rows}
     finally:
         store.close()

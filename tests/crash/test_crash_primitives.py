@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from edge.serialization import decode
-from edge.store import Store
+from edge.store import Store, listing
 from tests.crash import primitives_app as pa
 from tests.effects import kill_at_random
 
@@ -80,7 +80,7 @@ def test_kill_while_sleeping_waiting_running_children_and_holding_slots(tmp_path
         # Children: exactly the deterministic ids, each once.
         for p in range(pa.PARENTS):
             assert results[f"parent-{p}"] == list(range(pa.CHILDREN))
-            kids, _ = store.list_workflows(parent_id=f"parent-{p}", limit=100)
+            kids, _ = listing.list_workflows(store, parent_id=f"parent-{p}", limit=100)
             assert sorted(k.id for k in kids) == [f"parent-{p}:{s}"
                                                   for s in range(1, pa.CHILDREN + 1)]
             assert all(k.status == "SUCCEEDED" for k in kids)
@@ -95,7 +95,7 @@ def test_kill_while_sleeping_waiting_running_children_and_holding_slots(tmp_path
         assert max_overlap([(a, b) for a, b in spans.values()]) <= pa.CONCURRENCY
         assert all(results[f"slotted-{i}"] == i for i in range(pa.SLOTTED))
         # Cron: one workflow per tick, its id derived from the tick it ran.
-        ticks, _ = store.list_workflows(workflow="ticker", limit=1000)
+        ticks, _ = listing.list_workflows(store, workflow="ticker", limit=1000)
         inputs = [decode(t.input)["args"][0] for t in ticks]
         assert len(inputs) == len(set(inputs)) > 0
         assert all(t.id == f"sched:tick:{arg}" for t, arg in zip(ticks, inputs, strict=True))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from edge.replication import parse_replica_url, restore
-from edge.store import Store
+from edge.store import Store, verify
 from tests.dr.conftest import poll
 from tests.dr.proxy import FlakyProxy
 
@@ -73,7 +73,7 @@ def outage(site, tmp_path, mode: str, seconds: float) -> None:
     try:
         for wid in ["before", "guarded-during", *[f"during-{i}" for i in range(3)]]:
             assert st.get_workflow(wid).status == "SUCCEEDED", wid
-        st.verify_checksums()
+        verify.verify_checksums(st)
     finally:
         st.close()
 

@@ -14,6 +14,7 @@ import pytest
 
 import edge
 from edge.errors import Conflict, UsageError
+from edge.store import listing
 from tests.conftest import run_cli, wait_until
 
 app = edge.App("tagged")
@@ -171,7 +172,7 @@ def test_data_dir_listing_filters_by_tag(make_node: Any, data_dir: Path, capsys:
 
 def test_every_filter_is_served_by_an_index(node: edge.Node, data_dir: Path) -> None:
     store = node.store
-    plans = {name: " | ".join(store.list_plan(**f)) for name, f in {
+    plans = {name: " | ".join(listing.list_plan(store, **f)) for name, f in {
         "all": {}, "status": {"status": "FAILED"}, "workflow": {"workflow": "job"},
         "tag": {"tags": {"site": "paris"}}, "time": {"since": 0.0, "until": 1e10},
         "prefix": {"id_prefix": "batch-"}, "queue": {"queue": "slow"},

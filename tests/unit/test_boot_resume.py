@@ -18,7 +18,7 @@ import pytest
 import edge
 from edge.errors import WriteFailed
 from edge.serialization import encode
-from edge.store import OpRow, Store, bulk
+from edge.store import OpRow, Store, bulk, listing
 from tests.conftest import wait_until
 
 N_SYNC, N_ASYNC = 160, 80
@@ -167,7 +167,7 @@ def test_boot_resumes_hundreds_in_bulk_and_keeps_every_promise(tmp_path, monkeyp
     assert node.resumer.claimed == len(registered) + 2
     s = Store.inspect(d / "edge.db")
     try:
-        assert s.counts().get("RUNNING", 0) == 0
+        assert listing.counts(s).get("RUNNING", 0) == 0
     finally:
         s.close()
 
@@ -233,7 +233,7 @@ def test_a_stop_mid_resume_gives_back_the_claimed_runs_no_worker_started(
         node.stop(grace=5)
     s = Store.inspect(d / "edge.db")
     try:
-        counts = s.counts()
+        counts = listing.counts(s)
     finally:
         s.close()
     # Nothing is left RUNNING by a planned stop: the runs claimed in bulk and never
@@ -294,7 +294,7 @@ def test_a_cancel_of_a_run_claimed_in_bulk_and_not_started_is_honoured(
     try:
         wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
                    what="claimed runs queued behind the worker")
-        rows, _ = node.store.list_workflows(status="RUNNING", limit=500)
+        rows, _ = listing.list_workflows(node.store, status="RUNNING", limit=500)
         # The last sync run claimed is at the back of the one worker's queue.
         victim = max(r.id for r in rows if r.workflow == "sync3")
         assert node.verbs.cancel(victim)["cancel"] == "requested"  # it is RUNNING: claimed

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 import edge
+from edge.store import listing
 from edge.testing import TestNode
 
 
@@ -21,7 +22,7 @@ def finished_counter(t: TestNode) -> Counter[str]:
 
 
 def final_rows(t: TestNode) -> Counter[str]:
-    counts = t.node.store.counts()
+    counts = listing.counts(t.node.store)
     return Counter({s: counts.get(s, 0) for s in ("SUCCEEDED", "FAILED", "CANCELLED")
                     if counts.get(s, 0)})
 
@@ -108,5 +109,5 @@ def test_every_final_state_is_counted_once() -> None:
 
         rows = final_rows(t)
         assert rows == Counter({"SUCCEEDED": 3, "FAILED": 2, "CANCELLED": 11}), rows
-        assert t.node.store.counts().get("WAITING", 0) == 0
+        assert listing.counts(t.node.store).get("WAITING", 0) == 0
         assert finished_counter(t) == rows

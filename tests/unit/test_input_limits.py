@@ -22,7 +22,7 @@ from edge.config import Settings, parse_duration
 from edge.errors import ConfigError, SerializationError, UsageError
 from edge.limits import MAX_DEPTH, MAX_TIME, check_name, check_time
 from edge.serialization import decode, encode
-from edge.store import OpRow, Store
+from edge.store import OpRow, Store, listing
 from tests.conftest import run_cli, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -400,7 +400,7 @@ def test_wrong_arguments_exit_1_naming_unexpected_and_missing(
     with pytest.raises(UsageError) as exc:  # the library's class is still a UsageError
         edge.Client(url).start("chain", {"nope": 1})
     assert exc.value.exit_code == 1 and exc.value.http_status == 400  # type: ignore[attr-defined]
-    assert node.store.counts() == {}
+    assert listing.counts(node.store) == {}
 
 
 # ---- the door as a property: whatever encode accepts is read back and rendered ---------------
@@ -451,7 +451,7 @@ def test_a_body_nested_thousands_deep_is_refused_on_every_python(node: edge.Node
     # Python 3.12+ decodes what 3.11's json refused (RecursionError); the door must refuse
     # it before any recursive check walks it (on 3.13 this was a 500).
     assert node.http is not None
-    before = node.store.counts()
+    before = listing.counts(node.store)
     for depth in (150, 5000):
         body = (b'{"workflow": "echo", "input": [' + b"[" * depth + b"]" * depth + b"]}")
         status, out = call(node.http.port, "POST", "/v1/workflows", body)
@@ -459,4 +459,4 @@ def test_a_body_nested_thousands_deep_is_refused_on_every_python(node: edge.Node
         # 3.11's decoder gives up itself past ~1,000 levels; every Python gets this past 102.
         assert ("nests deeper" in out["error"]["message"]
                 or "recursion" in out["error"]["message"]), out
-    assert node.store.counts() == before
+    assert listing.counts(node.store) == before

@@ -9,6 +9,7 @@ import pytest
 import edge
 from edge.config import parse_duration
 from edge.errors import ConfigError
+from edge.store import listing
 from tests.conftest import run_cli, wait_until
 
 DAY = 86400.0
@@ -40,7 +41,7 @@ def make_app() -> edge.App:
 
 
 def rows(node: edge.Node) -> set[str]:
-    return {r.id for r in node.store.list_workflows(limit=1000)[0]}
+    return {r.id for r in listing.list_workflows(node.store, limit=1000)[0]}
 
 
 def test_prune_deletes_old_finished_workflows_in_batches_and_keeps_the_rest(make_node):

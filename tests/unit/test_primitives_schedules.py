@@ -10,6 +10,7 @@ import pytest
 
 import edge
 from edge.errors import ConfigError, NotFound
+from edge.store import listing
 from tests.conftest import run_cli, wait_until
 
 T0 = datetime(2026, 5, 1, 12, 1, 30, tzinfo=UTC).timestamp()
@@ -29,7 +30,7 @@ def make_app(catch_up: int = 1) -> tuple[edge.App, list[str]]:
 
 
 def ticks(node: edge.Node) -> list[str]:
-    rows, _ = node.store.list_workflows(workflow="report", limit=1000)
+    rows, _ = listing.list_workflows(node.store, workflow="report", limit=1000)
     return sorted(r.id for r in rows)
 
 

@@ -10,6 +10,7 @@ import pytest
 import edge
 from edge.engine import StepDef
 from edge.errors import SerializationError
+from edge.store import listing
 from tests.conftest import wait_until
 
 
@@ -162,7 +163,7 @@ def test_non_json_input_and_wrong_arguments_are_refused(make_node):
     assert err.value.exit_code == 2
     with pytest.raises(edge.EdgeError, match="unknown workflow"):
         node.verbs.start_workflow("nope", [])
-    assert node.store.counts() == {}
+    assert listing.counts(node.store) == {}
 
 
 def test_steps_called_outside_a_workflow_are_plain_calls():

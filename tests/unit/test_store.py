@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ChecksumMismatch, Conflict, DataError
-from edge.store import LATEST, OpRow, StaleRun, Store, migrations
+from edge.store import LATEST, OpRow, StaleRun, Store, listing, migrations, verify
 
 
 def sha(p: Path) -> str:
@@ -97,7 +97,7 @@ def test_checksum_mismatch_is_detected_and_names_workflow_and_seq(tmp_path):
     with pytest.raises(ChecksumMismatch, match=r"workflow 'w1' at seq 1"):
         s.load_ops("w1")
     with pytest.raises(ChecksumMismatch):
-        s.verify_checksums()
+        verify.verify_checksums(s)
     s.close()
 
 
@@ -156,7 +156,7 @@ def test_group_commit_batches_concurrent_writers(tmp_path):
     for t in threads:
         t.join()
     batches, writes = s.commit_stats
-    assert sum(s.counts().values()) == n_threads * per_thread
+    assert sum(listing.counts(s).values()) == n_threads * per_thread
     assert writes >= n_threads * per_thread
     assert batches < writes  # at least some transactions carried several writes
     s.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import Store, lifecycle
+from edge.store import Store, lifecycle, listing
 
 NOW = 1_700_000_000.0
 
@@ -52,7 +52,7 @@ def test_cursor_pages_return_every_row_once_newest_first(store: Store,
     seen: list[str] = []
     cursor = None
     while True:
-        rows, cursor = store.list_workflows(limit=7, cursor=cursor, **filters)  # type: ignore[arg-type]
+        rows, cursor = listing.list_workflows(store, limit=7, cursor=cursor, **filters)  # type: ignore[arg-type]
         seen.extend(r.id for r in rows)
         if cursor is None:
             break
@@ -66,8 +66,8 @@ def test_cursor_pages_return_every_row_once_newest_first(store: Store,
 def test_a_deep_cursor_page_seeks_instead_of_walking(store: Store, filters: dict[str, object],
                                                      index: str) -> None:
     fill(store, 10)
-    _, cursor = store.list_workflows(limit=3)
-    got = " | ".join(store.list_plan(cursor=cursor, **filters))
+    _, cursor = listing.list_workflows(store, limit=3)
+    got = " | ".join(listing.list_plan(store, cursor=cursor, **filters))
     # A range on created_at in the index search, not a walk from the newest row.
     assert f"INDEX {index} (" in got and "created_at<" in got, got
 
@@ -81,7 +81,7 @@ def test_retention_deletes_only_what_is_older_than_the_cutoff(store: Store) -> N
     fill(store, 30)
     assert lifecycle.prune_batch(store, NOW + 4, limit=100) == 12  # ids 0..11: NOW..NOW+3
     assert lifecycle.prune_batch(store, NOW + 4, limit=100) == 0
-    left = {r.id for r in store.list_workflows(limit=100)[0]}
+    left = {r.id for r in listing.list_workflows(store, limit=100)[0]}
     assert left == {f"w{i:04d}" for i in range(12, 30)}
 
 
@@ -117,11 +117,11 @@ def test_migration_4_upgrades_a_version_3_file(tmp_path: Path) -> None:
 
 
 def test_status_and_workflow_together_use_one_index_for_both(store: Store) -> None:
-    got = " | ".join(store.list_plan(status="FAILED", workflow="ten"))
+    got = " | ".join(listing.list_plan(store, status="FAILED", workflow="ten"))
     assert "workflows_by_name_status (workflow=? AND status=?)" in got, got
     # The single filters keep their own ordered indexes.
-    assert "workflows_by_name (workflow=?)" in " | ".join(store.list_plan(workflow="ten"))
-    assert "workflows_by_status (status=?)" in " | ".join(store.list_plan(status="FAILED"))
+    assert "workflows_by_name (workflow=?)" in " | ".join(listing.list_plan(store, workflow="ten"))
+    assert "workflows_by_status (status=?)" in " | ".join(listing.list_plan(store, status="FAILED"))
 
 
 def test_status_and_workflow_listing_is_correct(store: Store) -> None:
@@ -129,6 +129,6 @@ def test_status_and_workflow_listing_is_correct(store: Store) -> None:
     store.write(lambda c: c.execute(
         "UPDATE workflows SET status = 'FAILED' WHERE id IN ('w0003', 'w0020')"))
     # (the checksum covers id, workflow, input, output, error: status is not part of it)
-    rows, _ = store.list_workflows(status="FAILED", workflow="w")
+    rows, _ = listing.list_workflows(store, status="FAILED", workflow="w")
     assert [r.id for r in rows] == ["w0020", "w0003"]
-    assert store.list_workflows(status="FAILED", workflow="other")[0] == []
+    assert listing.list_workflows(store, status="FAILED", workflow="other")[0] == []

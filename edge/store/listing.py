@@ -1,0 +1,115 @@
+"""Listing workflows: the filters the API, the CLI and the dashboard offer, as one SQL
+query per page, newest first, and the status counts.
+
+Invariants:
+- every filter is served by an index (``list_plan`` shows SQLite's plan; the growth
+  benchmark prints each one, and tests/unit/test_list_indexes.py keeps them);
+- a page's cursor is opaque to clients (base64 of the last row's created_at and id)
+  and continues strictly after that row: no row is listed twice across pages, none
+  skipped, whatever is inserted meanwhile;
+- every listed row is verified (``WorkflowRow.from_db``), and an id listed twice in
+  one page is damage (``CorruptDatabase``), never shown.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from edge.errors import CorruptDatabase, UsageError
+from edge.store.rows import DAMAGED_HINT, WORKFLOW_COLUMNS, WorkflowRow
+from edge.store.sql import tags_of
+from edge.store.store import Store
+
+
+def list_workflows(
+    store: Store, *, status: str | None = None, workflow: str | None = None, limit: int = 50,
+    cursor: str | None = None, parent_id: str | None = None, queue: str | None = None,
+    tags: dict[str, str] | None = None, since: float | None = None,
+    until: float | None = None, id_prefix: str | None = None,
+) -> tuple[list[WorkflowRow], str | None]:
+    """Newest first; ``cursor`` continues after the last row of the previous page.
+    ``tags``: every key=value must match; ``since``/``until``: created in [since, until);
+    ``id_prefix``: ids that start with it."""
+    sql, params = _list_sql(status, workflow, cursor, parent_id, queue, tags, since,
+                                 until, id_prefix)
+    with store.read() as conn:
+        rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+    result = [WorkflowRow.from_db(r) for r in rows[:limit]]
+    if len({r.id for r in result}) != len(result):
+        raise CorruptDatabase(f"{store.path}: a workflow id is listed twice", DAMAGED_HINT)
+    nxt = encode_cursor(result[-1]) if len(rows) > limit and result else None
+    return result, nxt
+
+def list_plan(store: Store, **filters: object) -> list[str]:
+    """SQLite's query plan for ``list_workflows(**filters)`` (benchmarks, index tests)."""
+    sql, params = _list_sql(**filters)  # type: ignore[arg-type]
+    with store.read() as conn:
+        return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, (*params, 1))]
+
+def _list_sql(status: str | None = None, workflow: str | None = None,
+              cursor: str | None = None, parent_id: str | None = None,
+              queue: str | None = None, tags: dict[str, str] | None = None,
+              since: float | None = None, until: float | None = None,
+              id_prefix: str | None = None) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for key, value in (tags or {}).items():
+        clauses.append("id IN (SELECT workflow_id FROM workflow_tags WHERE key = ? "
+                       "AND value = ?)")
+        params.extend([key, value])
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("created_at < ?")
+        params.append(until)
+    if id_prefix:
+        # A range on the primary key (GLOB would treat * ? [ in ids as patterns).
+        clauses.append("id >= ? AND id < ?")
+        params.extend([id_prefix, id_prefix + "\U0010ffff"])
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if workflow:
+        clauses.append("workflow = ?")
+        params.append(workflow)
+    if parent_id:
+        clauses.append("parent_id = ?")
+        params.append(parent_id)
+    if queue:
+        clauses.append("queue = ?")
+        params.append(queue)
+    if cursor:
+        created, after_id = decode_cursor(cursor)
+        # The leading "created_at <= ?" is a range the created_at indexes can seek to;
+        # the OR alone is not, and a deep page would walk every newer row first.
+        clauses.append("created_at <= ? AND (created_at < ? OR (created_at = ? AND id < ?))")
+        params.extend([created, created, created, after_id])
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?", params)
+
+def tags_for(store: Store, ids: list[str]) -> dict[str, dict[str, str]]:
+    """Each listed workflow's tags (absent: none)."""
+    if not ids:
+        return {}
+    with store.read() as conn:
+        return tags_of(conn, ids)
+
+def counts(store: Store) -> dict[str, int]:
+    with store.read() as conn:
+        rows = conn.execute("SELECT status, count(*) FROM workflows GROUP BY status").fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def encode_cursor(row: WorkflowRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at!r}|{row.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, _, after = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), after
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"invalid cursor {cursor!r}",
+                         "pass next_cursor from a previous page") from exc

@@ -1,6 +1,6 @@
 """In-memory cancel flags of running workflows, and waits that a cancel interrupts.
 
-The durable truth is the ``cancel_requested`` column (``Store.request_cancel``); this is a
+The durable truth is the ``cancel_requested`` column (``store.lifecycle.request_cancel``); this is a
 cache the engine checks before every durable operation without a database read.
 
 Invariants:

@@ -5,7 +5,7 @@ Invariants:
   ``f"{parent_id}:{seq}"``, so a replay or a restart never starts it twice;
 - waiting for a child is a recorded operation (kind "child_result") that parks
   the parent WAITING (``waiting_for = "child:<id>"``); the child's finish wakes
-  it in the same transaction (store.finish / store.request_cancel);
+  it in the same transaction (store.finish / store.lifecycle.request_cancel);
 - the child's outcome is recorded on the parent, so a replay does not depend
   on the child's row still existing (retention may prune it).
 

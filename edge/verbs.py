@@ -263,7 +263,7 @@ class Verbs:
         """Cancel workflow ``wid`` and its children at their next durable operation."""
         self.health.require_ready()
         before = self._store.get_workflow(wid)
-        outcome, cancelled = self._store.request_cancel(wid, self.rt.clock.time())
+        outcome, cancelled = lifecycle.request_cancel(self._store, wid, self.rt.clock.time())
         if outcome == "requested":
             self.rt.cancel_requests.add(wid)
             self.rt.aio.cancel(wid)  # a running async step sees CancelledError
@@ -275,7 +275,7 @@ class Verbs:
     def resume(self, wid: str) -> dict[str, Any]:
         """Run a FAILED or CANCELLED workflow again from its checkpoints."""
         self.health.require_ready()
-        self._store.resume(wid, self.rt.clock.time())
+        lifecycle.resume(self._store, wid, self.rt.clock.time())
         row = self._store.get_workflow(wid)
         if row is not None and row.queue is not None:
             self.rt.queues.kick(row.queue)  # it queues again for a slot

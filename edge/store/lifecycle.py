@@ -1,7 +1,12 @@
-"""Store verbs for a workflow's lifecycle beyond run/park/finish: deadline expiry,
-published values (``edge.set_event``), fork and retention.
+"""Store verbs for a workflow's lifecycle beyond run/park/finish: cancel and resume,
+deadline expiry, published values (``edge.set_event``), fork and retention.
 
 Invariants:
+- a cancel ends a non-running workflow and its non-final descendants at once, and
+  leaves a RUNNING one a durable request (``cancel_requested``) that its next
+  operation honours; a final workflow refuses (Conflict);
+- resume (FAILED/CANCELLED -> PENDING) keeps every successful checkpoint and drops
+  only the last operation's recorded failure, by a CAS on the status it read;
 - deadline expiry is a CAS on the non-running state read in the same transaction
   and on ``deadline <= now``: a timer never ends a workflow early, and a RUNNING
   one is left to its own run (its next durable operation raises the deadline);
@@ -23,10 +28,70 @@ from dataclasses import dataclass
 from edge.errors import Conflict, NotFound, UsageError
 from edge.serialization import decode, encode
 from edge.store.rows import OpRow, WorkflowRow, damaged, published_digest
-from edge.store.sql import cancel_tree, copy_tags, one_workflow, upsert_op
+from edge.store.sql import CANCELLED_ERROR, cancel_tree, copy_tags, one_workflow, upsert_op
 from edge.store.store import Store, ops_of
 
 LIVE = ("PENDING", "RUNNING", "SLEEPING", "WAITING")
+
+
+# ---- cancel and resume ---------------------------------------------------------
+
+
+def request_cancel(store: Store, id: str, now: float) -> tuple[str, list[str]]:
+    """Cancel a workflow and its non-final descendants.
+
+    Returns (what happened to the root: "cancelled" or "requested", ids cancelled at
+    once). A RUNNING workflow gets a durable request honoured at its next operation.
+    """
+    def fn(conn: sqlite3.Connection) -> tuple[str, list[str]]:
+        root = one_workflow(conn, id)
+        if root is None:
+            raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+        if root.final:
+            raise Conflict(
+                f"workflow {id} is already {root.status}", "only non-final workflows cancel"
+            )
+        return cancel_tree(conn, id, now, CANCELLED_ERROR, CANCELLED_ERROR)
+
+    return store.write(fn)
+
+def resume(store: Store, id: str, now: float) -> None:
+    """FAILED/CANCELLED -> PENDING, discarding the recorded final failure."""
+
+    def fn(conn: sqlite3.Connection) -> None:
+        wf = one_workflow(conn, id)
+        if wf is None:
+            raise NotFound(f"no workflow with id {id!r}", "list workflows with: edge list")
+        if wf.status not in ("FAILED", "CANCELLED"):
+            raise Conflict(
+                f"workflow {id} is {wf.status}; only FAILED or CANCELLED workflows resume",
+                f"it succeeded: nothing to resume (`edge fork {id} --from-step N` runs "
+                "it again from a step)" if wf.status == "SUCCEEDED"
+                else "wait for it to finish, or cancel it first",
+            )
+        # Successful checkpoints stay; the final error of the failing step goes. Only
+        # the last one: a failure the workflow caught is history, and a hole in the
+        # seqs would read as damage (load_ops).
+        conn.execute(
+            "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED' AND seq = "
+            "(SELECT max(seq) FROM operations WHERE workflow_id = ?)", (id, id))
+        digest = WorkflowRow.digest_of(wf.id, wf.workflow, wf.input, None, None)
+        # A queued workflow queues again for a slot (admitted_at NULL). A dedup key
+        # now held by a newer live workflow of its queue is a conflict.
+        try:
+            cur = conn.execute(
+                "UPDATE workflows SET status = 'PENDING', output = NULL, error = NULL, "
+                "cancel_requested = 0, admitted_at = NULL, updated_at = ?, checksum = ? "
+                "WHERE id = ? AND status = ?",
+                (now, digest, id, wf.status),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"workflow {id}'s dedup key is held by another live workflow "
+                           f"of queue {wf.queue}", "wait for that one to finish") from None
+        if cur.rowcount != 1:
+            raise Conflict(f"workflow {id} changed while resuming", "try again")
+
+    store.write(fn)
 
 
 # ---- deadlines -------------------------------------------------------------------

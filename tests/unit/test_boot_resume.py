@@ -18,7 +18,7 @@ import pytest
 import edge
 from edge.errors import WriteFailed
 from edge.serialization import encode
-from edge.store import OpRow, Store, bulk, listing
+from edge.store import OpRow, Store, bulk, lifecycle, listing
 from tests.conftest import wait_until
 
 N_SYNC, N_ASYNC = 160, 80
@@ -86,7 +86,7 @@ def build(db: Path) -> dict[str, str]:
         # checks the rows beside a range), and "gone" never loads any.
         inflight("h-damaged", "sync3", "work", "damaged")
         inflight("cancel-me", "sync3", "work", "cancel")
-        assert store.request_cancel("cancel-me", now)[0] == "requested"  # durable flag
+        assert lifecycle.request_cancel(store, "cancel-me", now)[0] == "requested"  # durable flag
     finally:
         store.close(clean=True)
     # A checkpoint's payload changed under its checksum (operations carry no trigger:

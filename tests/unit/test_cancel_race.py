@@ -166,13 +166,13 @@ def test_a_cancel_cuts_a_retry_back_off_short(tmp_path: Path) -> None:
 
 def test_park_with_a_pending_cancel_ends_cancelled_in_the_store(tmp_path: Path) -> None:
     """The store verb itself: a park CAS refuses a run whose cancel is pending."""
-    from edge.store import CancelPending, OpRow, Store
+    from edge.store import CancelPending, OpRow, Store, lifecycle
 
     store = Store.open(tmp_path / "edge.db")
     try:
         store.insert_workflow("w", "wf", "{}", 1.0)
         assert store.claim("w", "tok", 2.0)
-        assert store.request_cancel("w", 3.0) == ("requested", [])
+        assert lifecycle.request_cancel(store, "w", 3.0) == ("requested", [])
         op = OpRow("w", 1, "sleep", "sleep", "RUNNING", 1, "100.0", None, 3.0, None)
         for park in (
             lambda: store.suspend("w", "tok", "SLEEPING", 4.0, wake_at=100.0,

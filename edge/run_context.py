@@ -27,6 +27,7 @@ from edge.errors import Cancelled, NonDeterminismError, NotInWorkflow, UsageErro
 from edge.limits import scrub
 from edge.runtime import Runtime
 from edge.store import CancelPending, OpRow, WorkflowRow
+from edge.store import attempts as step_attempts
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -153,7 +154,7 @@ class RunContext:
         """A failed attempt: its progress row and its history row (the retry due in
         ``retry_in`` s, or None when this failure is final)."""
         now = self.rt.clock.time()
-        self.call(self.rt.store.record_failed_attempt,
+        self.call(step_attempts.record_failed, self.rt.store,
                   op, self.token, now, None if retry_in is None else now + retry_in)
         self.ops[op.seq] = op
 

@@ -44,7 +44,7 @@ from edge.queues import Queued, QueueDef
 from edge.retention import PRUNE_BATCH, Retention
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, WorkflowRow, lifecycle, listing
+from edge.store import WORKFLOW_STATUSES, WorkflowRow, attempts, lifecycle, listing
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
 from edge.tags import check_tags
@@ -221,7 +221,7 @@ class Verbs:
         if row is None:
             raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
         return workflow_detail(row, store.load_ops(wid), listing.tags_for(store, [wid]).get(wid),
-                               store.load_attempts(wid))
+                               attempts.load(store, wid))
 
     def list_workflows(self, status: str | None = None, workflow: str | None = None,
                        limit: int = 50, cursor: str | None = None,

@@ -87,7 +87,7 @@ def summaries(store: Store, rows: list[WorkflowRow]) -> list[dict[str, Any]]:
 
 
 def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One operation; ``attempts``: its failed attempts (``Store.load_attempts``), shown as
+    """One operation; ``attempts``: its failed attempts (``store.attempts.load``), shown as
     ``history`` with, for a step waiting to retry, ``next_retry_at``."""
     history = [{"attempt": a["attempt"], "error": _json_or_none(a["error"]),
                 "finished_at": iso(a["finished_at"]), "retry_at": iso(a["retry_at"])}

@@ -67,7 +67,7 @@ def list_file(data_dir: Path, status: str | None, workflow: str | None,
 
 
 def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
-    from edge.store import listing
+    from edge.store import attempts, listing
     from edge.views import workflow_detail
 
     with _inspect(data_dir) as store:
@@ -77,7 +77,7 @@ def show_file(data_dir: Path, wid: str) -> dict[str, Any]:
                            f"list workflows with: edge list --data-dir {data_dir}")
         out: dict[str, Any] = workflow_detail(row, store.load_ops(wid),
                                               listing.tags_for(store, [wid]).get(wid),
-                                              store.load_attempts(wid))
+                                              attempts.load(store, wid))
         return out
 
 

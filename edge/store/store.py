@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.errors import (
-    ChecksumMismatch,
     Conflict,
     CorruptDatabase,
     DataError,
@@ -426,42 +425,6 @@ class Store:
             if self._on_write_error is not None:
                 self._on_write_error(err)
         return err
-
-    def record_failed_attempt(self, op: OpRow, token: str, now: float,
-                              retry_at: float | None) -> None:
-        """Write a failed attempt: the step's progress row (attempts, last error) and the
-        attempt's own history row, in one transaction. ``retry_at``: when the next attempt
-        is due (None: this failure is final)."""
-        digest = op.digest()
-        assert op.error is not None
-        row = (op.workflow_id, op.seq, op.attempts, op.error, now, retry_at)
-
-        def fn(conn: sqlite3.Connection) -> None:
-            upsert_op(conn, op, digest, token)
-            # A replayed attempt number (after a crash mid-retry) keeps the newest error.
-            conn.execute(
-                "INSERT OR REPLACE INTO step_attempts (workflow_id, seq, attempt, error, "
-                "finished_at, retry_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*row, checksum(*row)))
-
-        self.write(fn)
-
-    def load_attempts(self, id: str) -> dict[int, list[dict[str, object]]]:
-        """Every failed attempt of ``id``'s steps, by seq, oldest first (verified)."""
-        out: dict[int, list[dict[str, object]]] = {}
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
-                "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, attempt",
-                (id,)).fetchall()
-        for *row, digest in rows:
-            if checksum(*row) != digest:
-                raise ChecksumMismatch(
-                    f"attempt {row[2]} of workflow {id!r} seq {row[1]} fails its checksum",
-                    "the database file is damaged: restore it from the replica (edge restore)")
-            out.setdefault(int(row[1]), []).append(
-                {"attempt": row[2], "error": row[3], "finished_at": row[4], "retry_at": row[5]})
-        return out
 
     def finish(
         self, wf: WorkflowRow, token: str, status: str, output: str | None,

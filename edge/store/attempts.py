@@ -1,0 +1,55 @@
+"""A step's failed attempts: each failure's history row beside the step's progress row.
+
+Invariants:
+- a failed attempt's history row and the step's progress row (attempts, last error)
+  are one transaction, fenced by the run token like any checkpoint;
+- an attempt number replayed after a crash mid-retry keeps the newest error (one row
+  per (workflow, seq, attempt));
+- every history row is checksummed and verified on read (``ChecksumMismatch``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from edge.errors import ChecksumMismatch
+from edge.store.rows import OpRow, checksum
+from edge.store.sql import upsert_op
+from edge.store.store import Store
+
+
+def record_failed(store: Store, op: OpRow, token: str, now: float,
+                  retry_at: float | None) -> None:
+    """Write a failed attempt: the step's progress row (attempts, last error) and the
+    attempt's own history row, in one transaction. ``retry_at``: when the next attempt
+    is due (None: this failure is final)."""
+    digest = op.digest()
+    assert op.error is not None
+    row = (op.workflow_id, op.seq, op.attempts, op.error, now, retry_at)
+
+    def fn(conn: sqlite3.Connection) -> None:
+        upsert_op(conn, op, digest, token)
+        # A replayed attempt number (after a crash mid-retry) keeps the newest error.
+        conn.execute(
+            "INSERT OR REPLACE INTO step_attempts (workflow_id, seq, attempt, error, "
+            "finished_at, retry_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*row, checksum(*row)))
+
+    store.write(fn)
+
+def load(store: Store, id: str) -> dict[int, list[dict[str, object]]]:
+    """Every failed attempt of ``id``'s steps, by seq, oldest first (verified)."""
+    out: dict[int, list[dict[str, object]]] = {}
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
+            "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, attempt",
+            (id,)).fetchall()
+    for *row, digest in rows:
+        if checksum(*row) != digest:
+            raise ChecksumMismatch(
+                f"attempt {row[2]} of workflow {id!r} seq {row[1]} fails its checksum",
+                "the database file is damaged: restore it from the replica (edge restore)")
+        out.setdefault(int(row[1]), []).append(
+            {"attempt": row[2], "error": row[3], "finished_at": row[4], "retry_at": row[5]})
+    return out

@@ -21,8 +21,9 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from edge.errors import DataError, UsageError
 from edge.store.rows import (
@@ -53,17 +54,26 @@ _CLAIM = (
 )
 
 
-def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str],
-               now: float) -> dict[str, WorkflowRow]:
-    """PENDING -> RUNNING for each ``ids[i]`` under ``tokens[i]``, in one transaction.
-    Returns the claimed workflows' rows (after the claim), by id. An id whose row fails
-    its checksum is not claimed (the trigger refused its UPDATE alone) and not returned:
-    the caller's per-id path judges it, as it judges any id not returned."""
+def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: float,
+               workflows: Collection[str] | None = None) -> dict[str, WorkflowRow]:
+    """PENDING -> RUNNING for each ``ids[i]`` under ``tokens[i]``, in one transaction;
+    with ``workflows``, only a workflow of one of those names is claimed (the others are
+    left untouched: an unknown name is never claimed). Returns the claimed workflows'
+    rows (after the claim), by id. An id whose row fails its checksum is not claimed
+    (the trigger refused its UPDATE alone) and not returned: the caller's per-id path
+    judges it, as it judges any id not returned."""
     if len(ids) != len(tokens):
         raise UsageError(f"claim_many got {len(ids)} ids and {len(tokens)} tokens",
                          "pass one run token per id")
-    if not ids:
+    if not ids or (workflows is not None and not workflows):
         return {}
+    sql = _CLAIM
+    names: tuple[str, ...] = ()
+    if workflows is not None:
+        # One bound JSON array, whatever the number of names (no IN-list bound).
+        names = (json.dumps(sorted(workflows)),)
+        sql = _CLAIM.replace(" RETURNING ", " AND workflow IN (SELECT value FROM json_each(?))"
+                                            " RETURNING ", 1)
 
     def fn(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
         got: list[tuple[object, ...]] = []
@@ -71,7 +81,7 @@ def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str],
             # CAS on PENDING, per id: a workflow is run by at most one worker at a time;
             # a queued one only once the dispatcher admitted it (its slot is counted).
             try:
-                got.extend(conn.execute(_CLAIM, (token, now, wid)).fetchall())
+                got.extend(conn.execute(sql, (token, now, wid, *names)).fetchall())
             except sqlite3.IntegrityError as exc:
                 if "edge_checksum" not in str(exc):
                     raise

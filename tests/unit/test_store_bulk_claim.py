@@ -48,3 +48,15 @@ def test_a_damaged_row_is_refused_alone(store: Store) -> None:
     row = store.write(lambda c: c.execute(
         "SELECT status, run_token FROM workflows WHERE id = 'bad'").fetchone())
     assert tuple(row) == ("PENDING", None)
+
+
+def test_only_the_named_workflows_are_claimed(store: Store) -> None:
+    store.insert_workflow("a", "known", "{}", NOW)
+    store.insert_workflow("u", "unknown", "{}", NOW)
+    names = {"known", *(f"other{i}" for i in range(1000))}  # more than any IN-list bound
+    got = claim_many(store, ["a", "u"], ["ta", "tu"], NOW + 1, workflows=names)
+    assert set(got) == {"a"}
+    u = store.get_workflow("u")
+    assert u is not None and (u.status, u.run_token, u.updated_at) == ("PENDING", None, NOW)
+    assert claim_many(store, ["u"], ["tu"], NOW + 1, workflows=set()) == {}
+    assert store.get_workflow("u").status == "PENDING"  # type: ignore[union-attr]

@@ -4,17 +4,19 @@ workflows in one transaction, and load the operations of many workflows in one p
 Invariants:
 - ``claim_many`` is ``Store.claim`` applied to each id, inside one ``BEGIN
   IMMEDIATE`` transaction: the same compare-and-set (PENDING, and admitted if
-  queued), one statement per id; an id it does not return was not claimed and is
-  untouched (an id whose row fails its checksum too: the trigger aborts its UPDATE
-  alone). It returns the claimed rows as the claim left them (RETURNING: the trigger
-  verified the old row in that statement), so no read follows it;
+  queued; with ``workflows``, only those names), one statement per id; an id it
+  does not return was not claimed and is untouched (an id whose row fails its
+  checksum too: the trigger aborts its UPDATE alone). It returns the claimed rows
+  as the claim left them (RETURNING: the trigger verified the old row in that
+  statement), so no read follows it;
 - one call is one transaction: a ``WriteFailed`` means none of its claims were
   committed (the caller chunks, ``CLAIM_BATCH`` ids per call, and on failure
   still owns only what earlier calls returned);
 - ``load_ops_many`` and ``rows_many`` read in one read transaction (one snapshot)
   and verify every row (``load_ops_many`` as ``Store.load_ops`` does: the sequence
-  and the keys beside it too); a workflow with a damaged row is reported on its own and
-  does not stop the others from loading;
+  and the keys beside it too: adjacent wanted workflows are read by one walk, every
+  row verified once, its keys rising strictly); a workflow with a damaged row is
+  reported on its own and does not stop the others from loading;
 - ``release_many`` is ``Store.release`` per (id, token) in one transaction: the CAS
   on RUNNING under that token leaves a run cancelled or taken over meanwhile alone.
 """

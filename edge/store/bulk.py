@@ -4,9 +4,11 @@ workflows in one transaction, and load the operations of many workflows in one p
 Invariants:
 - ``claim_many`` is ``Store.claim`` applied to each id, inside one ``BEGIN
   IMMEDIATE`` transaction: the same compare-and-set (PENDING, and admitted if
-  queued; with ``workflows``, only those names), one statement per id; an id it
-  does not return was not claimed and is untouched (an id whose row fails its
-  checksum too: the trigger aborts its UPDATE alone). It returns the claimed rows
+  queued; with ``workflows``, only those names), checked row by row in one
+  statement per 500 ids (``UPDATE ... FROM (VALUES ...)``); an id it does not
+  return was not claimed and is untouched (an id whose row fails its checksum too:
+  the trigger aborts the statement, and that part is claimed again id by id, so
+  only the damaged row's UPDATE is refused). It returns the claimed rows
   as the claim left them (RETURNING: the trigger verified the old row in that
   statement), so no read follows it;
 - one call is one transaction: a ``WriteFailed`` means none of its claims were
@@ -55,6 +57,17 @@ _CLAIM = (
     f"RETURNING {WORKFLOW_FIELDS}"
 )
 
+# The same, for many ids in one statement: each (id, token) of the VALUES list joins
+# its row, and the WHERE is the CAS of each row. RETURNING as above.
+_CLAIM_JOIN = (
+    "UPDATE workflows SET status = 'RUNNING', run_token = t.column2, updated_at = ?, "
+    "wake_at = NULL, waiting_for = NULL, blocked_on = NULL "
+    "FROM (VALUES {values}) AS t WHERE workflows.id = t.column1 "
+    "AND workflows.status = 'PENDING' "
+    "AND (workflows.queue IS NULL OR workflows.admitted_at IS NOT NULL){only} "
+    "RETURNING " + ", ".join("workflows." + c.strip() for c in WORKFLOW_FIELDS.split(","))
+)
+
 
 def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: float,
                workflows: Collection[str] | None = None) -> dict[str, WorkflowRow]:
@@ -69,35 +82,55 @@ def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: flo
                          "pass one run token per id")
     if not ids or (workflows is not None and not workflows):
         return {}
-    sql = _CLAIM
     names: tuple[str, ...] = ()
+    only = ""
     if workflows is not None:
         # One bound JSON array, whatever the number of names (no IN-list bound).
         names = (json.dumps(sorted(workflows)),)
-        sql = _CLAIM.replace(" RETURNING ", " AND workflow IN (SELECT value FROM json_each(?))"
-                                            " RETURNING ", 1)
+        only = " AND workflow IN (SELECT value FROM json_each(?))"
+    one = _CLAIM.replace(" RETURNING ", only + " RETURNING ", 1)
+    # The first token of a repeated id is its claim (a second claim would be refused).
+    first: dict[str, str] = {}
+    for wid, token in zip(ids, tokens, strict=True):
+        first.setdefault(wid, token)
+    pairs = list(first.items())
 
     def fn(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
         got: list[tuple[object, ...]] = []
-        for wid, token in zip(ids, tokens, strict=True):
-            # CAS on PENDING, per id: a workflow is run by at most one worker at a time;
-            # a queued one only once the dispatcher admitted it (its slot is counted).
+        for start in range(0, len(pairs), _IN_CHUNK):
+            part = pairs[start:start + _IN_CHUNK]
+            values = ",".join(["(?, ?)"] * len(part))
             try:
-                got.extend(conn.execute(sql, (token, now, wid, *names)).fetchall())
+                # One statement for the part: the same CAS, row by row (the WHERE).
+                got.extend(conn.execute(
+                    _CLAIM_JOIN.format(values=values, only=only),
+                    (now, *[x for pair in part for x in pair], *names)).fetchall())
+                continue
             except sqlite3.IntegrityError as exc:
                 if "edge_checksum" not in str(exc):
                     raise
-                # RAISE(ABORT) undid this statement only: the other claims stand.
+                # A damaged row aborted the statement (only it: nothing of the part is
+                # claimed): claim the part id by id, so that row alone is refused.
+            for wid, token in part:
+                # CAS on PENDING, per id: a workflow is run by at most one worker at a
+                # time; a queued one only once the dispatcher admitted it.
+                try:
+                    got.extend(conn.execute(one, (token, now, wid, *names)).fetchall())
+                except sqlite3.IntegrityError as exc:
+                    if "edge_checksum" not in str(exc):
+                        raise
+                    # RAISE(ABORT) undid this statement only: the other claims stand.
         return got
 
     rows = store.write(fn)
-    out: dict[str, WorkflowRow] = {}
+    by_id: dict[str, WorkflowRow] = {}
     for r in rows:
         wf = WorkflowRow(*r)  # type: ignore[arg-type]
         if wf.cancel_requested not in (0, 1):  # the domain check of WorkflowRow.from_db
             raise damaged(f"workflow {wf.id!r} (its row: status, times, input/output)")
-        out[wf.id] = wf
-    return out
+        by_id[wf.id] = wf
+    # In the callers' order (RETURNING's order is SQLite's): the resume order.
+    return {wid: by_id[wid] for wid, _ in pairs if wid in by_id}
 
 
 def rows_many(store: Store, ids: Sequence[str]) -> tuple[dict[str, WorkflowRow], set[str]]:

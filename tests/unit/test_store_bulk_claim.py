@@ -60,3 +60,22 @@ def test_only_the_named_workflows_are_claimed(store: Store) -> None:
     assert u is not None and (u.status, u.run_token, u.updated_at) == ("PENDING", None, NOW)
     assert claim_many(store, ["u"], ["tu"], NOW + 1, workflows=set()) == {}
     assert store.get_workflow("u").status == "PENDING"  # type: ignore[union-attr]
+
+
+def test_many_ids_in_statements_of_a_part_each(store: Store) -> None:
+    # More than one VALUES part (500 ids): every id claimed once, under its own token,
+    # handed back in the callers' order; the ones not PENDING are left alone.
+    ids = [f"w{i:04d}" for i in range(1200)]
+    for wid in ids:
+        store.insert_workflow(wid, "w", "{}", NOW)
+    taken = set(ids[::7])
+    claim_many(store, sorted(taken), ["early"] * len(taken), NOW)
+    order = list(reversed(ids))
+    got = claim_many(store, order, [f"t-{w}" for w in order], NOW + 1)
+    assert list(got) == [w for w in order if w not in taken]
+    for wid in ids:
+        wf = store.get_workflow(wid)
+        assert wf is not None and wf.status == "RUNNING"
+        assert wf.run_token == ("early" if wid in taken else f"t-{wid}")
+        if wid in got:
+            assert got[wid] == wf

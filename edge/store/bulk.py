@@ -14,7 +14,7 @@ Invariants:
 - one call is one transaction: a ``WriteFailed`` means none of its claims were
   committed (the caller chunks, ``CLAIM_BATCH`` ids per call, and on failure
   still owns only what earlier calls returned);
-- ``load_ops_many`` and ``rows_many`` read in one read transaction (one snapshot)
+- ``load_ops_many`` reads in one read transaction (one snapshot)
   and verify every row (``load_ops_many`` as ``Store.load_ops`` does: the sequence
   and the keys beside it too: adjacent wanted workflows are read by one walk, every
   row verified once, its keys rising strictly); a workflow with a damaged row is
@@ -32,7 +32,6 @@ from collections.abc import Collection, Sequence
 from edge.errors import DataError, UsageError
 from edge.store.rows import (
     OP_COLUMNS,
-    WORKFLOW_COLUMNS,
     WORKFLOW_FIELDS,
     OpRow,
     WorkflowRow,
@@ -42,7 +41,7 @@ from edge.store.rows import (
 from edge.store.store import Store
 
 CLAIM_BATCH = 500  # ids per claim_many call: one short transaction holding the writer
-_IN_CHUNK = 500  # ids per IN (...) list: under SQLite's bound-parameter limit
+_IN_CHUNK = 500  # ids per claim statement (2 parameters each): under SQLite's limit
 
 # The same compare-and-set as Store.claim, handing the claimed row back (RETURNING: no
 # read-back, no second lookup). RETURNING reports the row as the UPDATE left it, before
@@ -133,20 +132,6 @@ def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: flo
     return {wid: by_id[wid] for wid, _ in pairs if wid in by_id}
 
 
-def rows_many(store: Store, ids: Sequence[str]) -> tuple[dict[str, WorkflowRow], set[str]]:
-    """The rows of ``ids`` read in one pass (one snapshot). Returns (rows by id: ids with
-    no row are absent; ids whose row is damaged)."""
-    raw = _read_in(store, f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id IN ", ids)
-    rows: dict[str, WorkflowRow] = {}
-    bad: set[str] = set()
-    for r in raw:
-        try:
-            rows[str(r[0])] = WorkflowRow.from_db(r)
-        except DataError:
-            bad.add(str(r[0]))
-    return rows, bad
-
-
 def release_many(store: Store, runs: Sequence[tuple[str, str]], now: float) -> int:
     """RUNNING -> PENDING for each (id, token), in one transaction; how many were released."""
 
@@ -161,23 +146,6 @@ def release_many(store: Store, runs: Sequence[tuple[str, str]], now: float) -> i
         return n
 
     return store.write(fn) if runs else 0
-
-
-def _read_in(store: Store, select: str, ids: Sequence[str]) -> list[tuple[object, ...]]:
-    """``select`` + ``(?, ...)`` over ``ids``, _IN_CHUNK at a time, all in one
-    read transaction (one snapshot)."""
-    unique = list(dict.fromkeys(ids))
-    out: list[tuple[object, ...]] = []
-    with store.read() as conn:
-        conn.execute("BEGIN")
-        try:
-            for start in range(0, len(unique), _IN_CHUNK):
-                chunk = unique[start:start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                out.extend(tuple(r) for r in conn.execute(f"{select}({marks})", chunk))
-        finally:
-            conn.execute("ROLLBACK")
-    return out
 
 
 def load_ops_many(store: Store, ids: Sequence[str]) -> tuple[dict[str, list[OpRow]],

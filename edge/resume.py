@@ -12,8 +12,9 @@ Invariants:
 - what the bulk path does not own goes to the per-id path (``Workers.submit`` ->
   ``worker.execute``), which decides as it always did: an id whose row is damaged,
   gone or no longer PENDING, an unknown workflow name (``block_unknown``: it is never
-  claimed, it stays PENDING with ``blocked_on``), an id the claim's compare-and-set
-  refused (a queued one not admitted, one a cancel or a worker changed first);
+  claimed, it stays PENDING with ``blocked_on``), a queued one not admitted, one a
+  cancel or a worker changed first: each is an id the claim's compare-and-set (or
+  its checksum trigger) refused;
 - a claim is ``Store.claim``'s CAS under a fresh token per run; every later write of
   the run is fenced by that token, as for a run claimed by a worker;
 - a ``WriteFailed`` in a chunk's claim means none of it committed: the chunk goes to
@@ -136,25 +137,21 @@ class Resumer:
     def _chunk(self, ids: list[str]) -> None:
         rt = self._rt
         store = rt.store
-        rows, _ = bulk.rows_many(store, ids)  # a damaged row: absent, so execute's
-        # Only a registered PENDING workflow is claimed here: an unknown name is never
-        # claimed (execute blocks it), and a damaged or changed row is execute's to judge.
-        mine = [wid for wid in ids if (wf := rows.get(wid)) is not None
-                and wf.status == "PENDING" and wf.workflow in rt.app.workflows]
-        if len(mine) < len(ids):
-            owned = set(mine)
-            self._per_id([wid for wid in ids if wid not in owned])
-        if not mine:
-            return
+        # Only a registered PENDING workflow is claimed here (the claim's CAS): an unknown
+        # name is never claimed (execute blocks it), and a damaged or changed row is
+        # execute's to judge (the claim's checksum trigger refuses a damaged one alone).
+        mine = list(dict.fromkeys(ids))
         tokens = [os.urandom(8).hex() for _ in mine]
         try:
-            claimed = bulk.claim_many(store, mine, tokens, rt.clock.time())
+            claimed = bulk.claim_many(store, mine, tokens, rt.clock.time(),
+                                      workflows=rt.app.workflows)
         except WriteFailed:
             self._per_id(mine)  # nothing of the chunk committed: each claims (or strands)
             return
         except DataError:
-            # Claimed, but a row read back is damaged: give every run of the chunk back
-            # and let execute refuse the damaged one (and run the others) one by one.
+            # Claimed, but a row handed back fails its domain check: give every run of
+            # the chunk back and let execute refuse the damaged one (and run the others)
+            # one by one.
             bulk.release_many(store, list(zip(mine, tokens, strict=True)), rt.clock.time())
             self._per_id(mine)
             return
@@ -174,7 +171,8 @@ class Resumer:
                     log.error("could not release %d claimed runs: %s", len(left),
                               exc.message)
         self.claimed += len(claimed)
-        # Not claimed (refused by the CAS: changed since the read): execute decides.
+        # Not claimed (not PENDING, not admitted, an unknown name, a damaged row): execute
+        # decides, as it always did.
         self._per_id([wid for wid in mine if wid not in claimed])
 
     def _hand_over(self, claimed: dict[str, WorkflowRow], by_token: dict[str, str],

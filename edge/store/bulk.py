@@ -4,81 +4,132 @@ workflows in one transaction, and load the operations of many workflows in one p
 Invariants:
 - ``claim_many`` is ``Store.claim`` applied to each id, inside one ``BEGIN
   IMMEDIATE`` transaction: the same compare-and-set (PENDING, and admitted if
-  queued) with a per-id rowcount check; an id it does not return was not claimed
-  and is untouched. It returns the claimed rows as they are after the claim (read
-  back in the same transaction, checksums verified), so no read follows it;
+  queued; with ``workflows``, only those names), checked row by row in one
+  statement per 500 ids (``UPDATE ... FROM (VALUES ...)``); an id it does not
+  return was not claimed and is untouched (an id whose row fails its checksum too:
+  the trigger aborts the statement, and that part is claimed again id by id, so
+  only the damaged row's UPDATE is refused). It returns the claimed rows
+  as the claim left them (RETURNING: the trigger verified the old row in that
+  statement), so no read follows it;
 - one call is one transaction: a ``WriteFailed`` means none of its claims were
   committed (the caller chunks, ``CLAIM_BATCH`` ids per call, and on failure
   still owns only what earlier calls returned);
-- ``load_ops_many`` and ``rows_many`` read in one read transaction (one snapshot)
+- ``load_ops_many`` reads in one read transaction (one snapshot)
   and verify every row (``load_ops_many`` as ``Store.load_ops`` does: the sequence
-  and the keys beside it too); a workflow with a damaged row is reported on its own and
-  does not stop the others from loading;
+  and the keys beside it too: adjacent wanted workflows are read by one walk, every
+  row verified once, its keys rising strictly); a workflow with a damaged row is
+  reported on its own and does not stop the others from loading;
 - ``release_many`` is ``Store.release`` per (id, token) in one transaction: the CAS
   on RUNNING under that token leaves a run cancelled or taken over meanwhile alone.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from edge.errors import DataError, UsageError
-from edge.store.rows import WORKFLOW_COLUMNS, OpRow, WorkflowRow
-from edge.store.store import Store, ops_of
+from edge.store.rows import (
+    OP_COLUMNS,
+    WORKFLOW_FIELDS,
+    OpRow,
+    WorkflowRow,
+    check_op_row,
+    damaged,
+)
+from edge.store.store import Store
 
 CLAIM_BATCH = 500  # ids per claim_many call: one short transaction holding the writer
-_IN_CHUNK = 500  # ids per IN (...) list: under SQLite's bound-parameter limit
+_IN_CHUNK = 500  # ids per claim statement (2 parameters each): under SQLite's limit
 
-# The same compare-and-set as Store.claim. The row is read back after it (not RETURNING):
-# the checksum trigger (migration 4) rewrites the checksum after the UPDATE, and RETURNING
-# would hand out the row as the UPDATE left it, with its old checksum.
+# The same compare-and-set as Store.claim, handing the claimed row back (RETURNING: no
+# read-back, no second lookup). RETURNING reports the row as the UPDATE left it, before
+# the checksum trigger (migration 4) rewrote its checksum, so the checksum column is
+# not returned; the row's values are verified all the same: the trigger verifies the
+# old row against its stored checksum in this statement (and aborts it on a mismatch),
+# and the returned values are the old row's, but for the columns this UPDATE sets.
 _CLAIM = (
     "UPDATE workflows SET status = 'RUNNING', run_token = ?, updated_at = ?, "
     "wake_at = NULL, waiting_for = NULL, blocked_on = NULL "
-    "WHERE id = ? AND status = 'PENDING' AND (queue IS NULL OR admitted_at IS NOT NULL)"
+    "WHERE id = ? AND status = 'PENDING' AND (queue IS NULL OR admitted_at IS NOT NULL) "
+    f"RETURNING {WORKFLOW_FIELDS}"
 )
-_READ_BACK = f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?"
+
+# The same, for many ids in one statement: each (id, token) of the VALUES list joins
+# its row, and the WHERE is the CAS of each row. RETURNING as above.
+_CLAIM_JOIN = (
+    "UPDATE workflows SET status = 'RUNNING', run_token = t.column2, updated_at = ?, "
+    "wake_at = NULL, waiting_for = NULL, blocked_on = NULL "
+    "FROM (VALUES {values}) AS t WHERE workflows.id = t.column1 "
+    "AND workflows.status = 'PENDING' "
+    "AND (workflows.queue IS NULL OR workflows.admitted_at IS NOT NULL){only} "
+    "RETURNING " + ", ".join("workflows." + c.strip() for c in WORKFLOW_FIELDS.split(","))
+)
 
 
-def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str],
-               now: float) -> dict[str, WorkflowRow]:
-    """PENDING -> RUNNING for each ``ids[i]`` under ``tokens[i]``, in one transaction.
-    Returns the claimed workflows' rows (after the claim), by id."""
+def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: float,
+               workflows: Collection[str] | None = None) -> dict[str, WorkflowRow]:
+    """PENDING -> RUNNING for each ``ids[i]`` under ``tokens[i]``, in one transaction;
+    with ``workflows``, only a workflow of one of those names is claimed (the others are
+    left untouched: an unknown name is never claimed). Returns the claimed workflows'
+    rows (after the claim), by id. An id whose row fails its checksum is not claimed
+    (the trigger refused its UPDATE alone) and not returned: the caller's per-id path
+    judges it, as it judges any id not returned."""
     if len(ids) != len(tokens):
         raise UsageError(f"claim_many got {len(ids)} ids and {len(tokens)} tokens",
                          "pass one run token per id")
-    if not ids:
+    if not ids or (workflows is not None and not workflows):
         return {}
+    names: tuple[str, ...] = ()
+    only = ""
+    if workflows is not None:
+        # One bound JSON array, whatever the number of names (no IN-list bound).
+        names = (json.dumps(sorted(workflows)),)
+        only = " AND workflow IN (SELECT value FROM json_each(?))"
+    one = _CLAIM.replace(" RETURNING ", only + " RETURNING ", 1)
+    # The first token of a repeated id is its claim (a second claim would be refused).
+    first: dict[str, str] = {}
+    for wid, token in zip(ids, tokens, strict=True):
+        first.setdefault(wid, token)
+    pairs = list(first.items())
 
     def fn(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
         got: list[tuple[object, ...]] = []
-        for wid, token in zip(ids, tokens, strict=True):
-            # CAS on PENDING, per id: a workflow is run by at most one worker at a time;
-            # a queued one only once the dispatcher admitted it (its slot is counted).
-            if conn.execute(_CLAIM, (token, now, wid)).rowcount == 1:
-                got.extend(tuple(r) for r in conn.execute(_READ_BACK, (wid,)).fetchall())
+        for start in range(0, len(pairs), _IN_CHUNK):
+            part = pairs[start:start + _IN_CHUNK]
+            values = ",".join(["(?, ?)"] * len(part))
+            try:
+                # One statement for the part: the same CAS, row by row (the WHERE).
+                got.extend(conn.execute(
+                    _CLAIM_JOIN.format(values=values, only=only),
+                    (now, *[x for pair in part for x in pair], *names)).fetchall())
+                continue
+            except sqlite3.IntegrityError as exc:
+                if "edge_checksum" not in str(exc):
+                    raise
+                # A damaged row aborted the statement (only it: nothing of the part is
+                # claimed): claim the part id by id, so that row alone is refused.
+            for wid, token in part:
+                # CAS on PENDING, per id: a workflow is run by at most one worker at a
+                # time; a queued one only once the dispatcher admitted it.
+                try:
+                    got.extend(conn.execute(one, (token, now, wid, *names)).fetchall())
+                except sqlite3.IntegrityError as exc:
+                    if "edge_checksum" not in str(exc):
+                        raise
+                    # RAISE(ABORT) undid this statement only: the other claims stand.
         return got
 
     rows = store.write(fn)
-    # Verified outside the writer: a damaged row raises here, after its claim committed,
-    # exactly as Store.claim followed by get_workflow would (the run is released by
-    # the caller, as for a damaged checkpoint).
-    return {str(r[0]): WorkflowRow.from_db(r) for r in rows}
-
-
-def rows_many(store: Store, ids: Sequence[str]) -> tuple[dict[str, WorkflowRow], set[str]]:
-    """The rows of ``ids`` read in one pass (one snapshot). Returns (rows by id: ids with
-    no row are absent; ids whose row is damaged)."""
-    raw = _read_in(store, f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id IN ", ids)
-    rows: dict[str, WorkflowRow] = {}
-    bad: set[str] = set()
-    for r in raw:
-        try:
-            rows[str(r[0])] = WorkflowRow.from_db(r)
-        except DataError:
-            bad.add(str(r[0]))
-    return rows, bad
+    by_id: dict[str, WorkflowRow] = {}
+    for r in rows:
+        wf = WorkflowRow(*r)  # type: ignore[arg-type]
+        if wf.cancel_requested not in (0, 1):  # the domain check of WorkflowRow.from_db
+            raise damaged(f"workflow {wf.id!r} (its row: status, times, input/output)")
+        by_id[wf.id] = wf
+    # In the callers' order (RETURNING's order is SQLite's): the resume order.
+    return {wid: by_id[wid] for wid, _ in pairs if wid in by_id}
 
 
 def release_many(store: Store, runs: Sequence[tuple[str, str]], now: float) -> int:
@@ -97,43 +148,93 @@ def release_many(store: Store, runs: Sequence[tuple[str, str]], now: float) -> i
     return store.write(fn) if runs else 0
 
 
-def _read_in(store: Store, select: str, ids: Sequence[str]) -> list[tuple[object, ...]]:
-    """``select`` + ``(?, ...)`` over ``ids``, _IN_CHUNK at a time, all in one
-    read transaction (one snapshot)."""
-    unique = list(dict.fromkeys(ids))
-    out: list[tuple[object, ...]] = []
-    with store.read() as conn:
-        conn.execute("BEGIN")
-        try:
-            for start in range(0, len(unique), _IN_CHUNK):
-                chunk = unique[start:start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                out.extend(tuple(r) for r in conn.execute(f"{select}({marks})", chunk))
-        finally:
-            conn.execute("ROLLBACK")
-    return out
-
-
 def load_ops_many(store: Store, ids: Sequence[str]) -> tuple[dict[str, list[OpRow]],
                                                               dict[str, DataError]]:
     """The operations of each of ``ids``, in seq order, read in one pass (one snapshot).
     Returns (ops by id: every id present, [] for none; damaged workflows by id, each
     with the error its first failing row raised: those ids are absent from ops)."""
+    want = sorted(set(ids))
     ops: dict[str, list[OpRow]] = {}
     bad: dict[str, DataError] = {}
     with store.read() as conn:
         # One read transaction for all ids: the ops of every id come from one snapshot.
         conn.execute("BEGIN")
         try:
-            for wid in dict.fromkeys(ids):
-                # Store.load_ops's own reading, not an IN (...) list: it also checks the
-                # keys beside each range, so a flipped key cannot hide a committed
-                # checkpoint (whose step would then run again). Measured: +0.2 s per
-                # 10,000 workflows of 5 checkpoints over IN (...).
-                try:
-                    ops[wid] = ops_of(conn, wid)
-                except DataError as exc:
-                    bad[wid] = exc
+            i = 0
+            while i < len(want):
+                i = _walk(conn, want, i, ops, bad)
         finally:
             conn.execute("ROLLBACK")
-    return ops, bad
+    return {w: ops[w] for w in dict.fromkeys(ids) if w in ops}, bad
+
+
+_FROM = f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? ORDER BY workflow_id, seq"
+
+
+def _walk(conn: sqlite3.Connection, want: list[str], i: int, ops: dict[str, list[OpRow]],
+          bad: dict[str, DataError]) -> int:
+    """Read ``want[i]``'s checkpoints as ``ops_of`` does (the key just before its range
+    verified, then its range and the row just past it), and go on reading the same scan
+    for ``want[i + 1]``, ... while the next row is the next wanted workflow's (or past
+    it: then that one has none). Returns the index of the first id not yet decided.
+
+    Why a walk is as strict as ``ops_of`` per id: every row between the first seek and
+    the last row read is read and verified, in one scan whose keys must rise strictly,
+    so the rows just before and just past each wanted range are verified rows of the
+    scan itself and no flipped key can hide a checkpoint; a row of a workflow not
+    wanted ends the walk (the next id seeks again: its own neighbour check), and a
+    damaged row or key decides the id being read, as ``ops_of`` would, before the next
+    id seeks on its own."""
+    wid = want[i]
+    try:
+        before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
+                              "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (wid,)).fetchall()
+        for r in before:
+            check_op_row(r)
+            if str(r[0]) >= wid:
+                # As in ops_of: the seek landed inside (or past) our range.
+                raise damaged(f"the checkpoints of workflow {wid!r} (their keys are out of "
+                              "order)")
+    except DataError as exc:
+        bad[wid] = exc
+        return i + 1
+    cur = conn.execute(_FROM, (wid,))
+    mine: list[OpRow] = []  # want[i]'s rows so far
+    prev = 0  # the last seq of want[i] read (0: none yet)
+    seeked = True  # want[i] is the id this scan sought (not one the walk went on to)
+    try:
+        for r in cur:
+            try:
+                check_op_row(r)
+                rid = str(r[0])
+                while rid > wid:  # want[i] is complete: r is the row just past it
+                    ops[wid] = mine
+                    i += 1
+                    if i == len(want):
+                        return i
+                    wid, mine, prev, seeked = want[i], [], 0, False
+                if rid != wid:
+                    # A key lower than want[i]: a workflow not wanted (want[i] seeks again,
+                    # with its own neighbour check), or, once want[i]'s range began (or
+                    # right after its seek), a key out of order: ops_of ends the range there.
+                    if seeked or prev:
+                        ops[wid] = mine
+                        return i + 1
+                    return i
+                seq = int(r[1])
+                if seq <= prev:
+                    raise damaged(f"the checkpoints of workflow {wid!r} (seq {seq} after "
+                                  f"{prev}: keys out of order)")
+                mine.append(OpRow(*r[:10]))
+                prev = seq
+            except DataError as exc:
+                bad[wid] = exc
+                return i + 1
+    finally:
+        # A statement left open pins its connection (pooled) to an old snapshot.
+        cur.close()
+    # The end of the table: want[i] and every id after it are complete.
+    ops[wid] = mine
+    for w in want[i + 1:]:
+        ops[w] = []
+    return len(want)

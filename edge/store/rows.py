@@ -84,10 +84,28 @@ class OpRow:
 
     @classmethod
     def from_db(cls, row: tuple[object, ...]) -> OpRow:
-        op = cls(*row[:10])  # type: ignore[arg-type]
-        if op.digest() != row[10] or op.status not in OP_STATUSES:
-            raise damaged(f"checkpoint of workflow {op.workflow_id!r} at seq {op.seq}")
-        return op
+        check_op_row(row)
+        return cls(*row[:10])  # type: ignore[arg-type]
+
+
+def op_row_digest(row: tuple[object, ...]) -> int:
+    """``OpRow.digest`` of a raw operations row (OP_COLUMNS order), without building
+    the OpRow: the same bytes, so a row is verified before (or without) becoming one."""
+    wid, seq, kind, name, status, attempts, output, error, started, finished = row[:10]
+    out = "\x00" if output is None else output
+    err = "\x00" if error is None else error
+    st = "\x00" if started is None else repr(float(started))  # type: ignore[arg-type]
+    fin = "\x00" if finished is None else repr(float(finished))  # type: ignore[arg-type]
+    text = (f"{wid}\x1f{seq}\x1f{kind}\x1f{name}"
+            f"\x1f{status}\x1f{attempts}\x1f{out}\x1f{err}\x1f{st}\x1f{fin}")
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def check_op_row(row: tuple[object, ...]) -> None:
+    """Raise ``ChecksumMismatch`` unless the raw operations row passes its checksum and
+    its status is one of OP_STATUSES (what ``OpRow.from_db`` verifies)."""
+    if op_row_digest(row) != row[10] or row[4] not in OP_STATUSES:
+        raise damaged(f"checkpoint of workflow {row[0]!r} at seq {row[1]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +174,7 @@ def published_digest(workflow_id: str, key: str, value: str, seq: int, updated_a
 _WF = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "
        "updated_at, wake_at, waiting_for, blocked_on, cancel_requested, run_token, priority, "
        "dedup, admitted_at")
+WORKFLOW_FIELDS = _WF  # every column but the checksum: WorkflowRow's fields, in order
 WORKFLOW_COLUMNS = _WF + ", checksum"
 OP_COLUMNS = (
     "workflow_id, seq, kind, name, status, attempts, output, error, started_at, finished_at, "

@@ -592,17 +592,22 @@ class Store:
         the look and the park."""
 
         def fn(conn: sqlite3.Connection) -> OpRow | None:
-            fence(conn, op.workflow_id, token, now)
             row = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = ? AND name = ? "
                 "AND consumed_seq IS NULL ORDER BY id LIMIT 1",
                 (op.workflow_id, op.name),
             ).fetchone()
             if row is None:
-                upsert_op(conn, op, op.digest())
                 if deadline is None or now < deadline:
+                    # park's CAS is the fence (RUNNING under our token, no pending
+                    # cancel), before anything is written: one UPDATE of the workflow
+                    # row (and one run of its checksum trigger) instead of two.
                     park(conn, op.workflow_id, token, "WAITING", now, deadline, op.name)
+                else:
+                    fence(conn, op.workflow_id, token, now)
+                upsert_op(conn, op, op.digest())
                 return None
+            fence(conn, op.workflow_id, token, now)
             ev = EventRow.from_db(row)
             if (ev.workflow_id != op.workflow_id or ev.name != op.name
                     or ev.consumed_seq is not None):

@@ -17,8 +17,8 @@ from tests.crash import crash_app
 _real_claim_many = bulk.claim_many
 
 
-def claim_then_die(store: Any, ids: Any, tokens: Any, now: float) -> Any:
-    got = _real_claim_many(store, ids, tokens, now)
+def claim_then_die(store: Any, ids: Any, tokens: Any, now: float, **kw: Any) -> Any:
+    got = _real_claim_many(store, ids, tokens, now, **kw)
     if got:  # committed: the claimed rows are RUNNING under this process's tokens
         os.kill(os.getpid(), signal.SIGKILL)
     return got

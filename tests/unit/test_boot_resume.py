@@ -102,7 +102,8 @@ def build(db: Path) -> dict[str, str]:
 
 
 class ClaimSpy:
-    """Every id anyone tried to claim, bulk or per id (the real verbs still run)."""
+    """Every id claimed in bulk, and every id anyone tried to claim one by one (the
+    real verbs still run)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.bulk: list[str] = []
@@ -110,13 +111,14 @@ class ClaimSpy:
         self.bulk_errors: list[BaseException] = []
         real_many, real_one = bulk.claim_many, Store.claim
 
-        def claim_many(store: Store, ids: Any, tokens: Any, now: float) -> Any:
-            self.bulk.extend(ids)
+        def claim_many(store: Store, ids: Any, tokens: Any, now: float, **kw: Any) -> Any:
             try:
-                return real_many(store, ids, tokens, now)
+                got = real_many(store, ids, tokens, now, **kw)
             except BaseException as exc:
                 self.bulk_errors.append(exc)
                 raise
+            self.bulk.extend(got)  # claimed (an unknown name is passed, never claimed)
+            return got
 
         def claim(store: Store, id: str, token: str, now: float) -> bool:
             self.per_id.append(id)

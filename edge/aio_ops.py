@@ -44,7 +44,7 @@ from edge.engine import (
 from edge.errors import NotInWorkflow, UsageError
 from edge.run_context import ChildRef
 from edge.serialization import decode, encode
-from edge.store import OpRow, lifecycle
+from edge.store import OpRow, lifecycle, messages
 from edge.tags import check_tags
 
 T = TypeVar("T")
@@ -242,7 +242,7 @@ async def _wait_event(run: AsyncRun, seq: int, rec: OpRow | None, name: str,
                              output=encode({"deadline": deadline}, "event deadline"))
         else:
             deadline = decode(rec.output or "{}").get("deadline")
-        got = await run.write(rt.store.wait_event_or_park, rec, run.token, now_, deadline)
+        got = await run.write(messages.wait_event_or_park, rt.store, rec, run.token, now_, deadline)
         if got is not None:
             run.ops[seq] = got
             return decode(got.output or "{}").get("value")
@@ -297,7 +297,7 @@ class Ops:
         run = self.run
         rt = run.rt
         now = rt.clock.time()
-        created = await run.write(rt.store.start_child, op, run.token, child_id, wd.name,
+        created = await run.write(messages.start_child, rt.store, op, run.token, child_id, wd.name,
                                   input_text, now, queue, None if t is None else now + t, tags)
         run.ops[op.seq] = op
         if created:
@@ -320,8 +320,8 @@ class Ops:
         async with run.barrier():
             op = rec or run.new_op(seq, "child_result", handle.workflow or "child", "RUNNING",
                                    output=encode({"child": handle.id}, "child id"))
-            child = await run.write(rt.store.child_outcome_or_park, op, run.token, handle.id,
-                                    rt.clock.time())
+            child = await run.write(messages.child_outcome_or_park, rt.store, op, run.token,
+                                    handle.id, rt.clock.time())
             if child is not None:
                 outcome = {
                     "status": child.status,

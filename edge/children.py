@@ -31,6 +31,7 @@ from edge.run_context import (
 )
 from edge.runtime import Runtime
 from edge.serialization import decode, encode
+from edge.store import messages
 from edge.tags import check_tags
 
 
@@ -52,7 +53,7 @@ def start_child(run: RunContext, wd: WorkflowDef, args: tuple[Any, ...], kwargs:
     if t is not None:
         check_duration(t, "timeout", zero_ok=False)
         check_time(now + t, f"deadline of child workflow {wd.name}")
-    created = run.call(rt.store.start_child, op, run.token, child_id, wd.name, input_text,
+    created = run.call(messages.start_child, rt.store, op, run.token, child_id, wd.name, input_text,
                        now, queue or wd.queue, None if t is None else now + t, own_tags)
     run.ops[seq] = op
     if created:
@@ -69,7 +70,7 @@ def child_result(run: RunContext, handle: Handle) -> Any:
         return _outcome(handle.id, decode(rec.output or "{}"))
     op = rec or run.new_op(seq, "child_result", handle.workflow or "child", "RUNNING",
                            output=encode({"child": handle.id}, "child id"))
-    child = run.call(rt.store.child_outcome_or_park, op, run.token, handle.id,
+    child = run.call(messages.child_outcome_or_park, rt.store, op, run.token, handle.id,
                      rt.clock.time())
     if child is None:
         arm_deadline(run)

@@ -55,6 +55,7 @@ from edge.run_context import (
 )
 from edge.runtime import Runtime
 from edge.serialization import decode, encode
+from edge.store import messages
 
 if TYPE_CHECKING:
     from edge.queues import Queued, QueueDef
@@ -302,7 +303,7 @@ def wait_event(name: str, timeout: float | None = None) -> Any:
                          output=encode({"deadline": deadline}, "event deadline"))
     else:
         deadline = decode(rec.output or "{}").get("deadline")
-    got = run.call(rt.store.wait_event_or_park, rec, run.token, now_, deadline)
+    got = run.call(messages.wait_event_or_park, rt.store, rec, run.token, now_, deadline)
     if got is not None:
         run.ops[seq] = got
         return decode(got.output or "{}").get("value")

@@ -44,7 +44,7 @@ from edge.queues import Queued, QueueDef
 from edge.retention import PRUNE_BATCH, Retention
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, WorkflowRow, attempts, lifecycle, listing
+from edge.store import WORKFLOW_STATUSES, WorkflowRow, attempts, lifecycle, listing, messages
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
 from edge.tags import check_tags
@@ -253,7 +253,8 @@ class Verbs:
         if dedup is not None:
             check_name(dedup, "dedup key")
         text = encode(value, f"value of event {name}", self.rt.settings.max_value_bytes)
-        stored, woke = self._store.send_event(wid, name, text, dedup, self.rt.clock.time())
+        stored, woke = messages.send_event(self._store, wid, name, text, dedup,
+                                           self.rt.clock.time())
         if woke:
             self.rt.workers.submit(wid)
         self._ack(mode, f"event {name} for {wid}")

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from edge.serialization import decode
-from edge.store import Store, listing
+from edge.store import Store, listing, messages
 from tests.crash import primitives_app as pa
 from tests.effects import kill_at_random
 
@@ -75,7 +75,7 @@ def test_kill_while_sleeping_waiting_running_children_and_holding_slots(tmp_path
         # Events: each delivered exactly once, in order, despite every boot re-sending.
         for w in range(pa.WAITERS):
             assert results[f"waiter-{w}"] == [f"w{w}-e{k}" for k in range(pa.EVENTS)]
-            events = store.pending_events(f"waiter-{w}")
+            events = messages.pending_events(store, f"waiter-{w}")
             assert len(events) == pa.EVENTS and all(e.consumed_seq for e in events)
         # Children: exactly the deterministic ids, each once.
         for p in range(pa.PARENTS):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import edge
 from edge.errors import Conflict, NotFound
+from edge.store import messages
 from tests.conftest import wait_until
 
 TRIALS_PER_KIND = 40
@@ -177,9 +178,9 @@ def test_park_with_a_pending_cancel_ends_cancelled_in_the_store(tmp_path: Path) 
         for park in (
             lambda: store.suspend("w", "tok", "SLEEPING", 4.0, wake_at=100.0,
                                   waiting_for=None, op=op),
-            lambda: store.wait_event_or_park(op, "tok", 4.0, None),
-            lambda: store.child_outcome_or_park(op, "tok", "c", 4.0),
-            lambda: store.start_child(op, "tok", "c", "wf", "{}", 4.0, None, None),
+            lambda: messages.wait_event_or_park(store, op, "tok", 4.0, None),
+            lambda: messages.child_outcome_or_park(store, op, "tok", "c", 4.0),
+            lambda: messages.start_child(store, op, "tok", "c", "wf", "{}", 4.0, None, None),
         ):
             try:
                 park()

@@ -21,7 +21,7 @@ import pytest
 
 import edge
 from edge.errors import ChecksumMismatch, CorruptDatabase
-from edge.store import Store, integrity, listing, migrations, verify
+from edge.store import Store, integrity, listing, messages, migrations, verify
 from tests.conftest import run_cli, wait_until
 from tests.corruption import find_in, flip
 
@@ -240,7 +240,8 @@ def test_verify_checksums_covers_events_and_published_values(tmp_path):
         if table == "events":
             app, _ = make_app()
             node = edge.Node(app, data_dir=d, workers=1).start()
-            node.store.send_event("wf-b", "go", '"x-value"', None, 1.0)  # stored, not woken
+            # stored, not woken
+            messages.send_event(node.store, "wf-b", "go", '"x-value"', None, 1.0)
             node.stop()
             needle = b'"x-value"'
         db = d / "edge.db"

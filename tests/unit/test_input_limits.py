@@ -22,7 +22,7 @@ from edge.config import Settings, parse_duration
 from edge.errors import ConfigError, SerializationError, UsageError
 from edge.limits import MAX_DEPTH, MAX_TIME, check_name, check_time
 from edge.serialization import decode, encode
-from edge.store import OpRow, Store, listing
+from edge.store import OpRow, Store, listing, messages
 from tests.conftest import run_cli, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_lone_surrogates_are_refused_at_the_door_naming_the_field(node: edge.Nod
     status, out = call(port, "POST", "/v1/workflows/w1/events/%01bell", b"{}")
     assert status == 400 and "event name" in out["error"]["message"], out
     assert node.store.get_workflow("w1").status == "WAITING"
-    assert node.store.pending_events("w1") == []
+    assert messages.pending_events(node.store, "w1") == []
     assert [w["id"] for w in listing_ok(node)] == ["w1"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import OpRow, StaleRun, Store
+from edge.store import OpRow, StaleRun, Store, messages
 from edge.store.rows import checksum
 
 NOW = 1_700_000_000.0
@@ -32,7 +32,7 @@ def wait_op() -> OpRow:
 @pytest.mark.parametrize("deadline", [None, NOW + 100, NOW - 1])
 def test_a_stale_token_parks_nothing(store: Store, deadline: float | None) -> None:
     with pytest.raises(StaleRun):
-        store.wait_event_or_park(wait_op(), "old-token", NOW + 1, deadline)
+        messages.wait_event_or_park(store, wait_op(), "old-token", NOW + 1, deadline)
     wf = store.get_workflow("w")
     assert wf is not None and (wf.status, wf.run_token, wf.updated_at) == ("RUNNING", "tok", NOW)
     assert store.load_ops("w") == []
@@ -52,7 +52,7 @@ def test_a_park_writes_the_workflow_row_once(store: Store) -> None:
 
     store.write(lambda c: swap(c, counting))
     try:
-        assert store.wait_event_or_park(wait_op(), "tok", NOW + 1, None) is None
+        assert messages.wait_event_or_park(store, wait_op(), "tok", NOW + 1, None) is None
     finally:
         store.write(lambda c: swap(c, checksum))
     wf = store.get_workflow("w")
@@ -63,7 +63,7 @@ def test_a_park_writes_the_workflow_row_once(store: Store) -> None:
 
 
 def test_past_deadline_still_fenced_and_checkpointed(store: Store) -> None:
-    assert store.wait_event_or_park(wait_op(), "tok", NOW + 1, NOW) is None
+    assert messages.wait_event_or_park(store, wait_op(), "tok", NOW + 1, NOW) is None
     wf = store.get_workflow("w")
     assert wf is not None and wf.status == "RUNNING" and wf.updated_at == NOW + 1
     assert [o.seq for o in store.load_ops("w")] == [1]

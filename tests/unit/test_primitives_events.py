@@ -9,6 +9,7 @@ import pytest
 
 import edge
 from edge.errors import NotFound, UsageError
+from edge.store import messages
 from tests.conftest import wait_until
 
 
@@ -134,4 +135,4 @@ def test_events_to_unknown_or_finished_workflows_are_refused_clearly(make_node):
     assert "edge list" in err.value.hint
     with pytest.raises(Conflict, match="already SUCCEEDED; the event would never be read"):
         node.verbs.send_event("d", "go")
-    assert node.store.pending_events("d") == []
+    assert messages.pending_events(node.store, "d") == []

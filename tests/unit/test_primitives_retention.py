@@ -9,7 +9,7 @@ import pytest
 import edge
 from edge.config import parse_duration
 from edge.errors import ConfigError
-from edge.store import listing
+from edge.store import listing, messages
 from tests.conftest import run_cli, wait_until
 
 DAY = 86400.0
@@ -69,7 +69,7 @@ def test_prune_deletes_old_finished_workflows_in_batches_and_keeps_the_rest(make
     clock.advance(8 * DAY)
     assert node.verbs.prune(7 * DAY)["deleted"] == 3  # p, p:1, recent
     assert rows(node) == {"live"}
-    assert [e.name for e in node.store.pending_events("live")] == ["x"]
+    assert [e.name for e in messages.pending_events(node.store, "live")] == ["x"]
 
 
 def test_automatic_retention_runs_from_the_timer_loop(make_node):

@@ -25,6 +25,11 @@ def test_boot_ab_prints_its_table(kind: str) -> None:
     assert lines[0].startswith(f"boot, 40 in-flight ({kind})")
     rows = {ln.split()[0]: ln.split() for ln in lines[4:8]}
     assert list(rows) == ["ready", "claimed", "parked", "cpu"]
-    for cells in rows.values():
-        assert float(cells[1]) > 0 and float(cells[3]) > 0 and float(cells[5]) > 0
+    for name, cells in rows.items():
+        # Printed to 0.01 s: a boot of 40 can be ready in under 0.005 s, so only the
+        # boot's CPU (the node's start included) is sure to show above zero.
+        a_val, b_val = float(cells[1]), float(cells[3])
+        assert a_val >= 0 and b_val >= 0, cells
+        if name == "cpu":
+            assert a_val > 0 and b_val > 0, cells
     assert lines[-1].startswith("load average before:")

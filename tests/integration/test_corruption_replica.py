@@ -60,8 +60,11 @@ def test_without_a_replica_edge_run_refuses_a_damaged_file_with_exit_4(tmp_path)
     db = data / "edge.db"
     flip(db, find_in(db, b"wf-a", "sqlite_autoindex_workflows_1") + 2, 0)
     before = digest(db)
+    # Its own port: the HTTP server binds before the check, and 8080 may be another
+    # test's (the other Pythons' suites run beside this one).
     res = subprocess.run([EDGE, "run", "--app", "tests.unit.test_corruption:APP",
-                          "--data-dir", str(data)], cwd=ROOT, env=clean_env(),
+                          "--data-dir", str(data), "--listen", "127.0.0.1:0"], cwd=ROOT,
+                         env=clean_env(),
                          capture_output=True, text=True, timeout=60)
     assert_clean_error(res, 4, "integrity_check", logs_ok=True)
     assert "edge restore" in res.stderr and "--data-dir" in res.stderr

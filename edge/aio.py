@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from edge.aio_ops import Ops
 from edge.aio_run import AsyncRun
 from edge.aio_writes import CheckpointWrites
+from edge.children import final_output
 from edge.engine import (
     DeadlineExceeded,
     Drain,
@@ -56,8 +57,6 @@ from edge.errors import (
     EdgeError,
     NotFound,
     NotReady,
-    WorkflowCancelled,
-    WorkflowFailed,
     WriteFailed,
 )
 from edge.run_context import _error_dict
@@ -422,12 +421,9 @@ class AsyncExecutor:
                 if row is None:
                     raise NotFound(f"no workflow with id {wid!r}",
                                    "list workflows with: edge list")
-                if row.status == "SUCCEEDED":
-                    return None if row.output is None else decode(row.output)
-                if row.status == "FAILED":
-                    raise WorkflowFailed(wid, decode(row.error or "{}"))
-                if row.status == "CANCELLED":
-                    raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
+                done, output = final_output(row)
+                if done:
+                    return output
                 if rt.state in ("stopped", "failed"):
                     raise NotReady(f"the node stopped before workflow {wid} finished",
                                    "it resumes when the node starts again")

@@ -31,7 +31,7 @@ from edge.run_context import (
 )
 from edge.runtime import Runtime
 from edge.serialization import decode, encode
-from edge.store import messages
+from edge.store import WorkflowRow, messages
 from edge.tags import check_tags
 
 
@@ -130,3 +130,15 @@ class Handle:
             return frame.ops.child_result(self)
         return self._rt.aio.result(self.id, timeout)
 
+
+def final_output(row: WorkflowRow) -> tuple[bool, Any]:
+    """What waiting for a workflow's result gets from its row: (True, output) when it
+    SUCCEEDED, WorkflowFailed / WorkflowCancelled when it ended so, (False, None) while
+    it is not final (the waiter waits on). One mapping for the sync and async waits."""
+    if row.status == "SUCCEEDED":
+        return True, None if row.output is None else decode(row.output)
+    if row.status == "FAILED":
+        raise WorkflowFailed(row.id, decode(row.error or "{}"))
+    if row.status == "CANCELLED":
+        raise WorkflowCancelled(row.id, decode(row.error) if row.error else None)
+    return False, None

@@ -29,6 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge import queues
+from edge.children import final_output
 from edge.engine import App, Handle
 from edge.errors import (
     Conflict,
@@ -36,8 +37,6 @@ from edge.errors import (
     NotFound,
     NotReady,
     UsageError,
-    WorkflowCancelled,
-    WorkflowFailed,
 )
 from edge.limits import check_duration, check_name, check_time
 from edge.queues import Queued, QueueDef
@@ -195,12 +194,9 @@ class Verbs:
             row = self._store.get_workflow(wid)
             if row is None:
                 raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
-            if row.status == "SUCCEEDED":
-                return None if row.output is None else decode(row.output)
-            if row.status == "FAILED":
-                raise WorkflowFailed(wid, decode(row.error or "{}"))
-            if row.status == "CANCELLED":
-                raise WorkflowCancelled(wid, decode(row.error) if row.error else None)
+            done, output = final_output(row)
+            if done:
+                return output
             if self.health.wait_stopped(0):
                 raise NotReady(f"the node stopped before workflow {wid} finished",
                                "it resumes when the node starts again")

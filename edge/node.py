@@ -43,6 +43,7 @@ from edge.errors import (
     ConfigError,
     Conflict,
     CorruptDatabase,
+    DataError,
     EdgeError,
     NotReady,
     WriteFailed,
@@ -339,11 +340,17 @@ class Node:
         self.fire_timer(kind, key, now)
 
     def fire_timer(self, kind: str, key: str, now: float) -> None:
-        """Do what timer ``kind``/``key`` is for; a failed write defers it (write_recovery)."""
+        """Do what timer ``kind``/``key`` is for; a failed write defers it (write_recovery).
+        Damage it meets (the row it would change fails its checksum) drops it: one error
+        line, no retry. The row stays refused on every read (``corrupt``), and no write
+        can ever succeed on it, so a retry would only repeat the line."""
         try:
             self._fire_timer(kind, key, now)
         except WriteFailed as exc:
             self.writes.strand_timer(kind, key, exc)
+        except DataError as exc:
+            log.error("timer %s %s cannot fire: %s", kind, key, exc.message,
+                      extra={"workflow_id": key} if kind in ("wake", "deadline") else None)
 
     def _fire_timer(self, kind: str, key: str, now: float) -> None:
         if kind == "wake":

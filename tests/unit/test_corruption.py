@@ -402,3 +402,49 @@ def test_schedules_and_edge_meta_rows_carry_checksums_too(tmp_path):
             s.get_meta("epoch")
     finally:
         s.close()
+
+
+def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, caplog):
+    """A sleeping workflow whose row fails its checksum: its wake timer (and its
+    deadline) fire at boot and meet the damage; one error line each, no traceback,
+    the row refused on reads, no step re-run (the corruption fuzz found this path)."""
+    app = edge.App("corrupttimer")
+    ran: list[str] = []
+
+    @app.step(name="work")
+    def work(tag: str) -> str:
+        ran.append(tag)
+        return tag
+
+    @app.workflow(name="nap")
+    def nap(name: str) -> str:
+        work(f"{name}-1")
+        edge.sleep(0.05)
+        return work(f"{name}-after")
+
+    d = tmp_path / "data"
+    node = edge.Node(app, data_dir=d, workers=1).start()
+    try:
+        app.start(nap, "marker-input", id="wf-n", timeout=0.1)
+        wait_until(lambda: node.store.get_workflow("wf-n").status == "SLEEPING",
+                   what="sleeping")
+    finally:
+        node.stop(grace=0)
+    db = d / "edge.db"
+    flip(db, find_in(db, b"marker-input", "workflows") + 3, 0)  # its input: no index has it
+    ran.clear()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="edge"):
+        node = edge.Node(app, data_dir=d, workers=1).start()
+        try:
+            wait_until(lambda: sum("cannot fire" in r.getMessage() for r in caplog.records)
+                       >= 2, what="both timers met the damage")
+            with pytest.raises(ChecksumMismatch, match="'wf-n'"):
+                node.store.get_workflow("wf-n")
+        finally:
+            node.stop()
+    fired = [r for r in caplog.records if "cannot fire" in r.getMessage()]
+    assert {r.getMessage().split()[1] for r in fired} == {"wake", "deadline"}, fired
+    assert all(r.levelno == logging.ERROR and "checksum" in r.getMessage() for r in fired)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert ran == []

@@ -25,7 +25,7 @@ import functools
 import inspect
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -469,6 +469,31 @@ class App:
         wid, _ = rt.start_workflow(self.resolve(fn).name, list(args), kwargs, id=id,
                                      queue=queue, timeout=timeout, tags=tags)
         return Handle(rt, wid, self.resolve(fn).name)
+
+    def start_many(self, fn: Callable[..., Any] | str, calls: Iterable[tuple[Any, ...]], *,
+                   ids: Iterable[str] | None = None,
+                   queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
+                   tags: dict[str, str] | None = None) -> list[Handle]:
+        """Start ``fn`` once per tuple of positional arguments in ``calls`` (``ids``: one id
+        each), in one transaction: all are created or none, one commit for all (at most
+        1,000 per call). As ``start`` per call otherwise; not inside a workflow."""
+        run, frame = current_run(), _async_frame.get()
+        if (run is not None and not run.in_step) or (run is None and frame is not None):
+            raise UsageError("app.start_many() is for code outside a workflow",
+                             "inside a workflow, start each child with app.start")
+        wd, batch, names = self.resolve(fn), list(calls), None if ids is None else list(ids)
+        if names is not None and len(names) != len(batch):
+            raise UsageError(f"start_many got {len(batch)} calls but {len(names)} ids",
+                             "give one id per call, or no ids")
+        bad = next((i for i, c in enumerate(batch) if not isinstance(c, tuple | list)), None)
+        if bad is not None:
+            raise UsageError(f"start {bad} of start_many is not a tuple of arguments (a "
+                             f"{type(batch[bad]).__name__})",
+                             "pass [(a,), (b,)]: one tuple per start")
+        out = self.runtime().start_many(wd.name, [
+            (list(c), {}, None if names is None else names[i]) for i, c in enumerate(batch)],
+            queue=queue, timeout=timeout, tags=tags)
+        return [Handle(self.runtime(), wid, wd.name) for wid, _ in out]
 
     def start_async(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
                     queue: str | QueueDef | Queued | None = None, timeout: float | None = None,

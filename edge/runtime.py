@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from edge.cancels import CancelFlags
@@ -115,6 +115,10 @@ class OutsideVerbs(Protocol):
                        traceparent: str | None = None,
                        tags: dict[str, str] | None = None) -> tuple[str, bool]: ...
 
+    def start_many(self, name: str, calls: Sequence[tuple[list[Any], dict[str, Any], str | None]],
+                   *, queue: Any = None, timeout: float | None = None,
+                   tags: dict[str, str] | None = None) -> list[tuple[str, bool]]: ...
+
     def result(self, wid: str, timeout: float | None = None) -> Any: ...
 
     def get_event(self, wid: str, key: str, timeout: float = 0.0) -> dict[str, Any]: ...
@@ -194,6 +198,11 @@ class Runtime:
                        tags: dict[str, str] | None = None) -> tuple[str, bool]:
         return self.verbs.start_workflow(name, args, kwargs, id=id, queue=queue,
                                          timeout=timeout, tags=tags)
+
+    def start_many(self, name: str, calls: Sequence[tuple[list[Any], dict[str, Any], str | None]],
+                   *, queue: Any = None, timeout: float | None = None,
+                   tags: dict[str, str] | None = None) -> list[tuple[str, bool]]:
+        return self.verbs.start_many(name, calls, queue=queue, timeout=timeout, tags=tags)
 
     def result(self, wid: str, timeout: float | None = None) -> Any:
         # A locally started workflow no worker has taken yet runs on the waiting thread

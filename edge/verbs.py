@@ -26,9 +26,10 @@ import inspect
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edge import queues
+from edge import queues, starting
 from edge.children import final_output
 from edge.engine import App, Handle
 from edge.errors import (
@@ -38,16 +39,23 @@ from edge.errors import (
     NotReady,
     UsageError,
 )
-from edge.limits import check_duration, check_name, check_time
+from edge.limits import check_duration, check_name
 from edge.queues import Queued, QueueDef
 from edge.retention import PRUNE_BATCH, Retention
 from edge.search import check_prefix, parse_when
 from edge.serialization import decode, encode
-from edge.store import WORKFLOW_STATUSES, WorkflowRow, attempts, lifecycle, listing, messages
+from edge.store import (
+    WORKFLOW_STATUSES,
+    WorkflowRow,
+    attempts,
+    bulk,
+    lifecycle,
+    listing,
+    messages,
+)
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
 from edge.tags import check_tags
-from edge.tracing import valid_traceparent
 from edge.views import iso, summaries, workflow_detail
 
 if TYPE_CHECKING:
@@ -151,36 +159,34 @@ class Verbs:
         self.health.require_ready()
         mode = self._ack_mode(ack)
         wd = self.app.resolve(name)
-        if id is not None:
-            check_name(id, "workflow id")
-        if timeout is not None:
-            check_duration(timeout, "timeout", zero_ok=False)
-        tag_map = check_tags(tags)
-        input_text = self.rt.encode_input(wd, list(args or []), dict(kwargs or {}),
-                                          valid_traceparent(traceparent))
-        wid = id or os.urandom(12).hex()
         now = self.rt.clock.time()
-        t = timeout if timeout is not None else wd.timeout
-        q = queues.resolve(queue, wd.queue)
-        deadline = None if t is None else check_time(now + t, f"deadline of workflow {wd.name}")
-        if q is None:
-            row, created = self._store.insert_workflow(wid, wd.name, input_text, now,
-                                                       deadline=deadline, tags=tag_map)
-        else:
-            row, created = store_queues.enqueue(
-                self._store, wid, wd.name, input_text, now, queue=q.name,
-                priority=q.priority, dedup=q.dedup, deadline=deadline, tags=tag_map)
-            wid = row.id
-        if created:
-            self.rt.on_started(wd.name, wid, row.queue, fresh=row if q is None else None)
-            if row.deadline is not None:
-                self.rt.timers.add(row.deadline, wid, "deadline")
-        elif row.workflow != wd.name:
-            raise Conflict(f"id {wid!r} already belongs to a {row.workflow} workflow",
-                           "pick another id")
+        item = starting.prepare(self.rt, wd, args, kwargs, now, id=id, queue=queue,
+                                timeout=timeout, traceparent=traceparent, tags=tags)
+        row, created = starting.insert_one(self.rt, item, now)
+        starting.started(self.rt, wd, row, created)
         # Also for an existing id: its insert may not be in the replica yet.
-        self._ack(mode, f"workflow {wid}")
-        return wid, created
+        self._ack(mode, f"workflow {row.id}")
+        return row.id, created
+
+    def start_many(self, name: str,
+                   calls: Sequence[tuple[list[Any], dict[str, Any], str | None]], *,
+                   queue: str | QueueDef | Queued | None = None,
+                   timeout: float | None = None, tags: dict[str, str] | None = None,
+                   ack: str | None = None) -> list[tuple[str, bool]]:
+        """Start ``name`` once per (args, kwargs, id or None) in one transaction (at most
+        ``starting.MAX_BATCH``): all are created or none; returns (id, created) per call,
+        in order, as ``start_workflow`` would one by one."""
+        self.health.require_ready()
+        mode = self._ack_mode(ack)
+        wd = self.app.resolve(name)
+        now = self.rt.clock.time()
+        items = starting.prepare_many(self.rt, wd, calls, now, queue=queue, timeout=timeout,
+                                      tags=tags)
+        rows = bulk.insert_many(self._store, items, now)
+        for row, created in rows:
+            starting.started(self.rt, wd, row, created)
+        self._ack(mode, f"{len(rows)} workflows")
+        return [(row.id, created) for row, created in rows]
 
     def handle(self, wid: str) -> Handle:
         """The Handle of workflow ``wid``."""

@@ -1,7 +1,12 @@
-"""Bulk store verbs for resuming many workflows at once (boot): claim a batch of
-workflows in one transaction, and load the operations of many workflows in one pass.
+"""Bulk store verbs: create many workflows in one transaction (``App.start_many``), and,
+for resuming many workflows at once (boot), claim a batch of workflows in one
+transaction and load the operations of many workflows in one pass.
 
 Invariants:
+- ``insert_many`` is ``Store.insert_workflow`` (or ``queues.enqueue``) per item in one
+  transaction, all or nothing: a fault in any item rolls back every item, and an
+  existing id (or a live dedup key) is returned unchanged with created False, as
+  one by one, unless it belongs to another workflow (``Conflict``: none is created);
 - ``claim_many`` is ``Store.claim`` applied to each id, inside one ``BEGIN
   IMMEDIATE`` transaction: the same compare-and-set (PENDING, and admitted if
   queued; with ``workflows``, only those names), checked row by row in one
@@ -28,8 +33,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
-from edge.errors import DataError, UsageError
+from edge.errors import Conflict, DataError, UsageError
+from edge.store.queues import enqueue_in
 from edge.store.rows import (
     OP_COLUMNS,
     WORKFLOW_FIELDS,
@@ -38,6 +45,7 @@ from edge.store.rows import (
     check_op_row,
     damaged,
 )
+from edge.store.sql import insert_workflow
 from edge.store.store import Store
 
 CLAIM_BATCH = 500  # ids per claim_many call: one short transaction holding the writer
@@ -130,6 +138,44 @@ def claim_many(store: Store, ids: Sequence[str], tokens: Sequence[str], now: flo
         by_id[wf.id] = wf
     # In the callers' order (RETURNING's order is SQLite's): the resume order.
     return {wid: by_id[wid] for wid, _ in pairs if wid in by_id}
+
+
+@dataclass(frozen=True, slots=True)
+class NewWorkflow:
+    """One workflow of ``insert_many``: queued when ``queue`` is set."""
+
+    id: str
+    workflow: str
+    input: str
+    deadline: float | None = None
+    tags: dict[str, str] | None = None
+    queue: str | None = None
+    priority: int = 0
+    dedup: str | None = None
+
+
+def insert_many(store: Store, items: Sequence[NewWorkflow],
+                now: float) -> list[tuple[WorkflowRow, bool]]:
+    """Create every item (PENDING; queued ones waiting for a slot) in one transaction;
+    per item, its row and whether this call created it."""
+
+    def fn(conn: sqlite3.Connection) -> list[tuple[WorkflowRow, bool]]:
+        out = []
+        for it in items:
+            row, created = (
+                insert_workflow(conn, it.id, it.workflow, it.input, now,
+                                deadline=it.deadline, tags=it.tags) if it.queue is None else
+                enqueue_in(conn, it.id, it.workflow, it.input, now, queue=it.queue,
+                           priority=it.priority, dedup=it.dedup, deadline=it.deadline,
+                           tags=it.tags))
+            if not created and row.workflow != it.workflow:
+                # Raised inside the transaction: the batch's savepoint undoes every item.
+                raise Conflict(f"id {row.id!r} already belongs to a {row.workflow} workflow",
+                               "pick another id; no workflow of this batch was started")
+            out.append((row, created))
+        return out
+
+    return store.write(fn) if items else []
 
 
 def release_many(store: Store, runs: Sequence[tuple[str, str]], now: float) -> int:

@@ -43,31 +43,37 @@ def enqueue(store: Store, id: str, workflow: str, input: str, now: float, *, que
             tags: dict[str, str] | None = None) -> tuple[WorkflowRow, bool]:
     """Create a queued PENDING workflow. An existing id, or a live workflow of the queue
     holding the same dedup key, is returned unchanged with created False."""
+    return store.write(lambda conn: enqueue_in(conn, id, workflow, input, now, queue=queue,
+                                               priority=priority, dedup=dedup,
+                                               deadline=deadline, tags=tags))
+
+
+def enqueue_in(conn: sqlite3.Connection, id: str, workflow: str, input: str, now: float, *,
+               queue: str, priority: int = 0, dedup: str | None = None,
+               deadline: float | None = None,
+               tags: dict[str, str] | None = None) -> tuple[WorkflowRow, bool]:
+    """``enqueue`` in the caller's transaction."""
     digest = WorkflowRow.digest_of(id, workflow, input, None, None)
-
-    def fn(conn: sqlite3.Connection) -> tuple[WorkflowRow, bool]:
-        # No conflict target: both the id and the live (queue, dedup) index dedupe.
-        cur = conn.execute(
-            "INSERT INTO workflows (id, workflow, status, input, queue, priority, dedup, "
-            "deadline, created_at, updated_at, checksum) "
-            "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (id, workflow, input, queue, priority, dedup, deadline, now, now, digest))
-        if cur.rowcount == 1:
-            if tags:
-                insert_tags(conn, id, tags)
-            row = one_workflow(conn, id)
-            assert row is not None
-            return row, True
+    # No conflict target: both the id and the live (queue, dedup) index dedupe.
+    cur = conn.execute(
+        "INSERT INTO workflows (id, workflow, status, input, queue, priority, dedup, "
+        "deadline, created_at, updated_at, checksum) "
+        "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (id, workflow, input, queue, priority, dedup, deadline, now, now, digest))
+    if cur.rowcount == 1:
+        if tags:
+            insert_tags(conn, id, tags)
         row = one_workflow(conn, id)
-        if row is None and dedup is not None:
-            hit = conn.execute(
-                f"SELECT id FROM workflows WHERE queue = ? AND dedup = ? AND status IN {_LIVE}",
-                (queue, dedup)).fetchone()
-            row = one_workflow(conn, hit[0]) if hit else None
         assert row is not None
-        return row, False
-
-    return store.write(fn)
+        return row, True
+    row = one_workflow(conn, id)
+    if row is None and dedup is not None:
+        hit = conn.execute(
+            f"SELECT id FROM workflows WHERE queue = ? AND dedup = ? AND status IN {_LIVE}",
+            (queue, dedup)).fetchone()
+        row = one_workflow(conn, hit[0]) if hit else None
+    assert row is not None
+    return row, False
 
 
 def set_priority(store: Store, id: str, priority: int, now: float) -> WorkflowRow:

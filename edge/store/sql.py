@@ -181,6 +181,30 @@ def tag_digest(workflow_id: str, key: str, value: str) -> int:
     return checksum(workflow_id, key, value)
 
 
+def insert_workflow(conn: sqlite3.Connection, id: str, workflow: str, input: str, now: float,
+                    *, queue: str | None = None, parent_id: str | None = None,
+                    deadline: float | None = None, tags: dict[str, str] | None = None,
+                    ) -> tuple[WorkflowRow, bool]:
+    """Insert a PENDING workflow (and its tags) in the caller's transaction; an existing id
+    is returned unchanged with False (workflow ids are idempotency keys)."""
+    cur = conn.execute(
+        "INSERT INTO workflows (id, workflow, status, input, queue, parent_id, deadline, "
+        "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(id) DO NOTHING",
+        (id, workflow, input, queue, parent_id, deadline, now, now,
+         WorkflowRow.digest_of(id, workflow, input, None, None)),
+    )
+    if cur.rowcount == 1:
+        if tags:
+            insert_tags(conn, id, tags)
+        # We know what we inserted: no read-back while holding the writer.
+        return WorkflowRow(id, workflow, "PENDING", input, None, None, queue, parent_id,
+                           deadline, now, now, None, None, None, 0, None), True
+    row = one_workflow(conn, id)
+    assert row is not None
+    return row, False
+
+
 def insert_tags(conn: sqlite3.Connection, workflow_id: str, tags: dict[str, str]) -> None:
     # Replaces by key: a child's own tags override the ones it inherited.
     if tags:

@@ -61,7 +61,7 @@ from edge.store.rows import (
 from edge.store.sql import (
     CANCELLED_ERROR,
     StaleRun,
-    insert_tags,
+    insert_workflow,
     one_workflow,
     park,
     upsert_op,
@@ -307,24 +307,10 @@ class Store:
     ) -> tuple[WorkflowRow, bool]:
         """Create a PENDING workflow (with its tags); an existing id is returned unchanged
         (workflow ids are idempotency keys)."""
-        digest = WorkflowRow.digest_of(id, workflow, input, None, None)
 
         def fn(conn: sqlite3.Connection) -> tuple[WorkflowRow, bool]:
-            cur = conn.execute(
-                "INSERT INTO workflows (id, workflow, status, input, queue, parent_id, deadline, "
-                "created_at, updated_at, checksum) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO NOTHING",
-                (id, workflow, input, queue, parent_id, deadline, now, now, digest),
-            )
-            if cur.rowcount == 1:
-                if tags:
-                    insert_tags(conn, id, tags)
-                # We know what we inserted: no read-back while holding the writer.
-                return WorkflowRow(id, workflow, "PENDING", input, None, None, queue, parent_id,
-                                   deadline, now, now, None, None, None, 0, None), True
-            row = one_workflow(conn, id)
-            assert row is not None
-            return row, False
+            return insert_workflow(conn, id, workflow, input, now, queue=queue,
+                                   parent_id=parent_id, deadline=deadline, tags=tags)
 
         # Without tags one INSERT is the only write (the read on conflict wrote nothing).
         return self.write(fn, atomic=not tags)

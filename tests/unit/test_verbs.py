@@ -87,6 +87,7 @@ def untouchable(reached: list[str]) -> Callable[[], Store]:
 
 CALLS: dict[str, Callable[[Verbs], Any]] = {
     "start_workflow": lambda v: v.start_workflow("w", [1]),
+    "start_many": lambda v: v.start_many("w", [([1], {}, None)]),
     "describe": lambda v: v.describe("x"),
     "list_workflows": lambda v: v.list_workflows(),
     "send_event": lambda v: v.send_event("x", "go", 1),

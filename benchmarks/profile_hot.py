@@ -59,12 +59,13 @@ WORKLOADS = {
     "sequential-normal": "500 10-step workflows one after another, synchronous=NORMAL",
     "concurrent-8": "1,000 10-step workflows, 8 workers, synchronous=FULL",
     "concurrent-64": "1,000 10-step workflows, 64 workers (the default), synchronous=FULL",
+    "many-64": "the same, started with one app.start_many (one commit for the 1,000 starts)",
 }
 
 
 
 SEQ_WORKFLOWS = 500
-HOT = ("execute (", "Node.start_workflow (", "Node.result (", "App.start (")
+HOT = ("execute (", "Node.start_workflow (", "Node.result (", "App.start (", "App.start_many (")
 
 
 def run_workload(name: str) -> int:
@@ -77,7 +78,7 @@ def run_workload(name: str) -> int:
     if name.startswith("sequential"):
         edge_sequential(SEQ_WORKFLOWS, name.split("-")[1], None)
         return (SEQ_WORKFLOWS + 1) * 10  # + 1 warm-up workflow
-    edge_concurrent(1000, int(name.split("-")[1]), None)
+    edge_concurrent(1000, int(name.split("-")[1]), None, many=name.startswith("many"))
     return 10_000
 
 

@@ -325,13 +325,15 @@ def test_run_refuses_bad_apps_and_settings(tmp_path: Path) -> None:
 
 def test_second_node_on_the_same_data_dir_exits_3(node: Running) -> None:
     for listen in (f"127.0.0.1:{free_port()}", node.url.removeprefix("http://")):
+        # Refused, not queued behind the lock: a second node that waited for it would
+        # still be running when the subprocess timeout ends it (TimeoutExpired fails the
+        # test). No wall-clock bound beyond that: three Pythons' suites share 2 cores.
         t0 = time.monotonic()
         res = edge("run", "--app", APP, "--data-dir", str(node.data_dir), "--listen", listen,
-                   timeout=20)
+                   timeout=30)
         took = time.monotonic() - t0
         print(f"second `edge run` (listen {listen}) exited {res.returncode} in {took:.2f} s")
         assert_clean_error(res, 3, "another edge node", logs_ok=True)
-        assert took < 5
     assert node.proc.poll() is None
 
 
@@ -350,7 +352,9 @@ def test_sigterm_stops_cleanly_and_the_stopped_dir_inspects_read_only(
     assert run.stop(signal.SIGTERM) == 0, run.log.read_text()
     took = time.monotonic() - t0
     print(f"SIGTERM -> exit 0 in {took:.2f} s")
-    assert took < 3 + 2
+    # Within the grace period (3 s) plus the teardown, with room for a loaded machine:
+    # a stop that waited out a longer timer or a hung flush would be far past it.
+    assert took < 3 + 5
     assert "Traceback" not in run.log.read_text()
 
     before = hashes(run.data_dir)

@@ -33,8 +33,8 @@ from edge.tags import check_tags
 from edge.tracing import valid_traceparent
 
 if TYPE_CHECKING:
-    from edge.runtime import Runtime
     from edge.defs import WorkflowDef
+    from edge.runtime import Runtime
 
 # One transaction holds the single writer while it inserts: 1,000 inserts take some
 # 30-60 ms, which every other write waits for; a larger batch would stall them longer.
@@ -76,6 +76,7 @@ def insert_one(rt: Runtime, item: NewWorkflow, now: float) -> tuple[WorkflowRow,
 def prepare_many(rt: Runtime, wd: WorkflowDef,
                  calls: Sequence[tuple[list[Any], dict[str, Any], str | None]], now: float, *,
                  queue: str | QueueDef | Queued | None = None, timeout: float | None = None,
+                 traceparent: str | None = None,
                  tags: dict[str, str] | None = None) -> list[NewWorkflow]:
     """Every start of a batch, checked; the first refusal names its call (0-based)."""
     if len(calls) > MAX_BATCH:
@@ -85,12 +86,17 @@ def prepare_many(rt: Runtime, wd: WorkflowDef,
     for i, (args, kwargs, wid) in enumerate(calls):
         try:
             items.append(prepare(rt, wd, args, kwargs, now, id=wid, queue=queue,
-                                 timeout=timeout, tags=tags))
+                                 timeout=timeout, traceparent=traceparent, tags=tags))
         except EdgeError as exc:
-            exc.message = f"start {i} of {len(calls)}: {exc.message}"
-            exc.args = (exc.message,)
-            raise
+            raise numbered(exc, i, len(calls)) from None
     return items
+
+
+def numbered(exc: EdgeError, i: int, n: int) -> EdgeError:
+    """``exc`` naming the start of a batch it refuses (0-based), for every door's batch."""
+    exc.message = f"start {i} of {n}: {exc.message}"
+    exc.args = (exc.message,)
+    return exc
 
 
 def started(rt: Runtime, wd: WorkflowDef, row: WorkflowRow, created: bool) -> None:

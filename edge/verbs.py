@@ -172,7 +172,8 @@ class Verbs:
                    calls: Sequence[tuple[list[Any], dict[str, Any], str | None]], *,
                    queue: str | QueueDef | Queued | None = None,
                    timeout: float | None = None, tags: dict[str, str] | None = None,
-                   ack: str | None = None) -> list[tuple[str, bool]]:
+                   ack: str | None = None,
+                   traceparent: str | None = None) -> list[tuple[str, bool]]:
         """Start ``name`` once per (args, kwargs, id or None) in one transaction (at most
         ``starting.MAX_BATCH``): all are created or none; returns (id, created) per call,
         in order, as ``start_workflow`` would one by one."""
@@ -181,7 +182,7 @@ class Verbs:
         wd = self.app.resolve(name)
         now = self.rt.clock.time()
         items = starting.prepare_many(self.rt, wd, calls, now, queue=queue, timeout=timeout,
-                                      tags=tags)
+                                      traceparent=traceparent, tags=tags)
         rows = bulk.insert_many(self._store, items, now)
         for row, created in rows:
             starting.started(self.rt, wd, row, created)

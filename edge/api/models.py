@@ -33,6 +33,7 @@ from pydantic import (
 from edge.errors import UsageError
 from edge.limits import MAX_DURATION, MAX_NAME, check_name
 from edge.search import TIME_HINT
+from edge.starting import MAX_BATCH
 from edge.store import WORKFLOW_STATUSES
 from edge.tags import MAX_TAGS, MAX_VALUE, check_tags
 
@@ -131,6 +132,22 @@ class StartRequest(Body):
     tags: Tags = None
     ack: Ack | None = Field(None, description="replicated: answer once the replica holds the "
                             "start (503 not_replicated while it cannot); default the node's --ack")
+
+
+class StartManyItem(Body):
+    input: Input = None
+    id: WorkflowId | None = Field(None, description="idempotency key, as for one start")
+
+
+class StartManyRequest(Body):
+    workflow: WorkflowName = Field(description="a workflow of this node (GET /v1/app)")
+    starts: list[StartManyItem] = Field(
+        min_length=1, max_length=MAX_BATCH,
+        description=f"one item per workflow to start (at most {MAX_BATCH}); all are created "
+                    "in one transaction, or none")
+    tags: Tags = None
+    ack: Ack | None = Field(None, description="replicated: answer once the replica holds the "
+                            "starts (503 not_replicated while it cannot)")
 
 
 class EnqueueRequest(StartRequest):
@@ -284,6 +301,11 @@ class AppInfo(Out):
 class StartResponse(Out):
     id: str
     created: bool
+
+
+class StartManyResponse(Out):
+    workflows: list[StartResponse] = Field(description="per start, in order: its id and "
+                                           "whether this request created it")
 
 
 class WorkflowError(Out):

@@ -38,6 +38,7 @@ from edge.api.wire import (
     start_input,
 )
 from edge.errors import EdgeError
+from edge.starting import numbered
 from edge.tags import parse_filters
 
 log = logging.getLogger("edge.http")
@@ -138,6 +139,21 @@ def start_workflow(verbs: Verbs, req: Request) -> Reply:
     return _started(wid, created)
 
 
+def start_many(verbs: Verbs, req: Request) -> Reply:
+    body: m.StartManyRequest = req.model
+    n = len(body.starts)
+    calls = []
+    for i, item in enumerate(body.starts):
+        try:
+            args, kwargs = start_input(req, verbs.app, body.workflow, item.input)
+        except EdgeError as exc:
+            raise numbered(exc, i, n) from None
+        calls.append((args, kwargs, item.id))
+    out = verbs.start_many(body.workflow, calls, tags=body.tags, ack=body.ack,
+                           traceparent=req.headers.get("traceparent"))
+    return Reply(200, {"workflows": [{"id": wid, "created": c} for wid, c in out]})
+
+
 def list_workflows(verbs: Verbs, req: Request) -> Reply:
     q: m.ListQuery = req.args
     return Reply(200, verbs.list_workflows(
@@ -184,6 +200,11 @@ CORE_ROUTES: tuple[Route, ...] = (
     Route("POST", ("v1", "workflows"), start_workflow, op="startWorkflow", tag="workflows",
           summary="Start a workflow (idempotent on id)", request=m.StartRequest,
           responses={201: m.StartResponse, 200: m.StartResponse}, errors=(404, 409, 503)),
+    Route("POST", ("v1", "batches"), start_many, op="startWorkflows",
+          tag="workflows",
+          summary="Start many workflows of one kind in one transaction (all or none)",
+          request=m.StartManyRequest, responses={200: m.StartManyResponse},
+          errors=(404, 409, 503)),
     Route("GET", ("v1", "workflows"), list_workflows, op="listWorkflows", tag="workflows",
           summary="List workflows, newest first", params=m.ListQuery,
           responses={200: m.WorkflowPage}, errors=(503,)),

@@ -198,13 +198,15 @@ def _query_params(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[
 
 def _start_variants(routes: Sequence[Route], keymap: Any, schemas: dict[str, Any],
                     inputs: AppInputs) -> dict[type[BaseModel], dict[str, Any]]:
-    """For each start request model: a oneOf of one schema per workflow of the app."""
+    """For each start request model (the batch's too): a oneOf of one schema per workflow
+    of the app, each with that workflow's typed input (in every item of a batch)."""
     out: dict[type[BaseModel], dict[str, Any]] = {}
     if not inputs.by_name:
         return out
     for r in routes:
         model = r.request
-        if model is None or not issubclass(model, models.StartRequest) or model in out:
+        many = model is models.StartManyRequest
+        if model is None or model in out or not (many or issubclass(model, models.StartRequest)):
             continue
         base = schemas[keymap[(model, "validation")]["$ref"].rsplit("/", 1)[-1]]
         refs, mapping = [], {}
@@ -216,9 +218,15 @@ def _start_variants(routes: Sequence[Route], keymap: Any, schemas: dict[str, Any
             variant["title"] = comp
             variant["properties"]["workflow"] = {"type": "string", "const": name,
                                                  "description": f"the workflow {name}"}
-            variant["properties"]["input"] = wi.schema()
+            where = variant
+            if many:  # the input is in each item of "starts"
+                starts = variant["properties"]["starts"]
+                where = copy.deepcopy(schemas[starts["items"]["$ref"].rsplit("/", 1)[-1]])
+                where.pop("title", None)
+                starts["items"] = where
+            where["properties"]["input"] = wi.schema()
             if wi.required:
-                variant["required"] = list(dict.fromkeys([*variant["required"], "input"]))
+                where["required"] = list(dict.fromkeys([*where.get("required", []), "input"]))
             schemas[comp] = variant
             refs.append({"$ref": REF.format(model=comp)})
             mapping[name] = REF.format(model=comp)

@@ -75,6 +75,9 @@ def want(schema: dict[str, Any], defs: dict[str, Any]) -> str:
         return "an object" + (" of string values" if schema.get("additionalProperties") == {
             "type": "string"} else "")
     if kind == "array":
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
+        if lo is not None and hi is not None:
+            return f"an array of {lo} to {hi} items"
         return "an array"
     if kind == "boolean":
         return "a boolean"
@@ -103,6 +106,10 @@ def api_error(exc: ValidationError, model: type[BaseModel], query: bool = False)
     loc = [str(p) for p in err["loc"]]
     name = loc[0] if loc else "body"
     if err["type"] == "extra_forbidden":
+        if len(loc) > 1:  # inside an item of a list field (a batch's starts)
+            where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
+            return ApiError(400, "unknown_field", f"unknown field {where!r} in the request "
+                            "body", "see the request's schema in GET /openapi.json")
         return ApiError(400, "unknown_field", f"unknown field {name!r} in the request body",
                         f"accepted fields: {accepted}")
     if err["type"] == "missing":

@@ -52,7 +52,7 @@ from bench_app import make_app as make_bench_app  # noqa: E402
 
 import edge  # noqa: E402
 from edge.api.server import _Handler  # noqa: E402
-from edge.store import Store, lifecycle, listing, verify  # noqa: E402  # noqa: E402
+from edge.store import Store, lifecycle, listing, recovery, verify  # noqa: E402  # noqa: E402
 from edge.store.bulk import CLAIM_BATCH, claim_many, load_ops_many  # noqa: E402
 from edge.store.listing import encode_cursor  # noqa: E402
 
@@ -268,7 +268,7 @@ def resume_store_side(template: Path, n: int, where: str | None) -> dict[str, fl
             shutil.copy(template, path)
             store = Store.open(path, "full")
             try:
-                ids = store.recover(time.time()).pending
+                ids = recovery.recover(store, time.time()).pending
                 t0 = time.perf_counter()
                 if mode == "per_id":
                     _per_id(store, ids, 8)

@@ -61,7 +61,7 @@ from edge.errors import (
 )
 from edge.run_context import _error_dict
 from edge.serialization import decode, encode
-from edge.store import StaleRun
+from edge.store import StaleRun, recovery
 
 if TYPE_CHECKING:
     from edge.queues import Queued, QueueDef
@@ -252,7 +252,7 @@ class AsyncExecutor:
                 self._count += 1
                 rt.workers.hold()
         if loop is None:  # the node is stopping: the next boot runs it
-            rt.store.release(base.wf.id, base.token, rt.clock.time())
+            recovery.release(rt.store, base.wf.id, base.token, rt.clock.time())
             return
         loop.call_soon_threadsafe(self._spawn, base, wd)
 
@@ -311,12 +311,12 @@ class AsyncExecutor:
         except Suspend:
             if run.parked:
                 return None
-            await run.write(rt.store.release, wid, run.token, rt.clock.time())
+            await run.write(recovery.release, rt.store, wid, run.token, rt.clock.time())
             return None  # a stray branch after close: the run is handed back
         except Drain:
             if not run.parked:
                 await run.quiesce()  # running branches checkpoint first
-                await run.write(rt.store.release, wid, run.token, rt.clock.time())
+                await run.write(recovery.release, rt.store, wid, run.token, rt.clock.time())
             return None
         except StaleRun:
             return None
@@ -337,7 +337,7 @@ class AsyncExecutor:
             if wid in rt.cancel_requests or run.cancelling:
                 return "CANCELLED", None, CANCELLED_ERROR
             if rt.draining.is_set():
-                await run.write(rt.store.release, wid, run.token, rt.clock.time())
+                await run.write(recovery.release, rt.store, wid, run.token, rt.clock.time())
                 return None  # the node stopped past its grace period: the next boot runs it
             # Nobody asked for it: the workflow's own code raised or leaked a cancellation.
             return "FAILED", None, {"type": "CancelledError",

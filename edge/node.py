@@ -54,7 +54,7 @@ from edge.resume import Resumer
 from edge.retention import Retention
 from edge.runtime import Runtime
 from edge.scheduler import Scheduler
-from edge.store import Store, integrity, listing
+from edge.store import Store, integrity, listing, recovery
 from edge.timers import Timers
 from edge.tracing import Tracing
 from edge.verbs import Verbs
@@ -198,7 +198,7 @@ class Node:
             self.replication.after_open()  # record epoch/owner, start the sidecar
         self._check_not_stopping()
         t0 = self.clock.monotonic()
-        rec = self._store.recover(self.clock.time())
+        rec = recovery.recover(self._store, self.clock.time())
         for at, wid in rec.timers:
             self.timers.add(at, wid)
         for at, wid in rec.deadlines:
@@ -354,7 +354,7 @@ class Node:
 
     def _fire_timer(self, kind: str, key: str, now: float) -> None:
         if kind == "wake":
-            if self.store.wake(key, now):
+            if recovery.wake(self.store, key, now):
                 self.workers.submit(key)
         elif kind == "deadline":
             self.verbs.expire(key, now)

@@ -3,7 +3,8 @@
 ``before_open``: take the replica lease (or wait as standby), then decide
 whether the local database can be trusted; if not, quarantine it and restore
 the newest epoch that holds data, then verify the copy (integrity_check and
-row checksums) before anything opens it read-write.
+row checksums) before anything opens it read-write (the decision and the
+restore are ``replication/trust.py``'s).
 ``after_open``: record our epoch and owner in the database, start the
 Litestream sidecar on the current epoch's path, and start the lease keeper
 and the lag monitor.
@@ -46,7 +47,7 @@ from typing import Any
 
 from edge.clock import Clock
 from edge.config import Settings
-from edge.errors import DataError, EdgeError, LockHeld, NotReady, ReplicationError, Unreachable
+from edge.errors import EdgeError, LockHeld, NotReady, ReplicationError, Unreachable
 from edge.metrics import Metrics
 from edge.replication import (
     AcquireResult,
@@ -55,15 +56,13 @@ from edge.replication import (
     LeaseLost,
     Sidecar,
     find_litestream,
-    newest_epoch_with_data,
     open_store,
     parse_replica_url,
     prune_epochs,
-    quarantine,
-    restore,
+    trust,
 )
 from edge.replication.watchdog import FenceWatchdog
-from edge.store import Store, integrity, verify
+from edge.store import Store
 
 log = logging.getLogger("edge.replication")
 
@@ -120,14 +119,13 @@ class Replicator:
 
     def before_open(self) -> None:
         link, s = self.link, self.link.settings
-        db = s.db_path
         if s.replication == "embedded":
             find_litestream()  # refuse before touching the lease or the database
         elif s.sidecar_socket and not os.path.exists(s.sidecar_socket):
             raise ReplicationError(
                 f"no sidecar control socket at {s.sidecar_socket}",
                 "start the Litestream sidecar (socket enabled) on the shared volume first")
-        local = self._local_identity()
+        local = trust.local_identity(s)
         while True:
             try:
                 res = self.lease.acquire(local[0] if local else None)
@@ -156,80 +154,13 @@ class Replicator:
         self._start_watchdog()
         link.metrics.lease_epoch.set(res.epoch)
         link.set_state("booting")
-        trusted = local is not None and (res.trusted_local or res.kind == "created")
-        if trusted:
-            log.info("lease %s at epoch %d; keeping the local database", res.kind, res.epoch)
-            return
-        if db.exists():
-            where = quarantine(db, s.data_dir, f"behind-replica-epoch-{res.epoch}")
-            log.warning("local database is behind the replica; moved to %s", where)
-        source = newest_epoch_with_data(self.target, at_most=res.epoch, store=self.objects)
-        if source is None:
-            log.info("the replica holds no data yet: starting a new database at epoch %d",
-                     res.epoch)
-            return
-        self._restore(source)
+        restored = trust.settle(self.target, self.objects, s, link.clock, res, local)
+        if restored is not None:
+            self.restored_from = restored
 
     def _boot_unreachable(self, exc: Unreachable, local: tuple[int, str] | None) -> None:
-        s = self.link.settings
-        if local is None and not s.allow_empty:
-            raise Unreachable(
-                f"the replica is unreachable and there is no local database: {exc.message}",
-                "edge never starts empty over a replica that may hold data; fix the "
-                "bucket or network, or pass --allow-empty for a brand-new site",
-            ) from exc
-        self.epoch = local[0] if local else 0
+        self.epoch = trust.unreachable_epoch(self.link.settings, exc, local)
         self.fenced_reason = "replica unreachable at boot"
-        log.warning("replica unreachable (%s): running locally with replication fenced; "
-                    "the lease is taken when the bucket returns", exc.message)
-
-    def _local_identity(self) -> tuple[int, str] | None:
-        """(epoch, owner) recorded in the local database, or None when there is none
-        we could keep. A damaged file is moved aside; a foreign or newer one is refused."""
-        db = self.link.settings.db_path
-        if not db.exists():
-            return None
-        try:
-            # A damaged file (structure, after an unclean stop) is replaced from the
-            # replica below, never trusted: the quarantine keeps it for review.
-            checked = integrity.check_before_trust(db)
-            store = Store.inspect(db)
-            try:
-                if checked:
-                    # With a replica to restore from, a damaged row is reason enough too.
-                    verify.verify_checksums(store)
-                epoch = int(store.get_meta("epoch") or 0)
-                owner = store.get_meta("owner") or ""
-            finally:
-                store.close()
-        except DataError as exc:
-            if exc.code in ("foreign_database", "newer_schema"):
-                raise
-            where = quarantine(db, self.link.settings.data_dir, "damaged")
-            log.error("local database is damaged (%s); moved to %s", exc.message, where)
-            return None
-        return epoch, owner
-
-    def _restore(self, epoch: int) -> None:
-        s = self.link.settings
-        t0 = self.link.clock.monotonic()
-        log.info("restoring epoch %d from %s", epoch, self.target.url)
-        os.chmod(s.data_dir, 0o700)
-        restore(self.target, s.db_path, epoch=epoch, store=self.objects)
-        store = Store.inspect(s.db_path)
-        try:
-            verdict = store.integrity_check()
-            if verdict != "ok":
-                raise DataError(f"restored database fails integrity_check: {verdict}",
-                                "the replica is damaged: restore an older point with "
-                                "`edge restore --timestamp` and inspect it")
-            rows = verify.verify_checksums(store)
-        finally:
-            store.close()
-        os.chmod(s.db_path, 0o600)
-        self.restored_from = epoch
-        log.info("restored epoch %d (%d rows verified) in %.2f s", epoch, rows,
-                 self.link.clock.monotonic() - t0)
 
     def after_open(self) -> None:
         link = self.link

@@ -1,6 +1,6 @@
 """Boot recovery: claim in bulk, load in one pass, hand ready runs to the executors.
 
-At boot ``Store.recover`` lists every resumable workflow. Claiming and loading them one
+At boot ``store.recovery.recover`` lists every resumable workflow. Claiming and loading them one
 by one on the worker threads costs each a read, a claim commit and a read before its
 code runs; here, on one thread started once the workers are, a chunk of
 ``bulk.CLAIM_BATCH`` ids at a time is read in one pass, claimed in one transaction and

@@ -37,7 +37,7 @@ from edge.engine import (
 from edge.errors import Cancelled, DataError, EdgeError, NotReady, WriteFailed
 from edge.run_context import HandBack, _error_dict, current_run
 from edge.serialization import decode, encode
-from edge.store import StaleRun, Store, WorkflowRow
+from edge.store import StaleRun, Store, WorkflowRow, recovery
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -48,7 +48,7 @@ log = logging.getLogger("edge.worker")
 def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> None:
     """Give a run that met damage back (PENDING, ``blocked_on: corrupt: ...``)."""
     try:
-        store.release(wid, token, now)
+        recovery.release(store, wid, token, now)
         store.set_blocked(wid, f"corrupt: {exc.message}")
     except EdgeError as again:  # the damage may sit under the workflow's own row
         log.error("workflow %s: could not record that it is blocked: %s", wid, again.message)
@@ -129,7 +129,7 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
         outcome = "handed back"
         try:
             # CAS on our token: a cancel or a drain that got there first keeps its outcome.
-            if store.release(wid, token, clock.time()):
+            if recovery.release(store, wid, token, clock.time()):
                 rt.workers.submit(wid)  # a worker replays it from its checkpoints
         except WriteFailed as exc:
             rt.writes.strand_run(wid, token, exc)  # still ours: recovery hands it back
@@ -137,7 +137,7 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
     except Drain:
         outcome = "drained"
         try:
-            store.release(wid, token, clock.time())
+            recovery.release(store, wid, token, clock.time())
         except WriteFailed:
             pass  # still RUNNING in the file: the next boot's recovery resumes it
         return

@@ -6,7 +6,7 @@ before returning), so the work it belonged to can always be redone from the data
 Invariants:
 - a run whose write failed (claim, a checkpoint, a park, its finish) is never left
   stranded: it keeps its claim (RUNNING under its token) until a retry releases it
-  (``Store.release``, a CAS on that token) and hands it to the workers again, which
+  (``store.recovery.release``, a CAS on that token) and hands it to the workers again, which
   re-run it from its last checkpoint; a workflow whose claim failed is simply handed
   back (it is still PENDING);
 - a timer whose write failed (a wake-up, a deadline, a queue admission, a cron tick,
@@ -25,6 +25,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from edge.errors import WriteFailed
+from edge.store import recovery
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -116,7 +117,7 @@ class WriteRecovery:
         try:
             for wid, token in runs.items():
                 # CAS on the token it still holds: a newer state (resumed, recovered) wins.
-                if token is None or rt.store.release(wid, token, now):
+                if token is None or recovery.release(rt.store, wid, token, now):
                     rt.workers.submit(wid)
                 del left[wid]
             for kind, key in timers:

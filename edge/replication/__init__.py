@@ -7,6 +7,7 @@ run the sidecar for the held epoch. Nothing here keeps global state: every
 object takes its settings (and clocks) explicitly.
 """
 
+from edge.replication.control import ControlClient, SyncResult
 from edge.replication.external import ExternalSidecar
 from edge.replication.lease import LEASE_KEY, AcquireResult, Lease, LeaseLost, LeaseRecord
 from edge.replication.objects import ObjectInfo, ObjectStore, open_store
@@ -20,7 +21,7 @@ from edge.replication.restore import (
     quarantine,
     restore,
 )
-from edge.replication.sidecar import ControlClient, Sidecar, SyncResult
+from edge.replication.sidecar import Sidecar
 from edge.replication.target import (
     DEFAULT_REGION,
     ReplicaTarget,

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ReplicationError
-from edge.replication.sidecar import ControlClient, Sidecar
+from edge.replication.control import ControlClient
+from edge.replication.sidecar import Sidecar
 from edge.replication.target import ReplicaTarget
 
 

@@ -1,9 +1,11 @@
-"""Supervise ``litestream replicate`` as a child of the node, and talk to its socket.
+"""Supervise ``litestream replicate`` as a child of the node, and batch its syncs.
 
 The node writes Litestream's config itself (one database, the current epoch's
-replica path, the control socket, ``shutdown-sync-timeout``) and runs the binary
-from one long-lived supervisor thread that spawns, waits and restarts it with
-exponential backoff.
+replica path, the control socket, ``shutdown-sync-timeout``: ``launch.py``) and
+runs the binary from one long-lived supervisor thread that spawns, waits and
+restarts it with exponential backoff. It talks to the child through its control
+socket (``control.py``); this module decides when: readiness, fencing, restarts,
+and the batching of concurrent sync barriers.
 
 Invariants and hazards:
 
@@ -28,123 +30,31 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
-import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from edge.errors import ReplicationError
+from edge.replication import launch
+from edge.replication.control import ControlClient, SyncResult
 from edge.replication.target import (
     CA_BUNDLE_HINT,
     CA_BUNDLE_MARKER,
     ReplicaTarget,
     child_env,
     find_litestream,
-    format_duration,
-    parse_go_time,
 )
 
 __all__ = ["ControlClient", "Sidecar", "SyncResult"]
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
-_MAX_SOCKET_BYTES = 100  # sun_path holds 108 bytes including the NUL; keep a margin
 _STABLE_AFTER = 30.0  # a child that ran this long resets the restart backoff
-
-
-# ---------------------------------------------------------------- control socket
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._unix_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class ControlClient:
-    """Litestream 0.5's control socket (HTTP over a Unix socket).
-
-    Routes (0.5.17): ``POST /sync {"path","wait","timeout"}`` ->
-    ``{"status","path","txid","replicated_txid"}``; ``GET /list`` ->
-    ``{"databases":[{"path","status","last_sync_at"?}]}``; ``GET /txid?path=``;
-    ``POST /register {"path","replica_url"}``; ``POST /unregister``; ``POST /start``;
-    ``POST /stop``; ``GET /info``. Errors are ``{"error": "..."}`` with a 4xx/5xx.
-    """
-
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
-
-    def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 5.0
-    ) -> tuple[int, dict[str, Any]]:
-        """One request; raises ``OSError``/``http.client.HTTPException`` on transport errors."""
-        conn = _UnixHTTPConnection(self.socket_path, timeout)
-        try:
-            payload = json.dumps(body).encode() if body is not None else None
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
-            conn.request(method, path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            status = resp.status
-        finally:
-            conn.close()
-        try:
-            data = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            data = {"error": raw.decode(errors="replace")[:300]}
-        return status, data if isinstance(data, dict) else {"value": data}
-
-    def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 5.0
-    ) -> dict[str, Any]:
-        """Like :meth:`request` but any failure is a ``ReplicationError``."""
-        try:
-            status, data = self.request(method, path, body, timeout=timeout)
-        except TimeoutError:
-            raise ReplicationError(
-                f"litestream did not answer {method} {path} within {timeout:g}s",
-                "the replica may be unreachable; check the bucket and the sidecar's log",
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise ReplicationError(
-                f"litestream control socket {self.socket_path} is not answering: {exc}",
-                "the sidecar is down or restarting; check its log",
-            ) from None
-        if status != 200:
-            raise ReplicationError(
-                f"litestream {method} {path} failed (HTTP {status}): {data.get('error', data)}",
-                "check the sidecar's log",
-            )
-        return data
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    txid: int  # litestream's local position after the sync
-    replicated_txid: int  # position confirmed in the replica (== txid after a waited sync)
-    status: str  # "synced" or "no_change"
-    at: float  # wall clock when the replica confirmed
-    duration: float  # seconds the HTTP call took
 
 
 # ---------------------------------------------------------------------- sidecar
@@ -265,50 +175,16 @@ class Sidecar:
 
     def config(self) -> dict[str, Any]:
         """Litestream 0.5.17 config (JSON is valid YAML, so no YAML library is needed)."""
-        return {
-            "socket": {"enabled": True, "path": self.socket_path, "permissions": 0o600},
-            "shutdown-sync-timeout": format_duration(self.shutdown_sync_timeout),
-            "dbs": [
-                {
-                    "path": str(self.db_path),
-                    "replica": self.target.litestream_replica_config(
-                        self.epoch, self.sync_interval
-                    ),
-                }
-            ],
-        }
+        return launch.config(
+            db_path=self.db_path, target=self.target, epoch=self.epoch,
+            sync_interval=self.sync_interval, shutdown_sync_timeout=self.shutdown_sync_timeout,
+            socket_path=self.socket_path,
+        )
 
     def _prepare(self) -> None:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        candidate = self.run_dir / "litestream.sock"
-        if len(os.fsencode(str(candidate))) <= _MAX_SOCKET_BYTES:
-            self.socket_path = str(candidate)
-        else:
-            self._socket_dir = Path(tempfile.mkdtemp(prefix="edge-ls-", dir="/tmp"))
-            self.socket_path = str(self._socket_dir / "ls.sock")
-        body = json.dumps(self.config(), indent=2).encode()
-        tmp = self.config_path.with_name(self.config_path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to an existing file
-            os.write(fd, body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.config_path)
-
-    def _argv(self, binary: str) -> tuple[list[str], Callable[[], None] | None]:
-        cmd = [binary, "replicate", "-config", str(self.config_path), "-no-expand-env"]
-        setpriv = shutil.which("setpriv")
-        if setpriv:
-            return [setpriv, "--pdeathsig", "KILL", "--", *cmd], None
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, never in the child
-
-        def pdeathsig() -> None:
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-        return cmd, pdeathsig
+        self.socket_path, self._socket_dir = launch.socket_path_in(self.run_dir)
+        launch.write_config(self.config_path, self.config())
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -326,7 +202,7 @@ class Sidecar:
             self._stopping = False
             self._fatal = None
             exits, spawn_errors = self._exits, self._spawn_errors
-            argv, preexec = self._argv(binary)
+            argv, preexec = launch.argv(binary, self.config_path)
             env = child_env(self.target, self._env_arg)
             self._thread = threading.Thread(
                 target=self._supervise,
@@ -597,40 +473,18 @@ class Sidecar:
 
     def _sync_once(self, timeout: float) -> SyncResult:
         self.sync_requests += 1
-        body = {"path": str(self.db_path), "wait": True, "timeout": max(1, math.ceil(timeout))}
-        t0 = self._monotonic()
-        data = ControlClient(self.socket_path).call("POST", "/sync", body, timeout=timeout)
-        try:
-            txid = int(data.get("txid", 0))
-            replicated = int(data.get("replicated_txid", 0))
-        except (TypeError, ValueError):
-            raise ReplicationError(
-                f"litestream returned a malformed sync reply: {data}",
-                "check the litestream version (0.5.17 is pinned)",
-            ) from None
-        status = str(data.get("status", ""))
-        if status not in ("synced", "no_change") or replicated < txid:
-            raise ReplicationError(
-                f"replica did not confirm the sync (status {status!r}, txid {txid}, "
-                f"replicated {replicated})",
-                "the replica may be unreachable; check the bucket",
-            )
-        return SyncResult(txid, replicated, status, self._wall(), self._monotonic() - t0)
+        return ControlClient(self.socket_path).sync(
+            str(self.db_path), timeout, monotonic=self._monotonic, wall=self._wall)
 
     def refresh(self, timeout: float = 2.0) -> float | None:
         """Read Litestream's own ``last_sync_at`` (``GET /list``); returns the newest known."""
-        listing = ControlClient(self.socket_path).call("GET", "/list", timeout=timeout)
-        for db in listing.get("databases") or []:
-            if db.get("path") == str(self.db_path) and isinstance(db.get("last_sync_at"), str):
-                at = parse_go_time(db["last_sync_at"])
-                with self._cond:
-                    if at is not None and (self._last_sync_at is None or at > self._last_sync_at):
-                        self._last_sync_at = at
+        times = ControlClient(self.socket_path).last_sync_times(str(self.db_path), timeout)
+        with self._cond:
+            for at in times:
+                if self._last_sync_at is None or at > self._last_sync_at:
+                    self._last_sync_at = at
         return self._last_sync_at
 
     def txid(self, timeout: float = 2.0) -> int:
         """Litestream's local position for the database (``GET /txid``)."""
-        from urllib.parse import quote
-
-        path = f"/txid?path={quote(str(self.db_path))}"
-        return int(ControlClient(self.socket_path).call("GET", path, timeout=timeout)["txid"])
+        return ControlClient(self.socket_path).txid(str(self.db_path), timeout)

@@ -24,7 +24,7 @@ Invariants:
   and the keys beside it too: adjacent wanted workflows are read by one walk, every
   row verified once, its keys rising strictly); a workflow with a damaged row is
   reported on its own and does not stop the others from loading;
-- ``release_many`` is ``Store.release`` per (id, token) in one transaction: the CAS
+- ``release_many`` is ``recovery.release`` per (id, token) in one transaction: the CAS
   on RUNNING under that token leaves a run cancelled or taken over meanwhile alone.
 """
 

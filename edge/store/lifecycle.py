@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from edge.errors import Conflict, NotFound, UsageError
 from edge.serialization import decode, encode
 from edge.store.rows import OpRow, WorkflowRow, damaged, published_digest
-from edge.store.sql import CANCELLED_ERROR, cancel_tree, copy_tags, one_workflow, upsert_op
-from edge.store.store import Store, ops_of
+from edge.store.sql import (
+    CANCELLED_ERROR,
+    cancel_tree,
+    copy_tags,
+    one_workflow,
+    ops_of,
+    upsert_op,
+)
+from edge.store.store import Store
 
 LIVE = ("PENDING", "RUNNING", "SLEEPING", "WAITING")
 

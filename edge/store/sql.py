@@ -9,7 +9,10 @@ Invariants (the reason for each CAS is written beside it):
   lost; the run ends CANCELLED instead of parking or starting a child
   (``CancelPending``);
 - ``cancel_tree`` ends a workflow and its non-final descendants in the caller's
-  transaction, waking a parent that waits on a cancelled child.
+  transaction, waking a parent that waits on a cancelled child;
+- ``ops_of`` returns a workflow's checkpoints only as a verified sequence (seqs
+  rising strictly, the keys just before and past the range checked too), else
+  damage (``ChecksumMismatch``), never a shortened list.
 """
 
 from __future__ import annotations
@@ -236,3 +239,38 @@ def tags_of(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, str
                     "(edge restore) or move it aside so the node restores at boot")
             out.setdefault(wid, {})[key] = value
     return out
+
+
+def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
+    """Workflow ``id``'s checkpoints, verified as a sequence: seqs rising strictly,
+    and the rows just before and just past them checked too: a damaged key beside the
+    range (ours, flipped) stops SQLite's range scan there, or sends its binary search
+    past the whole range, and would otherwise hide committed checkpoints."""
+    before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
+                          "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (id,)).fetchall()
+    for r in before:
+        if OpRow.from_db(r).workflow_id >= id:
+            # A sound b-tree never answers this: the seek landed inside (or past) our
+            # range, so the scan below would start after rows it should have seen.
+            raise damaged(f"the checkpoints of workflow {id!r} (their keys are out of order)")
+    cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
+                       "ORDER BY workflow_id, seq", (id,))
+    ops: list[OpRow] = []
+    try:
+        for r in cur:
+            op = OpRow.from_db(r)
+            if op.workflow_id != id:
+                break
+            # Seqs must rise strictly (a sound b-tree returns them in key order). A hole is
+            # legitimate: parallel steps (gather, edge.parallel) checkpoint in completion
+            # order, so a crash can leave a later seq committed before an earlier one.
+            prev = ops[-1].seq if ops else 0
+            if op.seq <= prev:
+                raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} after "
+                              f"{prev}: keys out of order)")
+            ops.append(op)
+    finally:
+        # A statement left open pins its connection (pooled) to an old snapshot: every
+        # later read on it would be stale. The error's traceback would keep it alive.
+        cur.close()
+    return ops

@@ -35,7 +35,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,7 +50,6 @@ from edge.store.connection import connect, connect_readonly, private_copy
 from edge.store.faults import classify
 from edge.store.rows import (
     DAMAGED_HINT,
-    OP_COLUMNS,
     WORKFLOW_COLUMNS,
     OpRow,
     WorkflowRow,
@@ -63,6 +61,7 @@ from edge.store.sql import (
     StaleRun,
     insert_workflow,
     one_workflow,
+    ops_of,
     park,
     upsert_op,
     wake_parent,
@@ -74,15 +73,6 @@ T = TypeVar("T")
 # ``finish``'s arguments, one finish of a ``write_batch``: (run, token, status, output,
 # error, now).
 Finish = tuple[WorkflowRow, str, str, str | None, str | None, float]
-
-
-@dataclass(frozen=True)
-class Recovery:
-    pending: list[str]
-    timers: list[tuple[float, str]]
-    reset_running: int
-    deadlines: list[tuple[float, str]] = field(default_factory=list)
-    queues: list[str] = field(default_factory=list)  # queues with workflows waiting for a slot
 
 
 class Store:
@@ -472,65 +462,6 @@ class Store:
 
         self.write(fn)
 
-    def release(self, id: str, token: str, now: float) -> bool:
-        """RUNNING -> PENDING: a draining node gives the workflow back for the next boot."""
-
-        def fn(conn: sqlite3.Connection) -> bool:
-            # CAS on our run: if it was cancelled meanwhile, leave that outcome alone.
-            cur = conn.execute(
-                "UPDATE workflows SET status = 'PENDING', run_token = NULL, updated_at = ? "
-                "WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
-                (now, id, token),
-            )
-            return cur.rowcount == 1
-
-        return self.write(fn)
-
-    def wake(self, id: str, now: float) -> bool:
-        """SLEEPING/WAITING -> PENDING once its wake-up time has passed."""
-
-        def fn(conn: sqlite3.Connection) -> bool:
-            # CAS on the parked state and the time: a timer never fires early, and a
-            # workflow already woken by an event is not woken twice.
-            cur = conn.execute(
-                "UPDATE workflows SET status = 'PENDING', updated_at = ? "
-                "WHERE id = ? AND status IN ('SLEEPING', 'WAITING') AND wake_at <= ?",
-                (now, id, now),
-            )
-            return cur.rowcount == 1
-
-        return self.write(fn)
-
-    def recover(self, now: float) -> Recovery:
-        """At boot (we hold the single-writer lock): every non-final workflow is resumable."""
-
-        def fn(conn: sqlite3.Connection) -> Recovery:
-            # Safe without a token check: the flock guarantees no other process runs them.
-            cur = conn.execute(
-                "UPDATE workflows SET status = 'PENDING', run_token = NULL, updated_at = ? "
-                "WHERE status = 'RUNNING'",
-                (now,),
-            )
-            pending = [r[0] for r in conn.execute(
-                "SELECT id FROM workflows WHERE status = 'PENDING' "
-                "AND (queue IS NULL OR admitted_at IS NOT NULL) ORDER BY created_at, id"
-            )]
-            timers = [(float(r[0]), str(r[1])) for r in conn.execute(
-                "SELECT wake_at, id FROM workflows WHERE status IN ('SLEEPING', 'WAITING') "
-                "AND wake_at IS NOT NULL"
-            )]
-            deadlines = [(float(r[0]), str(r[1])) for r in conn.execute(
-                "SELECT deadline, id FROM workflows WHERE deadline IS NOT NULL "
-                "AND status IN ('PENDING', 'RUNNING', 'SLEEPING', 'WAITING')"
-            )]
-            queues = [str(r[0]) for r in conn.execute(
-                "SELECT DISTINCT queue FROM workflows WHERE queue IS NOT NULL "
-                "AND admitted_at IS NULL AND status = 'PENDING'"
-            )]
-            return Recovery(pending, timers, cur.rowcount, deadlines, queues)
-
-        return self.write(fn)
-
     # ---- reads -----------------------------------------------------------
 
     def get_workflow(self, id: str) -> WorkflowRow | None:
@@ -555,37 +486,3 @@ class Store:
         with self._read() as conn:
             return integrity.problems(conn) or "ok"
 
-
-def ops_of(conn: sqlite3.Connection, id: str) -> list[OpRow]:
-    """Workflow ``id``'s checkpoints, verified as a sequence: seqs rising strictly,
-    and the rows just before and just past them checked too: a damaged key beside the
-    range (ours, flipped) stops SQLite's range scan there, or sends its binary search
-    past the whole range, and would otherwise hide committed checkpoints."""
-    before = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id < ? "
-                          "ORDER BY workflow_id DESC, seq DESC LIMIT 1", (id,)).fetchall()
-    for r in before:
-        if OpRow.from_db(r).workflow_id >= id:
-            # A sound b-tree never answers this: the seek landed inside (or past) our
-            # range, so the scan below would start after rows it should have seen.
-            raise damaged(f"the checkpoints of workflow {id!r} (their keys are out of order)")
-    cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id >= ? "
-                       "ORDER BY workflow_id, seq", (id,))
-    ops: list[OpRow] = []
-    try:
-        for r in cur:
-            op = OpRow.from_db(r)
-            if op.workflow_id != id:
-                break
-            # Seqs must rise strictly (a sound b-tree returns them in key order). A hole is
-            # legitimate: parallel steps (gather, edge.parallel) checkpoint in completion
-            # order, so a crash can leave a later seq committed before an earlier one.
-            prev = ops[-1].seq if ops else 0
-            if op.seq <= prev:
-                raise damaged(f"the checkpoints of workflow {id!r} (seq {op.seq} after "
-                              f"{prev}: keys out of order)")
-            ops.append(op)
-    finally:
-        # A statement left open pins its connection (pooled) to an old snapshot: every
-        # later read on it would be stale. The error's traceback would keep it alive.
-        cur.close()
-    return ops

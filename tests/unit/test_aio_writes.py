@@ -19,7 +19,7 @@ from typing import Any
 import edge
 from edge.aio_writes import CheckpointWrites
 from edge.errors import Conflict, WriteFailed
-from edge.store import OpRow, StaleRun, Store, WorkflowRow
+from edge.store import OpRow, StaleRun, Store, WorkflowRow, recovery
 from edge.testing import TestNode
 from tests.conftest import wait_until
 
@@ -59,7 +59,7 @@ def test_record_ops_isolates_each_items_error_in_one_transaction(tmp_path: Path)
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "stale", "done", "b")
     s.record_op(_op("done", 1), "tok-done", 1.0)
-    assert s.release("stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
+    assert recovery.release(s, "stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
     before = s.commit_stats
     errors = s.record_ops([(_op("a", 1), "tok-a"), (_op("stale", 1), "tok-stale"),
                            (_op("done", 1, '{"n":2}'), "tok-done"), (_op("b", 1), "tok-b")])
@@ -98,7 +98,7 @@ def test_write_batch_finishes_runs_beside_checkpoints_each_on_its_own_token(
         tmp_path: Path) -> None:
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "b", "stale", "c")
-    assert s.release("stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
+    assert recovery.release(s, "stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
     rows = {w: _row(s, w) for w in ("a", "b", "stale")}
     before = s.commit_stats
     errors, finished = s.write_batch(
@@ -125,7 +125,7 @@ def test_checkpoints_issued_in_one_tick_share_one_batch_and_failures_stay_their_
         tmp_path: Path) -> None:
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "b", "c", "d")
-    assert s.release("b", "tok-b", 1.0) and s.claim("b", "newer", 1.0)
+    assert recovery.release(s, "b", "tok-b", 1.0) and s.claim("b", "newer", 1.0)
     pool = ThreadPoolExecutor(2)
 
     async def main() -> tuple[list[Any], list[Any], int, int]:

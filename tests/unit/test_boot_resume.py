@@ -18,7 +18,7 @@ import pytest
 import edge
 from edge.errors import WriteFailed
 from edge.serialization import encode
-from edge.store import OpRow, Store, bulk, lifecycle, listing
+from edge.store import OpRow, Store, bulk, lifecycle, listing, recovery
 from tests.conftest import wait_until
 
 N_SYNC, N_ASYNC = 160, 80
@@ -181,7 +181,7 @@ def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
     kinds = build(d / "edge.db")
     registered = [w for w, k in kinds.items() if k in ("sync", "async")]
     spy = ClaimSpy(monkeypatch)
-    real_recover = Store.recover
+    real_recover = recovery.recover
 
     def recover_then_fill(store: Store, now: float) -> Any:
         rec = real_recover(store, now)
@@ -194,7 +194,7 @@ def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
         store.write(cap)
         return rec
 
-    monkeypatch.setattr(Store, "recover", recover_then_fill)
+    monkeypatch.setattr(recovery, "recover", recover_then_fill)
     app, ran = make_app()
     node = edge.Node(app, data_dir=d, workers=4).start()
     try:

@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any
 
 import edge
+from edge.store import recovery
 from edge.testing import TestNode
 from tests.conftest import wait_until
 
@@ -197,7 +198,7 @@ def test_a_failed_claim_and_a_failed_wake_are_retried(monkeypatch: Any) -> None:
         t.advance(1)
         assert t.status(h.id) == "SLEEPING"
 
-        wakes = failing_then_ok(monkeypatch, t.node.store, "wake", 1)
+        wakes = failing_then_ok(monkeypatch, recovery, "wake", 1)
         t.advance(10)
         assert wakes[0] >= 1
         t.advance(1)

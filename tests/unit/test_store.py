@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ChecksumMismatch, Conflict, DataError
-from edge.store import LATEST, OpRow, StaleRun, Store, listing, migrations, verify
+from edge.store import LATEST, OpRow, StaleRun, Store, listing, migrations, recovery, verify
 
 
 def sha(p: Path) -> str:
@@ -117,7 +117,7 @@ def test_stale_run_token_cannot_write(tmp_path):
     s.insert_workflow("w", "wf", "{}", 1.0)
     assert s.claim("w", "first", 1.0)
     assert not s.claim("w", "second", 1.0)  # CAS: claimed once
-    assert s.release("w", "first", 2.0)
+    assert recovery.release(s, "w", "first", 2.0)
     assert s.claim("w", "second", 2.0)
     with pytest.raises(StaleRun):
         s.record_op(_op("w", 1), "first", 3.0)
@@ -132,11 +132,11 @@ def test_recovery_requeues_running_and_lists_timers(tmp_path):
     s.claim("w0", "t", 1.0)
     s.claim("w1", "t1", 1.0)
     s.suspend("w1", "t1", "SLEEPING", 1.0, wake_at=50.0, waiting_for=None, op=None)
-    rec = s.recover(2.0)
+    rec = recovery.recover(s, 2.0)
     assert rec.pending == ["w0", "w2"] and rec.timers == [(50.0, "w1")]
     assert rec.reset_running == 1
-    assert not s.wake("w1", 49.9)  # never early
-    assert s.wake("w1", 50.0)
+    assert not recovery.wake(s, "w1", 49.9)  # never early
+    assert recovery.wake(s, "w1", 50.0)
     s.close()
 
 

@@ -33,33 +33,24 @@ class Recovery:
 
 def release(store: Store, id: str, token: str, now: float) -> bool:
     """RUNNING -> PENDING: a draining node gives the workflow back for the next boot."""
-
-    def fn(conn: sqlite3.Connection) -> bool:
-        # CAS on our run: if it was cancelled meanwhile, leave that outcome alone.
-        cur = conn.execute(
-            "UPDATE workflows SET status = 'PENDING', run_token = NULL, updated_at = ? "
-            "WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
-            (now, id, token),
-        )
-        return cur.rowcount == 1
-
-    return store.write(fn)
+    # CAS on our run: if it was cancelled meanwhile, leave that outcome alone.
+    return _matched(store, "UPDATE workflows SET status = 'PENDING', run_token = NULL, "
+                    "updated_at = ? WHERE id = ? AND status = 'RUNNING' AND run_token = ?",
+                    (now, id, token))
 
 
 def wake(store: Store, id: str, now: float) -> bool:
     """SLEEPING/WAITING -> PENDING once its wake-up time has passed."""
+    # CAS on the parked state and the time: a timer never fires early, and a workflow
+    # already woken by an event is not woken twice.
+    return _matched(store, "UPDATE workflows SET status = 'PENDING', updated_at = ? "
+                    "WHERE id = ? AND status IN ('SLEEPING', 'WAITING') AND wake_at <= ?",
+                    (now, id, now))
 
-    def fn(conn: sqlite3.Connection) -> bool:
-        # CAS on the parked state and the time: a timer never fires early, and a
-        # workflow already woken by an event is not woken twice.
-        cur = conn.execute(
-            "UPDATE workflows SET status = 'PENDING', updated_at = ? "
-            "WHERE id = ? AND status IN ('SLEEPING', 'WAITING') AND wake_at <= ?",
-            (now, id, now),
-        )
-        return cur.rowcount == 1
 
-    return store.write(fn)
+def _matched(store: Store, sql: str, params: tuple[object, ...]) -> bool:
+    """One compare-and-set UPDATE in its own transaction: whether it matched its row."""
+    return store.write(lambda conn: conn.execute(sql, params).rowcount == 1)
 
 
 def recover(store: Store, now: float) -> Recovery:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,24 +17,12 @@ from edge.aio_client import AsyncClient
 from edge.client import Client
 from edge.errors import Conflict, NotFound, UsageError
 from edge.starting import MAX_BATCH
-from tests.integration.apps.basic_app import app as basic_app
+from tests.integration import test_http_api
 
-
-@pytest.fixture(autouse=True)
-def no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    yield
-    bad = [r.getMessage() for r in caplog.records
-           if r.name == "edge.http" and r.levelno >= logging.ERROR]
-    assert not bad, bad
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    data = tmp_path_factory.mktemp("batch") / "data"
-    n = edge.Node(basic_app, data_dir=data, listen="127.0.0.1:0", workers=4)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
+# The HTTP API tests' node (the basic app, 4 workers, one per module) and their guard
+# that no request reaches the server's 500 path, as this module's fixtures.
+node = test_http_api.node
+no_internal_errors = test_http_api.no_internal_errors
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,9 @@ re-exported here for compatibility.
 
 Invariants:
 
-* A ``ReplicaTarget`` is immutable and fully validated: anything that reaches the
-  lease, the sidecar or a restore has a known scheme, an absolute file path or a
-  bucket, an ``http(s)`` endpoint if any, and a region (Litestream needs one):
-  the URL's ``region=``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION`` (the
-  environment passed in, the process's by default), else us-east-1. It is fixed
-  at parse time and travels in every URL and config edge hands Litestream, so
-  the node's boto3 client and the sidecar always agree.
-* Every epoch replicates to its own sub-path ``<prefix>/e<epoch>``; the lease
-  object lives beside the epochs at ``<prefix>/lease.json`` (DESIGN.md section 8).
+* What a ``ReplicaTarget`` guarantees (validated at parse time, a fixed region,
+  one sub-path per epoch beside the lease object) is stated once, in
+  edge/replica_url.py's docstring.
 * The URL parser and ``ReplicaTarget`` live in the base layer (edge/replica_url.py,
   re-exported here); how Litestream is run for a target (its binary, its child
   environment) lives here, so the sidecar and restores agree on it.

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import ssl
-import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,13 +36,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from edge.auth import is_loopback as _is_loopback
-from edge.auth import read_token_file
 from edge.client import (
     _UNREACHABLE_HINT,
-    DEFAULT_URL,
     ResultPoll,
+    ValueWait,
     decode_reply,
     encode_request,
+)
+from edge.client_args import (
+    DEFAULT_URL,
+    api_token,
+    enqueue_body,
+    node_url,
+    send_body,
     start_body,
     start_many_body,
 )
@@ -158,28 +163,11 @@ class AsyncClient:
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
                  timeout: float = 10.0, *, token_file: str | Path | None = None) -> None:
-        url = (url or DEFAULT_URL).strip().rstrip("/")
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-            port_ok = port is None or port > 0
-        except ValueError:  # "http://[::1": an unclosed IPv6 literal, a bad port
-            parts, port, port_ok = urlsplit("http://invalid"), None, False
-        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-            raise UsageError(f"--url {url[:200]!r} is not an http(s)://HOST:PORT address",
-                             f"e.g. {DEFAULT_URL}")
-        from edge.config import check_host
-
-        check_host(parts.hostname, "--url")
-        self.url = url
-        if token and token_file:
-            raise UsageError("both --api-token and --api-token-file are given", "give one")
-        self.token = read_token_file(token_file, "--api-token-file") if token_file else (
-            token or None)
+        self.url, parts, self._host = node_url(url)
+        self.token = api_token(token, token_file)
         self.timeout = timeout
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = port or (443 if self._https else 80)
+        self._port = parts.port or (443 if self._https else 80)
         self._base = parts.path  # a node behind a path prefix keeps it
         self._host_header = parts.netloc.rpartition("@")[2]
         self._proxy = self._find_proxy(parts.scheme, self._host)
@@ -328,13 +316,7 @@ class AsyncClient:
     async def send(self, id: str, event: str, value: Any = None,
                    dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         """Send event ``event`` with ``value`` to workflow ``id`` (as ``edge.Client.send``)."""
-        if not isinstance(event, str) or not event:
-            raise UsageError(f"invalid event name {event!r}", "1..200 characters")
-        body: dict[str, Any] = {"value": value}
-        if dedup is not None:
-            body["dedup"] = dedup
-        if ack is not None:
-            body["ack"] = ack
+        body = send_body(event, value, dedup, ack)
         out: dict[str, Any] = await self._call(
             "POST", f"/v1/workflows/{self._id(id)}/events/{quote(event, safe='')}", body)
         return out
@@ -352,19 +334,14 @@ class AsyncClient:
         """The latest value workflow ``id`` published under ``key`` (``edge.set_event``),
         waiting up to ``timeout`` s for a first one; ``default`` if none by then. Waits
         longer than the server's 30 s long-poll limit are polled in rounds."""
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"invalid key {key!r}", "the key passed to edge.set_event")
-        deadline = time.monotonic() + max(0.0, timeout)
+        poll = ValueWait(key, timeout)
         path = f"/v1/workflows/{self._id(id)}/values/{quote(key, safe='')}"
         while True:
-            wait = max(0.0, min(30.0, deadline - time.monotonic()))
-            out = await self._call("GET", path, query={"timeout": f"{wait:.3f}"},
-                                   timeout=max(self.timeout, wait + 10.0))
+            query, http_timeout = poll.round(self.timeout)
+            out = await self._call("GET", path, query=query, timeout=http_timeout)
             if out.get("published"):
                 return out.get("value")
-            view = await self.get(id)
-            if time.monotonic() >= deadline or view.get("status") in (
-                    "SUCCEEDED", "FAILED", "CANCELLED"):
+            if poll.over(await self.get(id)):
                 return default
 
     async def fork(self, id: str, from_step: int, new_id: str | None = None) -> AsyncRemoteHandle:
@@ -382,15 +359,7 @@ class AsyncClient:
                       tags: dict[str, str] | None = None) -> AsyncRemoteHandle:
         """Start ``workflow`` on ``queue`` (higher ``priority`` first; a live workflow of the
         queue with the same ``dedup`` key is returned instead of a new one)."""
-        body: dict[str, Any] = {"workflow": workflow, "priority": priority}
-        if input is not None:
-            body["input"] = list(input) if isinstance(input, tuple) else input
-        if id is not None:
-            body["id"] = id
-        if dedup is not None:
-            body["dedup"] = dedup
-        if tags:
-            body["tags"] = tags
+        body = enqueue_body(workflow, input, id, priority, dedup, tags)
         status, out = await self.request(
             "POST", f"/v1/queues/{quote(queue, safe='')}/workflows", body)
         return AsyncRemoteHandle(self, str(out["id"]), created=status == 201)

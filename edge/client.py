@@ -29,10 +29,18 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from edge.auth import is_loopback as _is_loopback
-from edge.auth import read_token_file
+from edge.client_args import (
+    DEFAULT_URL,
+    api_token,
+    enqueue_body,
+    node_url,
+    send_body,
+    start_body,
+    start_many_body,
+)
 from edge.errors import (
     Conflict,
     DataError,
@@ -46,7 +54,6 @@ from edge.errors import (
     WorkflowFailed,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 _DATA_CODES = {"data_error", "checksum_mismatch", "corrupt_database", "foreign_database",
                "newer_schema", "no_database", "corrupt"}
 _UNREACHABLE_HINT = "start it with `edge run --app MODULE:ATTR` or set --url / EDGE_URL"
@@ -156,48 +163,24 @@ class ResultPoll:
         return wait
 
 
-def start_body(workflow: str, input: Any, id: str | None, tags: dict[str, str] | None,
-               ack: str | None) -> dict[str, Any]:
-    """The ``POST /v1/workflows`` body (both clients): refuses an input that is neither
-    keyword arguments (a dict) nor positional ones (a list or tuple) before any request."""
-    body: dict[str, Any] = {"workflow": workflow}
-    body.update(_start_item(input, id))
-    if tags:
-        body["tags"] = tags
-    if ack is not None:
-        body["ack"] = ack
-    return body
+class ValueWait:
+    """One ``get_event`` wait, shared by RemoteHandle's client and its asyncio twin: the
+    key checked before any request, each long-poll round (at most the server's 30 s) and
+    when to stop (the deadline passed, or the workflow is final and will publish no more)."""
 
+    def __init__(self, key: Any, timeout: float) -> None:
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"invalid key {key!r}", "the key passed to edge.set_event")
+        self.deadline = time.monotonic() + max(0.0, timeout)
 
-def start_many_body(workflow: str, inputs: Sequence[Any], ids: Sequence[str] | None,
-                    tags: dict[str, str] | None, ack: str | None) -> dict[str, Any]:
-    """The ``POST /v1/batches`` body (both clients)."""
-    if isinstance(inputs, (str, bytes, dict)):
-        raise UsageError("inputs must be a list with one input per workflow",
-                         "start_many(wf, [[1], [2]]) starts two")
-    if ids is not None and len(ids) != len(inputs):
-        raise UsageError(f"start_many got {len(inputs)} inputs but {len(ids)} ids",
-                         "give one id per input, or no ids")
-    body: dict[str, Any] = {"workflow": workflow, "starts": [
-        _start_item(inp, None if ids is None else ids[i]) for i, inp in enumerate(inputs)]}
-    if tags:
-        body["tags"] = tags
-    if ack is not None:
-        body["ack"] = ack
-    return body
+    def round(self, http_timeout: float) -> tuple[dict[str, Any], float]:
+        """(the query of the next long poll, the HTTP timeout it needs)."""
+        wait = max(0.0, min(30.0, self.deadline - time.monotonic()))
+        return {"timeout": f"{wait:.3f}"}, max(http_timeout, wait + 10.0)
 
-
-def _start_item(input: Any, id: str | None) -> dict[str, Any]:
-    if input is not None and not isinstance(input, (dict, list, tuple)):
-        raise UsageError(
-            f"input must be a dict (keyword arguments) or a list (positional arguments), "
-            f"not {type(input).__name__}", "a single dict argument is [{...}]")
-    item: dict[str, Any] = {}
-    if input is not None:
-        item["input"] = list(input) if isinstance(input, tuple) else input
-    if id is not None:
-        item["id"] = id
-    return item
+    def over(self, view: dict[str, Any]) -> bool:
+        return time.monotonic() >= self.deadline or view.get("status") in (
+            "SUCCEEDED", "FAILED", "CANCELLED")
 
 
 class RemoteHandle:
@@ -247,24 +230,8 @@ class Client:
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
                  timeout: float = 10.0, *, token_file: str | Path | None = None) -> None:
-        url = (url or DEFAULT_URL).strip().rstrip("/")
-        try:
-            parts = urlsplit(url)
-            port_ok = parts.port is None or parts.port > 0
-            host = parts.hostname
-        except ValueError:  # "http://[::1": an unclosed IPv6 literal, a bad port
-            port_ok, host = False, None
-        if not port_ok or not host or parts.scheme not in ("http", "https"):
-            raise UsageError(f"--url {url[:200]!r} is not an http(s)://HOST:PORT address",
-                             f"e.g. {DEFAULT_URL}")
-        from edge.config import check_host
-
-        check_host(host, "--url")
-        self.url = url
-        if token and token_file:
-            raise UsageError("both --api-token and --api-token-file are given", "give one")
-        self.token = read_token_file(token_file, "--api-token-file") if token_file else (
-            token or None)
+        self.url, _, host = node_url(url)
+        self.token = api_token(token, token_file)
         self.timeout = timeout
         handlers: list[urllib.request.BaseHandler] = []
         if _is_loopback(host):
@@ -368,13 +335,7 @@ class Client:
              dedup: str | None = None, ack: str | None = None) -> dict[str, Any]:
         """Send event ``event`` with ``value`` (JSON) to workflow ``id``; a retried send
         with the same ``dedup`` key is delivered once: ``{"delivered", "duplicate"}``."""
-        if not isinstance(event, str) or not event:
-            raise UsageError(f"invalid event name {event!r}", "1..200 characters")
-        body: dict[str, Any] = {"value": value}
-        if dedup is not None:
-            body["dedup"] = dedup
-        if ack is not None:
-            body["ack"] = ack
+        body = send_body(event, value, dedup, ack)
         out: dict[str, Any] = self._call(
             "POST", f"/v1/workflows/{self._id(id)}/events/{_quote(event, 'event name')}", body)
         return out
@@ -395,19 +356,14 @@ class Client:
         """The latest value workflow ``id`` published under ``key`` (``edge.set_event``),
         waiting up to ``timeout`` s for a first one; ``default`` if none by then. Waits
         longer than the server's 30 s long-poll limit are polled in rounds."""
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"invalid key {key!r}", "the key passed to edge.set_event")
-        deadline = time.monotonic() + max(0.0, timeout)
+        poll = ValueWait(key, timeout)
         path = f"/v1/workflows/{self._id(id)}/values/{_quote(key, 'key')}"
         while True:
-            wait = max(0.0, min(30.0, deadline - time.monotonic()))
-            out = self._call("GET", path, query={"timeout": f"{wait:.3f}"},
-                             timeout=max(self.timeout, wait + 10.0))
+            query, http_timeout = poll.round(self.timeout)
+            out = self._call("GET", path, query=query, timeout=http_timeout)
             if out.get("published"):
                 return out.get("value")
-            view = self.get(id)
-            if time.monotonic() >= deadline or view.get("status") in (
-                    "SUCCEEDED", "FAILED", "CANCELLED"):
+            if poll.over(self.get(id)):
                 return default
 
     def fork(self, id: str, from_step: int, new_id: str | None = None) -> RemoteHandle:
@@ -424,15 +380,7 @@ class Client:
                 tags: dict[str, str] | None = None) -> RemoteHandle:
         """Start ``workflow`` on ``queue`` (higher ``priority`` first; a live workflow of the
         queue with the same ``dedup`` key is returned instead of a new one)."""
-        body: dict[str, Any] = {"workflow": workflow, "priority": priority}
-        if input is not None:
-            body["input"] = list(input) if isinstance(input, tuple) else input
-        if id is not None:
-            body["id"] = id
-        if dedup is not None:
-            body["dedup"] = dedup
-        if tags:
-            body["tags"] = tags
+        body = enqueue_body(workflow, input, id, priority, dedup, tags)
         path = f"/v1/queues/{_quote(queue, 'queue name')}/workflows"
         status, out = self.request("POST", path, body)
         return RemoteHandle(self, str(out["id"]), created=status == 201)

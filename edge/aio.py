@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from edge.aio_ops import Ops
 from edge.aio_run import AsyncRun
 from edge.aio_writes import CheckpointWrites
-from edge.children import final_output
+from edge.children import result_round
 from edge.engine import (
     DeadlineExceeded,
     Drain,
@@ -55,8 +55,6 @@ from edge.engine import (
 from edge.errors import (
     Cancelled,
     EdgeError,
-    NotFound,
-    NotReady,
     WriteFailed,
 )
 from edge.run_context import _error_dict
@@ -417,22 +415,11 @@ class AsyncExecutor:
             with self._lock:
                 self._result_waiters.setdefault(wid, []).append((loop, fut))
             try:
-                row = rt.store.get_workflow(wid)
-                if row is None:
-                    raise NotFound(f"no workflow with id {wid!r}",
-                                   "list workflows with: edge list")
-                done, output = final_output(row)
+                done, output, wait = result_round(
+                    wid, rt.store.get_workflow(wid), lambda: rt.state in ("stopped", "failed"),
+                    deadline, loop.time)
                 if done:
                     return output
-                if rt.state in ("stopped", "failed"):
-                    raise NotReady(f"the node stopped before workflow {wid} finished",
-                                   "it resumes when the node starts again")
-                wait = 0.5
-                if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        raise TimeoutError(f"workflow {wid} is still {row.status}")
-                    wait = min(wait, left)
                 try:
                     await asyncio.wait_for(fut, wait)
                 except TimeoutError:

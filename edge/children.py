@@ -15,11 +15,11 @@ the durable child wait below; outside one it asks the runtime.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge.defs import WorkflowDef
-from edge.errors import WorkflowCancelled, WorkflowFailed
+from edge.errors import NotFound, NotReady, WorkflowCancelled, WorkflowFailed
 from edge.limits import check_duration, check_name, check_time
 from edge.run_context import (
     RunContext,
@@ -142,3 +142,27 @@ def final_output(row: WorkflowRow) -> tuple[bool, Any]:
     if row.status == "CANCELLED":
         raise WorkflowCancelled(row.id, decode(row.error) if row.error else None)
     return False, None
+
+
+def result_round(wid: str, row: WorkflowRow | None, stopped: Callable[[], bool],
+                 deadline: float | None, now: Callable[[], float]) -> tuple[bool, Any, float]:
+    """One look at workflow ``wid``'s row (``row``) for a waiter outside it, shared by the
+    sync and async waits: (True, output, 0.0) once final, else (False, None, how long to
+    wait before the next look: 0.5 s at most, up to ``deadline`` on ``now``'s clock).
+    Raises NotFound without a row, as ``final_output`` for a failed or cancelled one,
+    NotReady once ``stopped()`` and TimeoutError past the deadline."""
+    if row is None:
+        raise NotFound(f"no workflow with id {wid!r}", "list workflows with: edge list")
+    done, output = final_output(row)
+    if done:
+        return True, output, 0.0
+    if stopped():
+        raise NotReady(f"the node stopped before workflow {wid} finished",
+                       "it resumes when the node starts again")
+    wait = 0.5
+    if deadline is not None:
+        left = deadline - now()
+        if left <= 0:
+            raise TimeoutError(f"workflow {wid} is still {row.status}")
+        wait = min(wait, left)
+    return False, None, wait

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge import queues, starting
-from edge.children import final_output
+from edge.children import result_round
 from edge.engine import App, Handle
 from edge.errors import (
     Conflict,
@@ -198,21 +198,11 @@ class Verbs:
         clock = self.rt.clock
         deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
-            row = self._store.get_workflow(wid)
-            if row is None:
-                raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
-            done, output = final_output(row)
+            done, output, wait = result_round(wid, self._store.get_workflow(wid),
+                                              lambda: self.health.wait_stopped(0),
+                                              deadline, clock.monotonic)
             if done:
                 return output
-            if self.health.wait_stopped(0):
-                raise NotReady(f"the node stopped before workflow {wid} finished",
-                               "it resumes when the node starts again")
-            wait = 0.5
-            if deadline is not None:
-                left = deadline - clock.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"workflow {wid} is still {row.status}")
-                wait = min(wait, left)
             with self.rt.finished:
                 self.rt.finished.wait(wait)
 

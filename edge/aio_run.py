@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from edge.aio_writes import CheckpointWrites
 from edge.clock import SystemClock
 from edge.engine import (
+    REPLAYED,
     AsyncFrame,
     AsyncOps,
     Drain,
@@ -52,6 +53,7 @@ from edge.engine import (
     StepDef,
     Suspend,
     WriteStalled,
+    replay_step,
     set_async_frame,
     set_current_run,
 )
@@ -267,16 +269,9 @@ class AsyncRun(RunContext):
     async def _step(self, sd: StepDef, seq: int, rec: OpRow | None, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         rt = self.rt
-        attempt = 1
-        if rec is not None:
-            if rec.status == "SUCCEEDED":
-                rt.metrics.step_outcome(sd.name, "replayed")
-                return decode(rec.output) if rec.output is not None else None
-            if rec.status == "FAILED":
-                rt.metrics.step_outcome(sd.name, "replayed")
-                err = decode(rec.error or "{}")
-                raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
-            attempt = rec.attempts + 1
+        if rec is not None and rec.status in REPLAYED:
+            return replay_step(rt, sd.name, seq, rec)
+        attempt = 1 if rec is None else rec.attempts + 1
         await self._enter_step()
         task = asyncio.current_task(self.loop)
         if task is not None:

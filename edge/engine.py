@@ -56,6 +56,7 @@ from edge.run_context import (
 )
 from edge.runtime import Runtime
 from edge.serialization import decode, encode
+from edge.store import OpRow
 
 if TYPE_CHECKING:
     from edge.queues import Queued, QueueDef
@@ -75,6 +76,19 @@ RESERVED_PARAMS = ("id", "queue", "timeout", "tags")
 
 # ---- steps -------------------------------------------------------------------
 
+REPLAYED = ("SUCCEEDED", "FAILED")  # a step record in these states is replayed, not run
+
+
+def replay_step(rt: Runtime, name: str, seq: int, rec: OpRow) -> Any:
+    """Replay step ``name``'s recorded outcome (``rec.status`` in ``REPLAYED``), for
+    sync and async workflows alike: SUCCEEDED -> its decoded output, FAILED -> the
+    StepFailed it raised; either counts as a replayed step outcome."""
+    rt.metrics.step_outcome(name, "replayed")
+    if rec.status == "SUCCEEDED":
+        return decode(rec.output) if rec.output is not None else None
+    err = decode(rec.error or "{}")
+    raise StepFailed(err.get("type", "Error"), err.get("message", ""), name, seq)
+
 
 def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     run = current_run()
@@ -90,16 +104,10 @@ def run_step(sd: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                          "make the workflow `async def` and await the step")
     rt = run.rt
     seq, rec = run.next_op("step", sd.name)
-    attempt = 1
-    if rec is not None:
-        if rec.status == "SUCCEEDED":
-            rt.metrics.step_outcome(sd.name, "replayed")
-            return decode(rec.output) if rec.output is not None else None
-        if rec.status == "FAILED":
-            rt.metrics.step_outcome(sd.name, "replayed")
-            err = decode(rec.error or "{}")
-            raise StepFailed(err.get("type", "Error"), err.get("message", ""), sd.name, seq)
-        attempt = rec.attempts + 1  # earlier attempts failed and were recorded
+    if rec is not None and rec.status in REPLAYED:
+        return replay_step(rt, sd.name, seq, rec)
+    # Otherwise earlier attempts (if any) failed and were recorded.
+    attempt = 1 if rec is None else rec.attempts + 1
     started = rt.clock.time()
     while True:
         run.in_step, run.step_seq, run.attempt = True, seq, attempt

@@ -53,40 +53,33 @@ def _list_sql(status: str | None = None, workflow: str | None = None,
               id_prefix: str | None = None) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
+
+    def where(clause: str, *values: object) -> None:
+        clauses.append(clause)
+        params.extend(values)
+
     for key, value in (tags or {}).items():
-        clauses.append("id IN (SELECT workflow_id FROM workflow_tags WHERE key = ? "
-                       "AND value = ?)")
-        params.extend([key, value])
+        where("id IN (SELECT workflow_id FROM workflow_tags WHERE key = ? AND value = ?)",
+              key, value)
     if since is not None:
-        clauses.append("created_at >= ?")
-        params.append(since)
+        where("created_at >= ?", since)
     if until is not None:
-        clauses.append("created_at < ?")
-        params.append(until)
+        where("created_at < ?", until)
     if id_prefix:
         # A range on the primary key (GLOB would treat * ? [ in ids as patterns).
-        clauses.append("id >= ? AND id < ?")
-        params.extend([id_prefix, id_prefix + "\U0010ffff"])
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if workflow:
-        clauses.append("workflow = ?")
-        params.append(workflow)
-    if parent_id:
-        clauses.append("parent_id = ?")
-        params.append(parent_id)
-    if queue:
-        clauses.append("queue = ?")
-        params.append(queue)
+        where("id >= ? AND id < ?", id_prefix, id_prefix + "\U0010ffff")
+    for column, equal in (("status", status), ("workflow", workflow),
+                          ("parent_id", parent_id), ("queue", queue)):
+        if equal:  # the column names are this fixed list, never input
+            where(f"{column} = ?", equal)
     if cursor:
         created, after_id = decode_cursor(cursor)
         # The leading "created_at <= ?" is a range the created_at indexes can seek to;
         # the OR alone is not, and a deep page would walk every newer row first.
-        clauses.append("created_at <= ? AND (created_at < ? OR (created_at = ? AND id < ?))")
-        params.extend([created, created, created, after_id])
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {where} "
+        where("created_at <= ? AND (created_at < ? OR (created_at = ? AND id < ?))",
+              created, created, created, after_id)
+    sql_where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return (f"SELECT {WORKFLOW_COLUMNS} FROM workflows {sql_where} "
             "ORDER BY created_at DESC, id DESC LIMIT ?", params)
 
 def tags_for(store: Store, ids: list[str]) -> dict[str, dict[str, str]]:

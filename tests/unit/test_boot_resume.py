@@ -128,14 +128,65 @@ class ClaimSpy:
         monkeypatch.setattr(Store, "claim", claim)
 
 
-def test_boot_resumes_hundreds_in_bulk_and_keeps_every_promise(tmp_path, monkeypatch):
+def crashed(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A data dir whose file ``build`` wrote: (the dir, the ids of the registered
+    workflows, which every boot must resume)."""
     d = tmp_path / "data"
     d.mkdir()
     kinds = build(d / "edge.db")
+    return d, [w for w, k in kinds.items() if k in ("sync", "async")]
+
+
+def assert_all_resumed(node: edge.Node, registered: list[str], timeout: float) -> None:
+    """Each registered workflow's result is its checkpoints plus the live last step."""
+    for wid in registered:
+        assert node.verbs.result(wid, timeout=timeout) == ["ckpt-1", "ckpt-2", "live-3"], wid
+
+
+def boot_and_resume_all(d: Path, registered: list[str]) -> list[str]:
+    """Boot a node (four workers) over ``d``, check ``assert_all_resumed``, stop it;
+    returns its ``ran`` list."""
+    app, ran = make_app()
+    node = edge.Node(app, data_dir=d, workers=4).start()
+    try:
+        assert_all_resumed(node, registered, timeout=60)
+    finally:
+        node.stop()
+    return ran
+
+
+def boot_one_slow_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                         ) -> tuple[Path, list[str], edge.Node, list[str]]:
+    """``crashed``'s dir booted with one slow worker and chunks of 32, returned once
+    claimed sync runs wait in its queue (two chunks ahead): (the dir, the registered
+    ids, the running node, its ``ran`` list). The caller stops the node."""
+    d, registered = crashed(tmp_path)
+    monkeypatch.setattr(bulk, "CLAIM_BATCH", 32)
+    app, ran = make_app(delay=0.02)
+    node = edge.Node(app, data_dir=d, workers=1).start()
+    try:
+        wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
+                   what="claimed runs queued behind the worker")
+    except BaseException:
+        node.stop(grace=5)
+        raise
+    return d, registered, node, ran
+
+
+def counts_at_rest(db: Path) -> dict[str, int]:
+    """The workflows per status of the file, read once no node runs over it."""
+    s = Store.inspect(db)
+    try:
+        return listing.counts(s)
+    finally:
+        s.close()
+
+
+def test_boot_resumes_hundreds_in_bulk_and_keeps_every_promise(tmp_path, monkeypatch):
+    d, registered = crashed(tmp_path)
     monkeypatch.setattr(bulk, "CLAIM_BATCH", 64)  # several chunks, paced by the queue
     spy = ClaimSpy(monkeypatch)
     app, ran = make_app()
-    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
     node = edge.Node(app, data_dir=d, workers=4).start()
     try:
         def settled() -> bool:
@@ -143,8 +194,7 @@ def test_boot_resumes_hundreds_in_bulk_and_keeps_every_promise(tmp_path, monkeyp
             return all(r is not None and r.status == "SUCCEEDED" for r in rows.values())
 
         wait_until(settled, timeout=60, what="every registered workflow SUCCEEDED")
-        for wid in registered:
-            assert node.verbs.result(wid, timeout=5) == ["ckpt-1", "ckpt-2", "live-3"], wid
+        assert_all_resumed(node, registered, timeout=5)
 
         wait_until(lambda: node.store.get_workflow("cancel-me").status == "CANCELLED",
                    what="the cancel requested before the crash honoured")
@@ -167,19 +217,12 @@ def test_boot_resumes_hundreds_in_bulk_and_keeps_every_promise(tmp_path, monkeyp
     assert sorted(spy.bulk) == sorted(registered + ["h-damaged", "cancel-me"])
     assert "gone" not in spy.per_id and not set(spy.per_id) & set(registered)
     assert node.resumer.claimed == len(registered) + 2
-    s = Store.inspect(d / "edge.db")
-    try:
-        assert listing.counts(s).get("RUNNING", 0) == 0
-    finally:
-        s.close()
+    assert counts_at_rest(d / "edge.db").get("RUNNING", 0) == 0
 
 
 def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
         tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    d.mkdir()
-    kinds = build(d / "edge.db")
-    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    d, registered = crashed(tmp_path)
     spy = ClaimSpy(monkeypatch)
     real_recover = recovery.recover
 
@@ -209,8 +252,7 @@ def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
             conn.execute("PRAGMA max_page_count = 1000000")
 
         node.store.write(uncap)
-        for wid in registered:
-            assert node.verbs.result(wid, timeout=60) == ["ckpt-1", "ckpt-2", "live-3"], wid
+        assert_all_resumed(node, registered, timeout=60)
     finally:
         node.stop()
     # No checkpointed body ran again. The live step may have run more than once: a
@@ -220,44 +262,20 @@ def test_a_full_disk_during_the_bulk_claim_falls_back_to_the_per_id_path(
 
 def test_a_stop_mid_resume_gives_back_the_claimed_runs_no_worker_started(
         tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    d.mkdir()
-    kinds = build(d / "edge.db")
-    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
-    monkeypatch.setattr(bulk, "CLAIM_BATCH", 32)
-    app, ran = make_app(delay=0.02)
-    node = edge.Node(app, data_dir=d, workers=1).start()
-    try:
-        # One slow worker: claimed sync runs wait in the queue (two chunks ahead).
-        wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
-                   what="claimed runs queued behind the worker")
-    finally:
-        node.stop(grace=5)
-    s = Store.inspect(d / "edge.db")
-    try:
-        counts = listing.counts(s)
-    finally:
-        s.close()
+    d, registered, node, ran = boot_one_slow_worker(tmp_path, monkeypatch)
+    node.stop(grace=5)
+    counts = counts_at_rest(d / "edge.db")
     # Nothing is left RUNNING by a planned stop: the runs claimed in bulk and never
     # started are PENDING again (a crash instead would leave them for recover).
     assert counts.get("RUNNING", 0) == 0 and counts.get("PENDING", 0) > 0, counts
-    app2, ran2 = make_app()
-    node = edge.Node(app2, data_dir=d, workers=4).start()
-    try:
-        for wid in registered:
-            assert node.verbs.result(wid, timeout=60) == ["ckpt-1", "ckpt-2", "live-3"], wid
-    finally:
-        node.stop()
+    ran2 = boot_and_resume_all(d, registered)
     # Across both boots no checkpointed body ran again.
     assert {r.rsplit("/", 1)[1] for r in ran + ran2} == {"3"}
 
 
 def test_a_failure_after_the_bulk_claim_gives_the_runs_back_and_they_resume(
         tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    d.mkdir()
-    kinds = build(d / "edge.db")
-    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    d, registered = crashed(tmp_path)
     monkeypatch.setattr(bulk, "CLAIM_BATCH", 64)
     real = bulk.load_ops_many
     failed: list[int] = []
@@ -270,13 +288,7 @@ def test_a_failure_after_the_bulk_claim_gives_the_runs_back_and_they_resume(
 
     monkeypatch.setattr(bulk, "load_ops_many", load_once_fails)
     spy = ClaimSpy(monkeypatch)
-    app, ran = make_app()
-    node = edge.Node(app, data_dir=d, workers=4).start()
-    try:
-        for wid in registered:
-            assert node.verbs.result(wid, timeout=60) == ["ckpt-1", "ckpt-2", "live-3"], wid
-    finally:
-        node.stop()
+    ran = boot_and_resume_all(d, registered)
     assert failed == [64]
     # The first chunk was claimed in bulk, given back when its load failed, and then
     # claimed again one by one: none stayed RUNNING without an owner until a reboot.
@@ -287,15 +299,8 @@ def test_a_failure_after_the_bulk_claim_gives_the_runs_back_and_they_resume(
 
 def test_a_cancel_of_a_run_claimed_in_bulk_and_not_started_is_honoured(
         tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    d.mkdir()
-    build(d / "edge.db")
-    monkeypatch.setattr(bulk, "CLAIM_BATCH", 32)
-    app, ran = make_app(delay=0.02)
-    node = edge.Node(app, data_dir=d, workers=1).start()
+    _, _, node, ran = boot_one_slow_worker(tmp_path, monkeypatch)
     try:
-        wait_until(lambda: node.resumer.claimed >= 96 and node.workers.depth() >= 32,
-                   what="claimed runs queued behind the worker")
         rows, _ = listing.list_workflows(node.store, status="RUNNING", limit=500)
         # The last sync run claimed is at the back of the one worker's queue.
         victim = max(r.id for r in rows if r.workflow == "sync3")
@@ -309,10 +314,7 @@ def test_a_cancel_of_a_run_claimed_in_bulk_and_not_started_is_honoured(
 
 def test_wait_idle_covers_the_ids_the_bulk_resume_has_not_handed_out_yet(
         tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    d.mkdir()
-    kinds = build(d / "edge.db")
-    registered = [w for w, k in kinds.items() if k in ("sync", "async")]
+    d, registered = crashed(tmp_path)
     monkeypatch.setattr(bulk, "CLAIM_BATCH", 16)
     app, ran = make_app()
     node = edge.Node(app, data_dir=d, workers=2).start()

@@ -83,10 +83,20 @@ class _WithoutCreated:
             yield metric
 
 
+DISTRIBUTION = "edge-durable"  # pyproject.toml's name
+
+
 def version() -> str:
     """The installed distribution's version (whatever the distribution is named)."""
     from importlib import metadata
 
+    # By name first: a lookup of one distribution's metadata. The scan below reads the
+    # file list of every installed distribution (50-110 ms in a venv with the test
+    # tools), and every Node builds its Metrics.
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass  # installed under another name (a fork, an older build), or not at all
     for dist in metadata.packages_distributions().get("edge", []):
         try:
             return metadata.version(dist)

@@ -400,10 +400,11 @@ class App:
             raise UsageError(f"start {bad} of start_many is not a tuple of arguments (a "
                              f"{type(batch[bad]).__name__})",
                              "pass [(a,), (b,)]: one tuple per start")
-        out = self.runtime().start_many(wd.name, [
+        rt = self.runtime()
+        out = rt.start_many(wd.name, [
             (list(c), {}, None if names is None else names[i]) for i, c in enumerate(batch)],
             queue=queue, timeout=timeout, tags=tags)
-        return [Handle(self.runtime(), wid, wd.name) for wid, _ in out]
+        return [Handle(rt, wid, wd.name) for wid, _ in out]
 
     def start_async(self, fn: Callable[..., Any] | str, *args: Any, id: str | None = None,
                     queue: str | QueueDef | Queued | None = None, timeout: float | None = None,

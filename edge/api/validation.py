@@ -105,9 +105,10 @@ def api_error(exc: ValidationError, model: type[BaseModel], query: bool = False)
     err = min(errors, key=lambda e: rank.get(e["type"], 2))
     loc = [str(p) for p in err["loc"]]
     name = loc[0] if loc else "body"
+    # The field's full path, as a client writes it: starts[0].input, input[2].
+    where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
     if err["type"] == "extra_forbidden":
         if len(loc) > 1:  # inside an item of a list field (a batch's starts)
-            where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
             return ApiError(400, "unknown_field", f"unknown field {where!r} in the request "
                             "body", "see the request's schema in GET /openapi.json")
         return ApiError(400, "unknown_field", f"unknown field {name!r} in the request body",
@@ -129,7 +130,6 @@ def api_error(exc: ValidationError, model: type[BaseModel], query: bool = False)
     union = "anyOf" in schema and not (len(schema["anyOf"]) == 2 and {"type": "null"}
                                        in schema["anyOf"])
     if len(loc) > 1 and not union:
-        where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
         return ApiError(400, "bad_field", f"field {where!r} {_inner(err)}, not "
                         f"{what(err.get('input'))}", hint)
     return ApiError(400, "bad_field", f"field {name!r} must be {want(schema, defs)}, not "

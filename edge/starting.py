@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edge import queues
-from edge.errors import Conflict, EdgeError, UsageError
+from edge.errors import EdgeError, UsageError
 from edge.limits import check_duration, check_name, check_time
 from edge.queues import Queued, QueueDef
 from edge.store import WorkflowRow
 from edge.store import queues as store_queues
-from edge.store.bulk import NewWorkflow
+from edge.store.bulk import NewWorkflow, refuse_other_workflow
 from edge.tags import check_tags
 from edge.tracing import valid_traceparent
 
@@ -102,10 +102,8 @@ def numbered(exc: EdgeError, i: int, n: int) -> EdgeError:
 def started(rt: Runtime, wd: WorkflowDef, row: WorkflowRow, created: bool) -> None:
     """After the commit: hand a created workflow to a worker (or its queue) and arm its
     deadline; an id that already belonged to another workflow is a Conflict."""
+    refuse_other_workflow(row, created, wd.name)
     if created:
         rt.on_started(wd.name, row.id, row.queue, fresh=row if row.queue is None else None)
         if row.deadline is not None:
             rt.timers.add(row.deadline, row.id, "deadline")
-    elif row.workflow != wd.name:
-        raise Conflict(f"id {row.id!r} already belongs to a {row.workflow} workflow",
-                       "pick another id")

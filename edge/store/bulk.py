@@ -154,6 +154,14 @@ class NewWorkflow:
     dedup: str | None = None
 
 
+def refuse_other_workflow(row: WorkflowRow, created: bool, workflow: str,
+                          hint: str = "pick another id") -> None:
+    """``Conflict`` when a start of ``workflow`` found its id held by another workflow
+    (a start never changes what an existing id is)."""
+    if not created and row.workflow != workflow:
+        raise Conflict(f"id {row.id!r} already belongs to a {row.workflow} workflow", hint)
+
+
 def insert_many(store: Store, items: Sequence[NewWorkflow],
                 now: float) -> list[tuple[WorkflowRow, bool]]:
     """Create every item (PENDING; queued ones waiting for a slot) in one transaction;
@@ -168,10 +176,9 @@ def insert_many(store: Store, items: Sequence[NewWorkflow],
                 enqueue_in(conn, it.id, it.workflow, it.input, now, queue=it.queue,
                            priority=it.priority, dedup=it.dedup, deadline=it.deadline,
                            tags=it.tags))
-            if not created and row.workflow != it.workflow:
-                # Raised inside the transaction: the batch's savepoint undoes every item.
-                raise Conflict(f"id {row.id!r} already belongs to a {row.workflow} workflow",
-                               "pick another id; no workflow of this batch was started")
+            # Raised inside the transaction: the batch's savepoint undoes every item.
+            refuse_other_workflow(row, created, it.workflow,
+                                  "pick another id; no workflow of this batch was started")
             out.append((row, created))
         return out
 

@@ -109,6 +109,9 @@ def test_an_id_of_another_workflow_refuses_the_whole_batch(make_node):
     with pytest.raises(Conflict, match="'taken' already belongs to a other workflow"):
         app.start_many("calc", [(1,), (2,), (3,)], ids=["n1", "taken", "n3"])
     assert ids_in(node) == {"taken"} and ran == []
+    with pytest.raises(Conflict, match="'taken' already belongs to a other workflow"):
+        app.start("calc", 1, id="taken")  # one start: the same check, the same refusal
+    assert ids_in(node) == {"taken"} and ran == []
 
 
 def test_a_disk_fault_creates_none_of_the_batch(make_node):

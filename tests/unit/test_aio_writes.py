@@ -36,6 +36,11 @@ def _running(s: Store, *ids: str) -> None:
         assert s.claim(wid, f"tok-{wid}", 1.0)
 
 
+def _taken_over(s: Store, wid: str) -> None:
+    """Run ``wid`` under a newer token: its ``tok-<wid>`` writes are now stale."""
+    assert recovery.release(s, wid, f"tok-{wid}", 1.0) and s.claim(wid, "newer", 1.0)
+
+
 def _row(s: Store, wid: str) -> WorkflowRow:
     row = s.get_workflow(wid)
     assert row is not None
@@ -59,7 +64,7 @@ def test_record_ops_isolates_each_items_error_in_one_transaction(tmp_path: Path)
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "stale", "done", "b")
     s.record_op(_op("done", 1), "tok-done", 1.0)
-    assert recovery.release(s, "stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
+    _taken_over(s, "stale")
     before = s.commit_stats
     errors = s.record_ops([(_op("a", 1), "tok-a"), (_op("stale", 1), "tok-stale"),
                            (_op("done", 1, '{"n":2}'), "tok-done"), (_op("b", 1), "tok-b")])
@@ -98,7 +103,7 @@ def test_write_batch_finishes_runs_beside_checkpoints_each_on_its_own_token(
         tmp_path: Path) -> None:
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "b", "stale", "c")
-    assert recovery.release(s, "stale", "tok-stale", 1.0) and s.claim("stale", "newer", 1.0)
+    _taken_over(s, "stale")
     rows = {w: _row(s, w) for w in ("a", "b", "stale")}
     before = s.commit_stats
     errors, finished = s.write_batch(
@@ -125,7 +130,7 @@ def test_checkpoints_issued_in_one_tick_share_one_batch_and_failures_stay_their_
         tmp_path: Path) -> None:
     s = Store.open(tmp_path / "e.db")
     _running(s, "a", "b", "c", "d")
-    assert recovery.release(s, "b", "tok-b", 1.0) and s.claim("b", "newer", 1.0)
+    _taken_over(s, "b")
     pool = ThreadPoolExecutor(2)
 
     async def main() -> tuple[list[Any], list[Any], int, int]:

@@ -86,6 +86,8 @@ def test_a_bad_call_refuses_the_batch_naming_it_and_writes_nothing(make_node, mo
         app.start_many("calc", [(1,), (2,)], ids=["x"])
     with pytest.raises(UsageError, match="workflow id"):
         app.start_many("calc", [(1,), (2,)], ids=["ok", "bad\x00id"])
+    with pytest.raises(UsageError, match=r"^tags\[.k.\] holds a control"):  # shared: once
+        app.start_many("calc", [(1,), (2,)], tags={"k": "bad\x00"})
     with pytest.raises(UsageError, match=f"at most {starting.MAX_BATCH}"):
         app.start_many("calc", [(1,)] * (starting.MAX_BATCH + 1))
     assert writes == [] and ids_in(node) == set()

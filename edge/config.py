@@ -52,6 +52,9 @@ class Settings:
     api_read_token: str | None = None  # grants GET/HEAD only (viewers, Prometheus)
     insecure_no_token: bool = False  # the explicit opt-out: a non-loopback listen without token
     ack: str = "local"  # "replicated": starts and sends answer once the replica holds them
+    # With a replica only Litestream checkpoints; while it cannot run (fenced, not started)
+    # a WAL past this many bytes is checkpointed with TRUNCATE (edge/store/wal.py).
+    wal_bound: int = 64 * 1024 * 1024
 
     @property
     def db_path(self) -> Path:
@@ -87,6 +90,8 @@ class Settings:
                 first = "0" if lo is not None else "more than 0"
                 raise bad(name, f"{value!r} is out of range",
                           f"a finite number of seconds, {first}..{hi:.0f}")
+        if self.wal_bound < 4096:
+            raise bad("wal_bound", f"{self.wal_bound!r} is too small", "at least one page, 4096")
         if self.max_value_bytes < 1024:
             raise bad("max_value_bytes", "must be at least 1024", "")
         if self.sync_interval <= 0 or self.lease_ttl <= 0 or self.lease_renew <= 0:

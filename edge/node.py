@@ -191,7 +191,9 @@ class Node:
             self.replication = Replicator(self._replication_link())
             self.replication.before_open()  # lease, trust decision, restore
         self._check_not_stopping()
-        self._store = Store.open(s.db_path, s.durability, self.clock.time())
+        # With a replica only Litestream checkpoints (edge/store/connection.py says why).
+        self._store = Store.open(s.db_path, s.durability, self.clock.time(),
+                                 autocheckpoint=s.replica is None)
         self._store.on_write_error(self.writes.on_write_error)
         os.chmod(s.db_path, 0o600)
         if self.replication is not None:

@@ -61,8 +61,9 @@ from edge.replication import (
     prune_epochs,
     trust,
 )
+from edge.replication.position import Position
 from edge.replication.watchdog import FenceWatchdog
-from edge.store import Store
+from edge.store import Store, wal
 
 log = logging.getLogger("edge.replication")
 
@@ -103,10 +104,10 @@ class Replicator:
         self.restored_from: int | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._lag_lock = threading.Lock()
-        self._first_unsynced: float | None = None
-        self._last_commit = 0.0
+        self._lag_lock = threading.Lock()  # guards _blocked
+        self.position = Position()
         self._blocked = 0
+        self.wal_bounds = 0  # TRUNCATE checkpoints of the WAL bound so far
         # Serialises fence and unfence decisions; never held across a bucket call.
         self._fence_lock = threading.Lock()
         self._slow_warned = False  # "stays fenced" is logged once per fenced period
@@ -236,16 +237,10 @@ class Replicator:
     # ---- running ---------------------------------------------------------------
 
     def _on_commit(self) -> None:
-        now = self.link.clock.time()
-        with self._lag_lock:
-            if self._first_unsynced is None:
-                self._first_unsynced = now
-            self._last_commit = now
+        self.position.committed(self.link.clock.time())
 
     def lag(self) -> float:
-        with self._lag_lock:
-            first = self._first_unsynced
-        return 0.0 if first is None else max(0.0, self.link.clock.time() - first)
+        return self.position.lag(self.link.clock.time())
 
     def _barrier(self, timeout: float) -> bool:
         """One sync barrier; on success every commit before the call is in the replica."""
@@ -258,20 +253,60 @@ class Replicator:
         except ReplicationError as exc:
             log.debug("sync barrier failed: %s", exc.message)
             return False
-        with self._lag_lock:
-            if self._first_unsynced is not None and self._first_unsynced <= started:
-                # Commits after `started` are not proven: the oldest of them is
-                # no older than `started` (a conservative bound).
-                self._first_unsynced = None if self._last_commit <= started else started
+        self.position.confirm(started)
         self.link.metrics.last_sync.set(self.link.clock.time())
         return True
+
+    def _probe(self, stale_after: float) -> bool:
+        """One unwaited position probe (never a waited sync: position.py says why);
+        True while the replica keeps within ``stale_after`` s of the local position."""
+        sidecar = self.sidecar
+        if sidecar is None or not self.holding or self.fenced_reason is not None:
+            self.position.forget_probes()
+            return False
+        clock = self.link.clock
+        started = clock.time()
+        try:
+            probe = sidecar.probe(timeout=stale_after)
+        except ReplicationError as exc:
+            log.debug("position probe failed: %s", exc.message)
+            self.position.forget_probes()
+            return False
+        if self.position.observe(started, probe) is not None:
+            self.link.metrics.last_sync.set(clock.time())
+        oldest = self.position.oldest_unproven()
+        return oldest is None or clock.time() - oldest <= stale_after
 
     def _monitor(self) -> None:
         m, s = self.link.metrics, self.link.settings
         while not self._stop.wait(s.sync_interval):
-            ok = self._barrier(timeout=min(s.lease_renew, max(1.0, s.sync_interval * 3)))
+            ok = self._probe(stale_after=min(s.lease_renew, max(1.0, s.sync_interval * 3)))
             m.replication_up.set(1 if ok else 0)
             m.replication_lag.set(self.lag())
+            self.bound_wal()
+
+    def bound_wal(self) -> bool:
+        """Past ``wal_bound`` bytes of WAL while no Litestream runs (fenced, unusable, not
+        started), checkpoint it with TRUNCATE (edge/store/wal.py): the next sidecar start
+        meets a restarted WAL and uploads a full snapshot. True when it truncated."""
+        limit = self.link.settings.wal_bound
+        if not self._opened or wal.wal_bytes(self.link.store()) <= limit:
+            return False
+        with self._fence_lock:  # no sidecar is started or unfenced meanwhile
+            sidecar = self.sidecar
+            if sidecar is not None:
+                done = sidecar.while_halted(lambda: wal.truncate(self.link.store()))
+            elif self.link.settings.replication == "embedded":
+                done = wal.truncate(self.link.store())  # no Litestream was ever started
+            else:
+                done = None  # an external sidecar may still read the file from an earlier run
+        if done is None or not done.done:
+            return False
+        self.wal_bounds += 1
+        log.warning("the WAL reached %d bytes while the sidecar was not replicating: "
+                    "checkpointed it (TRUNCATE); the sidecar uploads a full snapshot when it "
+                    "runs again", done.bytes_before)
+        return True
 
     def _fence_bound(self) -> float | None:
         """When to fence (monotonic), or None when there is no sidecar to guard.
@@ -473,6 +508,7 @@ class Replicator:
             "lag_seconds": round(self.lag(), 3),
             "restored_from_epoch": self.restored_from,
             "blocked_on_replication": self._blocked,
+            "wal_bounds": self.wal_bounds,
             "lease": None,
             "sidecar": self.sidecar.status() if self.sidecar is not None else None,
         }

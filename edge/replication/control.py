@@ -12,7 +12,14 @@ Invariants:
   supervisor's readiness probe;
 * a waited ``/sync`` counts as confirmed only when Litestream reports
   ``synced``/``no_change`` and ``replicated_txid >= txid``; a malformed reply is an
-  error, never a zero position.
+  error, never a zero position;
+* Litestream 0.5.17 gives a waited ``/sync`` a timeout context (30 s when none is
+  sent) and cancels it when the reply goes out; a checkpoint Litestream made inside
+  that call re-took its long-lived read lock with that context, so the lock is lost
+  when the call returns. ``probe`` sends neither ``wait`` nor ``timeout``: the
+  server's own context serves it, and the periodic probes never drop the lock. Only
+  barriers (``sync``) wait, because only a waited sync proves the replica holds a
+  commit at the moment it answers.
 """
 
 from __future__ import annotations
@@ -121,14 +128,7 @@ class ControlClient:
         body = {"path": db_path, "wait": True, "timeout": max(1, math.ceil(timeout))}
         t0 = monotonic()
         data = self.call("POST", "/sync", body, timeout=timeout)
-        try:
-            txid = int(data.get("txid", 0))
-            replicated = int(data.get("replicated_txid", 0))
-        except (TypeError, ValueError):
-            raise ReplicationError(
-                f"litestream returned a malformed sync reply: {data}",
-                "check the litestream version (0.5.17 is pinned)",
-            ) from None
+        txid, replicated = _positions(data)
         status = str(data.get("status", ""))
         if status not in ("synced", "no_change") or replicated < txid:
             raise ReplicationError(
@@ -137,6 +137,15 @@ class ControlClient:
                 "the replica may be unreachable; check the bucket",
             )
         return SyncResult(txid, replicated, status, wall(), monotonic() - t0)
+
+    def probe(self, db_path: str, timeout: float, *,
+              monotonic: Callable[[], float], wall: Callable[[], float]) -> SyncResult:
+        """One unwaited ``POST /sync``: Litestream's local position (which includes every
+        commit made before the call) and the replica's position, without waiting."""
+        t0 = monotonic()
+        data = self.call("POST", "/sync", {"path": db_path}, timeout=timeout)
+        txid, replicated = _positions(data)
+        return SyncResult(txid, replicated, str(data.get("status", "")), wall(), monotonic() - t0)
 
     def last_sync_times(self, db_path: str, timeout: float) -> list[float]:
         """Litestream's own ``last_sync_at`` of ``db_path`` (``GET /list``), as wall times."""
@@ -153,3 +162,14 @@ class ControlClient:
         """Litestream's local position for the database (``GET /txid``)."""
         path = f"/txid?path={quote(db_path)}"
         return int(self.call("GET", path, timeout=timeout)["txid"])
+
+
+def _positions(data: dict[str, Any]) -> tuple[int, int]:
+    """(txid, replicated_txid) of a ``/sync`` reply; a malformed one is an error."""
+    try:
+        return int(data["txid"]), int(data.get("replicated_txid", 0))
+    except (KeyError, TypeError, ValueError):
+        raise ReplicationError(
+            f"litestream returned a malformed sync reply: {data}",
+            "check the litestream version (0.5.17 is pinned)",
+        ) from None

@@ -11,7 +11,10 @@ Invariants:
   Litestream answers "already_registered" and keeps the old URL;
 - registrations live in the sidecar's memory, so a watcher re-registers
   whenever our database disappears from ``/list`` (the sidecar restarted);
-- while fenced the watcher never re-registers: a fenced node must not upload.
+- while fenced the watcher never re-registers: a fenced node must not upload;
+- the database counts as halted (``while_halted``: the WAL bound may checkpoint) only
+  once the sidecar confirmed ``/stop`` of a fence: an unreachable sidecar may still hold
+  the database open and read its WAL.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ExternalSidecar(Sidecar):
         self.socket_path = socket_path
         self._check_interval = check_interval
         self._registered = False
+        self._stop_confirmed = False  # a fence's /stop answered: Litestream closed the db
         self._stop_watch = threading.Event()
 
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -103,13 +107,20 @@ class ExternalSidecar(Sidecar):
             self._fenced = True
         try:
             self._control("POST", "/stop", {"path": str(self.db_path)}, timeout=timeout)
+            with self._cond:
+                self._stop_confirmed = self._fenced
         except ReplicationError as exc:
             # The sidecar is unreachable too; it cannot upload for us without the db's
             # registration surviving, and the watcher will not re-register while fenced.
             self._last_error = exc.message
         self._emit("fenced", {})
 
+    def _halted(self) -> bool:
+        return self._fenced and self._stop_confirmed
+
     def unfence(self) -> None:
+        with self._cond:
+            self._stop_confirmed = False
         try:
             self._control("POST", "/start", {"path": str(self.db_path)})
         except ReplicationError:

@@ -24,6 +24,10 @@ Invariants and hazards:
   commit may postdate the request.
 * ``fence()`` kills the child and keeps it down until ``unfence()``: a node that
   may lose its lease stops writing to the replica at once.
+* ``while_halted(fn)`` runs ``fn`` only while no child runs or is being spawned and
+  none can be (fenced, unusable or stopping), holding the supervisor's condition so
+  that no unfence or respawn starts one meanwhile: the WAL bound's checkpoint must
+  never meet a running Litestream.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from edge.errors import ReplicationError
 from edge.replication import launch
@@ -53,6 +57,7 @@ from edge.replication.target import (
 __all__ = ["ControlClient", "Sidecar", "SyncResult"]
 
 EventSink = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")
 
 _STABLE_AFTER = 30.0  # a child that ran this long resets the restart backoff
 
@@ -104,6 +109,7 @@ class Sidecar:
         self._fenced = False
         self._stopping = False
         self._fatal: str | None = None
+        self._spawning = False  # between leaving the wait and publishing _proc
         self._exits = 0
         self._spawn_errors = 0
         self._restarts = 0
@@ -250,6 +256,7 @@ class Sidecar:
                     self._cond.wait()
                 if self._stopping:
                     return
+                self._spawning = True
             started = self._monotonic()
             try:
                 # This thread must outlive the child: its exit fires the pdeathsig.
@@ -264,6 +271,7 @@ class Sidecar:
                 )
             except OSError as exc:
                 with self._cond:
+                    self._spawning = False
                     self._spawn_errors += 1
                     self._last_error = f"cannot run litestream: {exc}"
                     self._cond.notify_all()
@@ -271,6 +279,7 @@ class Sidecar:
             else:
                 with self._cond:
                     self._proc = proc
+                    self._spawning = False
                     # stop()/fence() may have run before _proc was visible to them.
                     if self._stopping or self._fenced:
                         with contextlib.suppress(ProcessLookupError):
@@ -363,6 +372,18 @@ class Sidecar:
             while self._proc is not None and self._monotonic() < deadline:
                 self._cond.wait(deadline - self._monotonic())
         self._emit("fenced", {})
+
+    def while_halted(self, fn: Callable[[], T]) -> T | None:
+        """``fn()`` while no Litestream runs for this database and none can start before it
+        returns; None (``fn`` not called) when one runs or may."""
+        with self._cond:
+            if not self._halted():
+                return None
+            return fn()
+
+    def _halted(self) -> bool:
+        held_down = self._fenced or self._fatal is not None or self._stopping
+        return held_down and self._proc is None and not self._spawning
 
     def unfence(self) -> None:
         """Resume replicating (the supervisor respawns the child at once)."""
@@ -475,6 +496,19 @@ class Sidecar:
         self.sync_requests += 1
         return ControlClient(self.socket_path).sync(
             str(self.db_path), timeout, monotonic=self._monotonic, wall=self._wall)
+
+    def probe(self, timeout: float = 2.0) -> SyncResult:
+        """Litestream's local and replicated positions, without waiting (never drops its
+        read lock: control.py); raises ``ReplicationError`` when it cannot answer."""
+        with self._cond:
+            self._check_usable()
+        res = ControlClient(self.socket_path).probe(
+            str(self.db_path), timeout, monotonic=self._monotonic, wall=self._wall)
+        if res.replicated_txid >= res.txid:  # caught up: as good as a waited sync
+            with self._cond:
+                self._last_sync_at = res.at
+                self._last_result = res
+        return res
 
     def refresh(self, timeout: float = 2.0) -> float | None:
         """Read Litestream's own ``last_sync_at`` (``GET /list``); returns the newest known."""

@@ -8,10 +8,16 @@ Invariants:
 - WAL journal, ``busy_timeout`` >= 5 s, ``synchronous=FULL`` unless the
   operator chose ``normal`` (a committed step may then be lost on power loss,
   never on a process crash);
-- the engine never checkpoints the WAL and never VACUUMs: Litestream owns
-  checkpoints (``wal_autocheckpoint=0`` would stop SQLite's own; we leave
-  SQLite's automatic PASSIVE checkpoints on, which Litestream tolerates, and
-  never issue TRUNCATE/RESTART ones);
+- the engine never VACUUMs, and with a replica nothing but Litestream checkpoints
+  the WAL: every connection of a replicated store has ``wal_autocheckpoint=0``
+  (``autocheckpoint=False``). Litestream 0.5.17 does NOT tolerate SQLite's automatic
+  checkpoint: a waited ``/sync`` cancels the context its read lock was taken with,
+  and while that lock is gone an automatic PASSIVE checkpoint lets the next write
+  restart the WAL under it; it then misses frames or reads torn pages, and the
+  replica restores corrupt (14 of 20 restores under load, 0 of 32 without it). The
+  one checkpoint the engine issues is the WAL bound's TRUNCATE while no Litestream
+  runs (``Store.truncate_wal``). Without a replica SQLite's automatic checkpoints
+  stay on: nothing else would ever shrink the WAL;
 - read-only inspection opens with ``mode=ro`` (``immutable=1`` when there is
   no WAL file to read), so it cannot change a byte of a stopped node's file. A
   WAL without its ``-shm`` (a copy, or a stopped node's directory: SQLite would
@@ -39,8 +45,10 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 
 def connect(path: Path, durability: str = "full",
-            check: Callable[[sqlite3.Connection], object] | None = None) -> sqlite3.Connection:
+            check: Callable[[sqlite3.Connection], object] | None = None,
+            autocheckpoint: bool = True) -> sqlite3.Connection:
     """A read-write connection with edge's pragmas; the file is created if missing.
+    ``autocheckpoint=False`` (a replicated store): this connection never checkpoints.
 
     ``check`` runs before any pragma that writes (journal_mode=WAL rewrites the
     header), so a foreign or newer file is refused without a byte changed.
@@ -72,6 +80,8 @@ def connect(path: Path, durability: str = "full",
         raise DataError(f"{path}: could not switch to WAL mode (got {mode})",
                         "check the filesystem")
     conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
 
 

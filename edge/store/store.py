@@ -78,9 +78,11 @@ Finish = tuple[WorkflowRow, str, str, str | None, str | None, float]
 class Store:
     """All SQL. Construct with ``Store.open(path)`` (read-write) or ``Store.inspect(path)``."""
 
-    def __init__(self, path: Path, writer_conn: sqlite3.Connection | None, readonly: bool) -> None:
+    def __init__(self, path: Path, writer_conn: sqlite3.Connection | None, readonly: bool,
+                 autocheckpoint: bool = True) -> None:
         self.path = path
         self.readonly = readonly
+        self.autocheckpoint = autocheckpoint  # False: replicated, only Litestream checkpoints
         self._writer = GroupCommitWriter(writer_conn) if writer_conn is not None else None
         self._writer_conn = writer_conn
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -95,15 +97,19 @@ class Store:
     # ---- lifecycle -------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, durability: str = "full", now: float | None = None) -> Store:
+    def open(cls, path: Path, durability: str = "full", now: float | None = None,
+             autocheckpoint: bool = True) -> Store:
+        """``autocheckpoint=False`` when Litestream replicates the file: no connection of
+        this store ever checkpoints the WAL (connection.py says why)."""
         conn = connect(path, durability,
-                       check=lambda c: migrations.current_version(c, str(path)))
+                       check=lambda c: migrations.current_version(c, str(path)),
+                       autocheckpoint=autocheckpoint)
         try:
             migrations.migrate(conn, now, where=str(path))
         except BaseException:
             conn.close()
             raise
-        store = cls(path, conn, readonly=False)
+        store = cls(path, conn, readonly=False, autocheckpoint=autocheckpoint)
         # Cleared at open, set at a clean close: a kill leaves it "open" (integrity.py).
         store.set_meta({"shutdown": "open"})
         return store
@@ -230,7 +236,8 @@ class Store:
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
-            conn = connect_readonly(self.path) if self.readonly else connect(self.path)
+            conn = (connect_readonly(self.path) if self.readonly
+                    else connect(self.path, autocheckpoint=self.autocheckpoint))
             with self._readers_lock:
                 self._all_readers.append(conn)
         ok = False

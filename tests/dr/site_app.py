@@ -54,3 +54,14 @@ def expected(n: int) -> int:
 @app.workflow(name="waiter")
 def waiter() -> object:
     return edge.wait_event("go")
+
+
+@app.step(name="tick")
+def tick(n: int, step: int) -> dict:
+    return {"n": n, "step": step, "pad": "x" * 200}  # no effect file: load, not counting
+
+
+@app.workflow(name="ten")
+def ten(n: int) -> int:
+    """The load of the restore-integrity tests: ten small checkpoints per workflow."""
+    return sum(tick(n, s)["step"] for s in range(1, 11))

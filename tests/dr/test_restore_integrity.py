@@ -53,12 +53,13 @@ def _post(url: str, body: dict[str, Any]) -> int:
 class Load:
     """``CLIENTS`` threads starting ``ten`` workflows; remembers which starts were accepted."""
 
-    def __init__(self, node: SiteNode, cycle: int, ack: str | None = None) -> None:
+    def __init__(self, node: SiteNode, cycle: int, ack: str | None = None,
+                 workflows: int = WORKFLOWS) -> None:
         self.node, self.ack = node, ack
         self.accepted: list[str] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        ids = [f"c{cycle}-w{i}" for i in range(WORKFLOWS)]
+        ids = [f"c{cycle}-w{i}" for i in range(workflows)]
         self._threads = [threading.Thread(target=self._run, args=(ids[k::CLIENTS],), daemon=True)
                          for k in range(CLIENTS)]
         for t in self._threads:

@@ -157,8 +157,9 @@ class _NoMatch(Exception):
 
 
 def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where: str,
-                    watch: Callable[[], None] | None = None) -> None:
-    """Run litestream; ``watch`` is called about every 0.2 s while it runs (progress)."""
+                    watch: Callable[[], None] | None = None) -> bytes:
+    """Run litestream and return its output; ``watch`` is called about every 0.2 s while
+    it runs (progress)."""
     # Output goes to a file, not a pipe: nobody drains a pipe while we poll.
     with tempfile.TemporaryFile() as out:
         try:
@@ -186,7 +187,7 @@ def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where:
         out.seek(0)
         output = out.read()
     if returncode == 0:
-        return
+        return output
     text = output.decode(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = lines[-1] if lines else f"exit status {returncode}"

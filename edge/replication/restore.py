@@ -63,6 +63,9 @@ __all__ = [
 _EPOCH_RE = re.compile(r"^e([1-9][0-9]*)$")
 _NO_MATCH = ("no matching backup files", "timestamp does not exist")
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+NEWEST_CLEAN_HINT = (
+    "the replica is damaged: `edge restore --newest-clean --replica URL --output NEW` finds "
+    "the newest clean point and reports what it lacks; keep the bucket for inspection")
 
 
 @dataclass(frozen=True)
@@ -197,9 +200,33 @@ def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where:
         raise _NoMatch(last)
     raise DataError(
         f"restore from {where} failed: {last.removeprefix('Error: ')}",
-        "the replica may be damaged: try an older --timestamp or another epoch, and keep "
-        "the bucket contents for inspection",
+        NEWEST_CLEAN_HINT,
     )
+
+
+def refuse_existing(output: Path) -> Path:
+    """The absolute output path; ``ConfigError`` when it (or a -wal/-shm) exists."""
+    output = Path(os.path.abspath(output))
+    for suffix in ("", *_SIDE_FILES):
+        if os.path.lexists(f"{output}{suffix}"):
+            raise ConfigError(
+                f"--output: {output}{suffix} already exists",
+                "restore to a new path, or move the existing file away first "
+                "(edge never overwrites a database)",
+            )
+    return output
+
+
+def link_into_place(tmp: Path, output: Path) -> None:
+    """Hard-link a checked copy to ``output`` (no-clobber, unlike rename), durably."""
+    try:
+        os.link(tmp, output)
+    except FileExistsError:
+        raise ConfigError(
+            f"--output: {output} appeared during the restore",
+            "another process is writing there; restore to a new path",
+        ) from None
+    _fsync_dir(output.parent)
 
 
 def restore(
@@ -226,14 +253,7 @@ def restore(
     far and the size of the epoch's objects (an estimate: LTX files are compressed).
     """
     started = monotonic()
-    output = Path(os.path.abspath(output))
-    for suffix in ("", *_SIDE_FILES):
-        if os.path.lexists(f"{output}{suffix}"):
-            raise ConfigError(
-                f"--output: {output}{suffix} already exists",
-                "restore to a new path, or move the existing file away first "
-                "(edge never overwrites a database)",
-            )
+    output = refuse_existing(output)
     binary = find_litestream(litestream_bin)
     store = store or open_store(target)
     store.check_reachable()
@@ -331,16 +351,9 @@ def _restore_epoch(
         if problem:
             raise DataError(
                 f"database restored from {target.describe(epoch)} is corrupt: {problem}",
-                "try an older --timestamp or another epoch; keep the bucket for inspection",
+                NEWEST_CLEAN_HINT,
             )
-    try:
-        os.link(tmp, output)  # no-clobber, unlike rename
-    except FileExistsError:
-        raise ConfigError(
-            f"--output: {output} appeared during the restore",
-            "another process is writing there; restore to a new path",
-        ) from None
-    _fsync_dir(output.parent)
+    link_into_place(tmp, output)
 
 
 def _watcher(work: Path, estimate: int, progress: Callable[[int, int], None]

@@ -174,3 +174,123 @@ def test_no_data_and_an_unreachable_bucket_are_no_verdict(tmp_path, bucket):
     dead = parse_replica_url(f"s3://{bucket}/x?endpoint=http://127.0.0.1:{port}")
     res = drill(dead)
     assert res.kind == "unavailable" and not res.damaged
+
+
+def bucket_state(target) -> dict[str, tuple[int, str]]:
+    """Every object of the replica with its size and ETag (moto) or content hash (file)."""
+    import hashlib
+
+    store = open_store(target)
+    return {o.key: (o.size, hashlib.sha256(store.get(o.key)[0]).hexdigest())
+            for o in store.list_keys("")}
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    import logging
+
+    from tests.conftest import run_cli
+
+    # The CLI points edge's logger at the (captured) stderr: put it back afterwards,
+    # so the nodes of later tests do not log to a closed stream.
+    log = logging.getLogger("edge")
+    saved = (log.handlers[:], log.level, log.propagate)
+    try:
+        code, out, err = run_cli(list(argv), capsys)
+    finally:
+        log.handlers[:], log.level, log.propagate = saved
+    assert "Traceback" not in err and "this is a bug" not in err, err
+    return code, out, err
+
+
+def test_verify_replica_exits_0_then_4_after_bit_rot_and_never_writes(
+        tmp_path, capsys, s3_target, replicate_once):
+    import json
+
+    build(tmp_path / "data")
+    replicate_once(tmp_path / "data" / "edge.db", s3_target, 1, tmp_path / "w")
+
+    url = s3_target.url
+    before = bucket_state(s3_target)
+    code, out, err = cli(capsys, "verify-replica", "--replica", url)
+    assert code == 0 and out.count("\n") == 1 and "verified" in out and "TXID" in out, (out, err)
+    code, out, _ = cli(capsys, "verify-replica", "--replica", url, "--epoch", "1", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] and doc["epoch"] == 1 and doc["bytes_read"] > 0
+    assert bucket_state(s3_target) == before  # read-only: not an object added or changed
+
+    flip_ltx(s3_target)
+    rotten = bucket_state(s3_target)
+    code, out, err = cli(capsys, "verify-replica", "--replica", url)
+    assert code == 4 and out == "", (out, err)
+    lines = err.splitlines()
+    assert lines[0].startswith("error: replica ") and "restore_failed" in lines[0]
+    assert lines[1].startswith("hint: ") and "--newest-clean" in lines[1]
+    code, out, _ = cli(capsys, "verify-replica", "--replica", url, "--json")
+    assert code == 4 and json.loads(out)["kind"] == "restore_failed"
+    assert bucket_state(s3_target) == rotten
+
+
+def test_verify_replica_of_an_unreachable_bucket_exits_1(capsys, bucket):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out, err = cli(capsys, "verify-replica", "--replica",
+                         f"s3://{bucket}/x?endpoint=http://127.0.0.1:{port}")
+    assert code == 1 and err.startswith("error: ") and "unavailable" in err
+
+
+def test_restore_newest_clean_returns_an_older_clean_txid_with_the_report(
+        tmp_path, capsys, target, replica, replicate_once):
+    for i in range(4):  # four more TXIDs, one sync each
+        store = Store.open(replica)
+        store.set_meta({"drill-test": str(i)})
+        store.close()
+        replicate_once(replica, target, 1, tmp_path / "w")
+    store = open_store(target)
+    newest = max((o for o in store.list_keys("e1/") if o.key.endswith(".ltx")),
+                 key=lambda o: o.key)
+    body = bytearray(store.get(newest.key)[0])
+    body[len(body) // 2] ^= 0x20
+    store.put(newest.key, bytes(body))
+
+    out_db = tmp_path / "out" / "edge.db"
+    code, _, err = cli(capsys, "restore", "--replica", target.url, "--output", str(out_db))
+    assert code == 4 and "--newest-clean" in err and not out_db.exists()
+    code, out, err = cli(capsys, "restore", "--replica", target.url, "--output", str(out_db),
+                         "--newest-clean")
+    assert code == 5, (out, err)
+    assert "NOT the newest" in out and "lacks 1 TXIDs" in out and "damaged" in out, out
+    assert out_db.exists() and oct(out_db.stat().st_mode & 0o777) == "0o600"
+    copy = Store.inspect(out_db)
+    try:
+        assert copy.integrity_check() == "ok" and copy.get_meta("drill-test") == "2"
+    finally:
+        copy.close()
+    assert [p.name for p in out_db.parent.iterdir()] == ["edge.db"]  # probes removed
+    # A clean replica: the newest is restored, exit 0.
+    code, out, _ = cli(capsys, "restore", "--replica", target.url, "--output",
+                       str(tmp_path / "again.db"), "--newest-clean", "--epoch", "1")
+    assert code == 5  # same epoch, still damaged: never silently 0
+    clean = tmp_path / "clean"
+    build(clean)
+    replicate_once(clean / "edge.db", target, 2, tmp_path / "w2")
+    code, out, _ = cli(capsys, "restore", "--replica", target.url, "--output",
+                       str(tmp_path / "new.db"), "--newest-clean")
+    assert code == 0 and "(clean)" in out, out
+
+
+def test_the_boot_path_refuses_a_damaged_replica_and_names_newest_clean(tmp_path, file_target,
+                                                                        replicate_once):
+    from edge.errors import DataError
+    from tests.unit.test_corruption import make_app
+
+    build(tmp_path / "data")
+    replicate_once(tmp_path / "data" / "edge.db", file_target, 1, tmp_path / "w")
+    flip_ltx(file_target)
+    app, _ = make_app()
+    with pytest.raises(DataError) as err:
+        edge.Node(app, data_dir=tmp_path / "fresh", replica=file_target.url, workers=1).start()
+    assert err.value.exit_code == 4 and "edge restore --newest-clean" in err.value.hint
+    assert not (tmp_path / "fresh" / "edge.db").exists()

@@ -371,6 +371,11 @@ def _watcher(work: Path, estimate: int, progress: Callable[[int, int], None]
     return watch
 
 
+def litestream_state_dir(db_path: Path) -> Path:
+    """Litestream's local state for ``db_path`` (its positions and local LTX files)."""
+    return db_path.parent / f".{db_path.name}-litestream"
+
+
 def quarantine(
     db_path: Path, data_dir: Path, reason: str, *, now: Callable[[], float] = time.time
 ) -> Path:
@@ -395,7 +400,7 @@ def quarantine(
         except FileExistsError:
             n += 1
             dest = root / f"{stamp}-{slug}-{n}"
-    meta = db_path.parent / f".{db_path.name}-litestream"
+    meta = litestream_state_dir(db_path)
     for src in [db_path, *(Path(f"{db_path}{s}") for s in _SIDE_FILES), meta]:
         if os.path.lexists(src):
             os.rename(src, dest / src.name)

@@ -162,6 +162,9 @@ class Metrics:
             self.drill_failures.labels(kind)  # exported at 0, so alerts see the series
         self.drill_seconds = Gauge("edge_replica_drill_seconds",
                                    "Duration of the last restore drill", registry=r)
+        self.drill_interval = Gauge("edge_replica_drill_interval_seconds",
+                                    "Seconds between restore drills (0: not drilling)",
+                                    registry=r)
         self.heals = Counter("edge_replica_heals",
                              "Fresh replica epochs started after a failed drill", registry=r)
         self._step_children: dict[tuple[str, str], Any] = {}

@@ -45,10 +45,12 @@ class NodeDrills:
                               clock=link.clock)
 
     def start(self) -> None:
+        self.link.metrics.drill_interval.set(self.loop.interval)
         self.loop.start()
 
     def stop(self) -> None:
         self.loop.stop()
+        self.link.metrics.drill_interval.set(0)
 
     def poke(self, reason: str) -> None:
         self.loop.poke(reason)

@@ -325,9 +325,9 @@ def test_json_output_is_the_api_object_unchanged() -> None:
 
 
 def test_status_shows_the_last_restore_drill() -> None:
-    ok = {"ok": True, "kind": None, "detail": "integrity ok", "txid": 42, "txid_hex": "000000000000002a",
-          "epoch": 3, "bytes_read": 10, "seconds": 1.25, "finished_at": NOW.timestamp() - 60,
-          "rows": 5}
+    ok = {"ok": True, "kind": None, "detail": "integrity ok", "txid": 42,
+          "txid_hex": "000000000000002a", "epoch": 3, "bytes_read": 10, "seconds": 1.25,
+          "finished_at": NOW.timestamp() - 60, "rows": 5}
     lines = out.format_status(status_sample(drill={"interval": 600, "next_in_seconds": 540,
                                                    "last": ok}), color=False, now=NOW)
     assert "  drill:     verified TXID 000000000000002a (60.00 s ago, epoch 3, 1.2 s)" in \

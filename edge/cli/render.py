@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -295,7 +296,7 @@ def _replication_lines(rep: dict[str, Any], color: bool, now: datetime) -> list[
     return lines
 
 
-def _drill_line(drill: dict[str, Any], sub: Any, now: datetime) -> str:
+def _drill_line(drill: dict[str, Any], sub: Callable[..., str], now: datetime) -> str:
     """The last restore drill of the replica (edge/replica_drills.py's status block)."""
     last = drill.get("last")
     if not isinstance(last, dict):

@@ -30,9 +30,14 @@ from edge.store.sql import UPSERT_OP  # noqa: E402
 from edge.store.verify import verify_checksums  # noqa: E402
 
 
-def build(db: Path, mb: float) -> int:
+def build(db: Path, mb: float, noise: bool = False) -> int:
+    """``noise``: each checkpoint's payload random (what compresses like real data would
+    not: the replica's LTX files are LZ4-compressed pages)."""
     store = Store.open(db, "normal")
-    payload = '{"blob": "' + "x" * 600 + '"}'
+    fixed = '{"blob": "' + "x" * 600 + '"}'
+
+    def payload() -> str:
+        return '{"blob": "' + os.urandom(300).hex() + '"}' if noise else fixed
     n = 0
     try:
         # The main file's size (SQLite's automatic checkpoints move the WAL into it).
@@ -43,9 +48,9 @@ def build(db: Path, mb: float) -> int:
                     conn.execute(  # type: ignore[attr-defined]
                         "INSERT INTO workflows (id, workflow, status, input, created_at, "
                         "updated_at, checksum) VALUES (?, 'bench', 'SUCCEEDED', ?, ?, ?, 0)",
-                        (wid, payload, float(i), float(i)))
+                        (wid, payload(), float(i), float(i)))
                     for seq in range(1, 11):
-                        op = OpRow(wid, seq, "step", f"s{seq}", "SUCCEEDED", 1, payload, None,
+                        op = OpRow(wid, seq, "step", f"s{seq}", "SUCCEEDED", 1, payload(), None,
                                    float(i), float(i))
                         conn.execute(UPSERT_OP, (op.workflow_id, op.seq, op.kind,  # type: ignore
                                                  op.name, op.status, op.attempts, op.output,

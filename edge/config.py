@@ -47,6 +47,8 @@ class Settings:
     replication: str = "embedded"  # "embedded": the node runs litestream; "external": a sidecar
     sidecar_socket: str | None = None  # external mode: the sidecar's control socket
     epoch_retention: float = 7 * 86400.0
+    # Seconds between restore drills of the replica (edge/replication/drills.py); 0: none.
+    drill_interval: float = 600.0
     api_token: str | None = None
     retention: float | None = None  # seconds: finished workflows older than this are pruned
     api_read_token: str | None = None  # grants GET/HEAD only (viewers, Prometheus)
@@ -79,6 +81,7 @@ class Settings:
                                     ("--sync-interval", self.sync_interval, None, day),
                                     ("--lease-ttl", self.lease_ttl, None, day),
                                     ("--lease-renew", self.lease_renew, None, day),
+                                    ("--drill-interval", self.drill_interval, 0.0, day),
                                     ("epoch_retention", self.epoch_retention, None,
                                      MAX_DURATION)):
             # NaN passes every comparison as false, and inf overflows every timer:

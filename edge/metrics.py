@@ -33,6 +33,9 @@ from prometheus_client.registry import Collector
 
 from edge.store import WORKFLOW_STATUSES
 
+# The kinds of a failed restore drill (edge/replication/drill.py), counted by label.
+DRILL_KINDS = ("restore_failed", "structure", "checksum", "diverged", "unavailable")
+
 
 class _DbCollector(Collector):
     def __init__(self, counts: Callable[[], dict[str, int]], db_path: Callable[[], Path | None],
@@ -148,6 +151,22 @@ class Metrics:
                                     ["kind"], registry=r)
         for kind in ("disk_full", "io_error"):
             self.write_errors.labels(kind)  # exported at 0, so alerts see the series
+        # Restore drills of the replica (edge/replication/drills.py).
+        self.verified_txid = Gauge("edge_replica_verified_txid",
+                                   "Newest replica TXID a restore drill verified", registry=r)
+        self.drill_success = Gauge("edge_replica_drill_last_success_timestamp_seconds",
+                                   "Wall time of the last successful restore drill", registry=r)
+        self.drill_failures = Counter("edge_replica_drill_failures",
+                                      "Restore drills that failed, by kind", ["kind"], registry=r)
+        for kind in DRILL_KINDS:
+            self.drill_failures.labels(kind)  # exported at 0, so alerts see the series
+        self.drill_seconds = Gauge("edge_replica_drill_seconds",
+                                   "Duration of the last restore drill", registry=r)
+        self.drill_interval = Gauge("edge_replica_drill_interval_seconds",
+                                    "Seconds between restore drills (0: not drilling)",
+                                    registry=r)
+        self.heals = Counter("edge_replica_heals",
+                             "Fresh replica epochs started after a failed drill", registry=r)
         self._step_children: dict[tuple[str, str], Any] = {}
         self._started_children: dict[str, Any] = {}
         self._finished_children: dict[tuple[str, str], Any] = {}

@@ -6,8 +6,9 @@ the newest epoch that holds data, then verify the copy (integrity_check and
 row checksums) before anything opens it read-write (the decision and the
 restore are ``replication/trust.py``'s).
 ``after_open``: record our epoch and owner in the database, start the
-Litestream sidecar on the current epoch's path, and start the lease keeper
-and the lag monitor.
+Litestream sidecar on the current epoch's path, and start the lease keeper,
+the lag monitor and the restore drills (replica_drills.py); a damaged drill
+heals (``_heal``: the next epoch path under the same lease, a full snapshot).
 
 Invariants:
 - the replica never has two writers: the sidecar runs only while we hold the
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from edge.clock import Clock
 from edge.config import Settings
 from edge.errors import EdgeError, LockHeld, NotReady, ReplicationError, Unreachable
 from edge.metrics import Metrics
+from edge.replica_drills import NodeDrills
 from edge.replication import (
     AcquireResult,
     ExternalSidecar,
@@ -61,7 +64,9 @@ from edge.replication import (
     prune_epochs,
     trust,
 )
+from edge.replication.drill import DrillResult
 from edge.replication.position import Position
+from edge.replication.restore import litestream_state_dir
 from edge.replication.watchdog import FenceWatchdog
 from edge.store import Store, wal
 
@@ -115,6 +120,7 @@ class Replicator:
         self._fence = FenceWatchdog(self._fence_bound, self._fence_fire, link.clock.monotonic,
                                     backstop=min(1.0, s.lease_renew))
         self._opened = False  # the database is open (regaining a lease writes to it)
+        self.drills: NodeDrills | None = None
 
     # ---- boot ----------------------------------------------------------------
 
@@ -176,6 +182,7 @@ class Replicator:
         self._spawn(self._monitor, "edge-lag")
         if self.holding:
             self._spawn(self._prune_once, "edge-prune")
+            self._start_drills()
         link.metrics.leader.set(1 if self.holding else 0)
 
     def _headroom(self) -> float:
@@ -231,6 +238,7 @@ class Replicator:
         # re-registrations with a restarted external sidecar are restarts.
         if kind == "restarted" or (kind == "exited" and not data.get("expected", False)):
             self.link.metrics.sidecar_restarts.inc()
+            self.drill_soon("sidecar restart")
         if kind in ("restarted", "exited", "fenced", "unfenced", "error"):
             log.info("sidecar %s %s", kind, data)
 
@@ -296,13 +304,17 @@ class Replicator:
             sidecar = self.sidecar
             if sidecar is not None:
                 done = sidecar.while_halted(lambda: wal.truncate(self.link.store()))
-            elif self.link.settings.replication == "embedded":
-                done = wal.truncate(self.link.store())  # no Litestream was ever started
+            elif (self.link.settings.replication == "embedded"
+                  and (self._sidecar_deferred or not self.holding)):
+                # None started yet (deferred, or booted without the bucket); a heal also
+                # leaves None while the old sidecar still stops: not that window.
+                done = wal.truncate(self.link.store())
             else:
                 done = None  # an external sidecar may still read the file from an earlier run
         if done is None or not done.done:
             return False
         self.wal_bounds += 1
+        self.drill_soon("WAL bound")  # the snapshot the next sidecar writes is worth proving
         log.warning("the WAL reached %d bytes while the sidecar was not replicating: "
                     "checkpointed it (TRUNCATE); the sidecar uploads a full snapshot when it "
                     "runs again", done.bytes_before)
@@ -465,10 +477,58 @@ class Replicator:
         )
         self.link.fail(err)
 
+    # ---- restore drills (replica_drills.py) and the heal --------------------------
+
+    def _start_drills(self) -> None:
+        if self.link.settings.drill_interval > 0 and self.drills is None:
+            self.drills = NodeDrills(self.link, self.target, self.objects,
+                                     epoch=lambda: self.epoch, lag=self.lag, heal=self._heal)
+            self.drills.start()
+
+    def drill_soon(self, reason: str) -> None:
+        """A sidecar restart, a takeover or a WAL bound: drill the replica soon."""
+        if self.drills is not None:
+            self.drills.poke(reason)
+
+    def _heal(self, result: DrillResult) -> bool:
+        """A damaged replica: a fresh, fully snapshotted one on the next epoch path under
+        the same lease. The old sidecar is stopped before the lease moves and the new one
+        starts (never two writers); Litestream's local state goes, so the new sidecar
+        writes a full snapshot instead of re-uploading the LTX files it kept."""
+        with self._fence_lock:
+            old = self.sidecar
+            if (self._stop.is_set() or not self.holding or self.fenced_reason is not None
+                    or old is None):
+                return False
+            self.sidecar = None
+        old.stop(flush=False)
+        try:
+            epoch = self.lease.next_epoch()
+        except LeaseLost as exc:
+            self._zombie(exc)
+            return False
+        except EdgeError as exc:
+            log.error("healing the replica: the lease did not move (%s); replication "
+                      "resumes on epoch %d until the next drill", exc.message, self.epoch)
+            self._start_sidecar()
+            return False
+        log.warning("replica epoch %d is damaged (%s); replicating a fresh snapshot to "
+                    "epoch %d", self.epoch, result.kind, epoch)
+        self.epoch = epoch
+        self.link.store().set_meta({"epoch": str(epoch), "owner": self.link.node_id})
+        shutil.rmtree(litestream_state_dir(self.link.settings.db_path), ignore_errors=True)
+        self.link.metrics.lease_epoch.set(epoch)
+        self.link.metrics.heals.inc()
+        self._start_sidecar()
+        self._barrier(timeout=30.0)  # the snapshot is in the bucket before the drill
+        return True
+
     # ---- stop and status ---------------------------------------------------------
 
     def shutdown(self, flush: bool) -> None:
         self._stop.set()
+        if self.drills is not None:
+            self.drills.stop()
         self._fence.stop()
         for t in self._threads:
             if t is not threading.current_thread():
@@ -511,6 +571,7 @@ class Replicator:
             "wal_bounds": self.wal_bounds,
             "lease": None,
             "sidecar": self.sidecar.status() if self.sidecar is not None else None,
+            "drill": self.drills.status() if self.drills is not None else None,
         }
         if self.standby is not None:
             out["lease"] = self.standby.to_dict()

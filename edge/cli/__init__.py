@@ -43,6 +43,7 @@ for _name, _command in (
     ("resume", workflows.resume),
     ("status", status.status),
     ("restore", restore.restore),
+    ("verify-replica", restore.verify_replica),
     ("fork", manage.fork),
     ("queues", manage.queues),
     ("schedules", manage.schedules),

@@ -62,6 +62,9 @@ SidecarOpt = Annotated[str | None, typer.Option(
     help="The external sidecar's control socket (with --replication external).")]
 SyncOpt = Annotated[float, typer.Option(
     "--sync-interval", envvar="EDGE_SYNC_INTERVAL", help="Seconds between replica syncs.")]
+DrillOpt = Annotated[float, typer.Option(
+    "--drill-interval", envvar="EDGE_DRILL_INTERVAL",
+    help="Seconds between restore drills of the replica (0: none).")]
 LeaseTtlOpt = Annotated[float, typer.Option(
     "--lease-ttl", envvar="EDGE_LEASE_TTL", help="Seconds a replica lease lives unrenewed.")]
 LeaseRenewOpt = Annotated[float, typer.Option(

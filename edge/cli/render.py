@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -287,9 +288,26 @@ def _replication_lines(rep: dict[str, Any], color: bool, now: datetime) -> list[
     restored = take("restored_from_epoch")
     if restored is not None:
         lines.append(sub("restored", f"from epoch {restored}"))
+    drill = take("drill")
+    if isinstance(drill, dict):
+        lines.append(_drill_line(drill, sub, now))
     for k, v in rest.items():  # anything newer than this renderer: shown, not hidden
         lines.append(sub(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)))
     return lines
+
+
+def _drill_line(drill: dict[str, Any], sub: Callable[..., str], now: datetime) -> str:
+    """The last restore drill of the replica (edge/replica_drills.py's status block)."""
+    last = drill.get("last")
+    if not isinstance(last, dict):
+        return sub("drill", f"none yet (every {duration(float(drill.get('interval') or 0))})")
+    when = datetime.fromtimestamp(float(last.get("finished_at") or 0), UTC)
+    at = f"{relative(when.isoformat(), now)}, epoch {last.get('epoch')}"
+    if last.get("ok"):
+        return sub("drill", f"verified TXID {last.get('txid_hex')} ({at}, "
+                            f"{float(last.get('seconds') or 0):.1f} s)", GREEN)
+    return sub("drill", f"FAILED {last.get('kind')}: {cut(str(last.get('detail')), 160)} "
+                        f"({at})", RED if last.get("kind") != "no_replica" else YELLOW)
 
 
 def format_status(st: dict[str, Any], *, color: bool | None = None,

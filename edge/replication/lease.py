@@ -370,6 +370,29 @@ class Lease:
                 )
             self._hold(self._epoch, etag, sent)
 
+    def next_epoch(self) -> int:
+        """Move the held lease to ``epoch + 1`` (a fresh replica path: the heal after a
+        failed restore drill) with the same conditional write as ``renew``; returns the
+        new epoch. Raises ``LeaseLost`` / ``Unreachable`` as ``renew`` does. Epochs only
+        grow, and the holder stays the same: a standby sees an ETag change, as for a
+        renew, and keeps standing by."""
+        with self._lock:
+            if self._etag is None:
+                raise LeaseLost(
+                    f"cannot move replica lease {self.where()}: this node does not hold it",
+                    "acquire the lease first",
+                )
+            epoch = self._epoch + 1
+            etag, sent = self._write(epoch, False, self._etag)
+            if etag is None:
+                self._etag = None
+                raise LeaseLost(
+                    f"replica lease {self.where()} was taken over before epoch {epoch}",
+                    "stop this node; the current holder's replica is the truth",
+                )
+            self._hold(epoch, etag, sent)
+            return epoch
+
     def release(self) -> None:
         """Mark the lease released (never deletes it). No-op when not holding.
 

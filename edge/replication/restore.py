@@ -63,6 +63,9 @@ __all__ = [
 _EPOCH_RE = re.compile(r"^e([1-9][0-9]*)$")
 _NO_MATCH = ("no matching backup files", "timestamp does not exist")
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+NEWEST_CLEAN_HINT = (
+    "the replica is damaged: `edge restore --newest-clean --replica URL --output NEW` finds "
+    "the newest clean point and reports what it lacks; keep the bucket for inspection")
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,9 @@ class _NoMatch(Exception):
 
 
 def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where: str,
-                    watch: Callable[[], None] | None = None) -> None:
-    """Run litestream; ``watch`` is called about every 0.2 s while it runs (progress)."""
+                    watch: Callable[[], None] | None = None) -> bytes:
+    """Run litestream and return its output; ``watch`` is called about every 0.2 s while
+    it runs (progress)."""
     # Output goes to a file, not a pipe: nobody drains a pipe while we poll.
     with tempfile.TemporaryFile() as out:
         try:
@@ -186,7 +190,7 @@ def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where:
         out.seek(0)
         output = out.read()
     if returncode == 0:
-        return
+        return output
     text = output.decode(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = lines[-1] if lines else f"exit status {returncode}"
@@ -196,9 +200,33 @@ def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where:
         raise _NoMatch(last)
     raise DataError(
         f"restore from {where} failed: {last.removeprefix('Error: ')}",
-        "the replica may be damaged: try an older --timestamp or another epoch, and keep "
-        "the bucket contents for inspection",
+        NEWEST_CLEAN_HINT,
     )
+
+
+def refuse_existing(output: Path) -> Path:
+    """The absolute output path; ``ConfigError`` when it (or a -wal/-shm) exists."""
+    output = Path(os.path.abspath(output))
+    for suffix in ("", *_SIDE_FILES):
+        if os.path.lexists(f"{output}{suffix}"):
+            raise ConfigError(
+                f"--output: {output}{suffix} already exists",
+                "restore to a new path, or move the existing file away first "
+                "(edge never overwrites a database)",
+            )
+    return output
+
+
+def link_into_place(tmp: Path, output: Path) -> None:
+    """Hard-link a checked copy to ``output`` (no-clobber, unlike rename), durably."""
+    try:
+        os.link(tmp, output)
+    except FileExistsError:
+        raise ConfigError(
+            f"--output: {output} appeared during the restore",
+            "another process is writing there; restore to a new path",
+        ) from None
+    _fsync_dir(output.parent)
 
 
 def restore(
@@ -225,14 +253,7 @@ def restore(
     far and the size of the epoch's objects (an estimate: LTX files are compressed).
     """
     started = monotonic()
-    output = Path(os.path.abspath(output))
-    for suffix in ("", *_SIDE_FILES):
-        if os.path.lexists(f"{output}{suffix}"):
-            raise ConfigError(
-                f"--output: {output}{suffix} already exists",
-                "restore to a new path, or move the existing file away first "
-                "(edge never overwrites a database)",
-            )
+    output = refuse_existing(output)
     binary = find_litestream(litestream_bin)
     store = store or open_store(target)
     store.check_reachable()
@@ -330,16 +351,9 @@ def _restore_epoch(
         if problem:
             raise DataError(
                 f"database restored from {target.describe(epoch)} is corrupt: {problem}",
-                "try an older --timestamp or another epoch; keep the bucket for inspection",
+                NEWEST_CLEAN_HINT,
             )
-    try:
-        os.link(tmp, output)  # no-clobber, unlike rename
-    except FileExistsError:
-        raise ConfigError(
-            f"--output: {output} appeared during the restore",
-            "another process is writing there; restore to a new path",
-        ) from None
-    _fsync_dir(output.parent)
+    link_into_place(tmp, output)
 
 
 def _watcher(work: Path, estimate: int, progress: Callable[[int, int], None]
@@ -355,6 +369,11 @@ def _watcher(work: Path, estimate: int, progress: Callable[[int, int], None]
         progress(written, estimate)
 
     return watch
+
+
+def litestream_state_dir(db_path: Path) -> Path:
+    """Litestream's local state for ``db_path`` (its positions and local LTX files)."""
+    return db_path.parent / f".{db_path.name}-litestream"
 
 
 def quarantine(
@@ -381,7 +400,7 @@ def quarantine(
         except FileExistsError:
             n += 1
             dest = root / f"{stamp}-{slug}-{n}"
-    meta = db_path.parent / f".{db_path.name}-litestream"
+    meta = litestream_state_dir(db_path)
     for src in [db_path, *(Path(f"{db_path}{s}") for s in _SIDE_FILES), meta]:
         if os.path.lexists(src):
             os.rename(src, dest / src.name)

@@ -28,7 +28,12 @@ from edge.config import Settings
 from edge.errors import DataError, Unreachable
 from edge.replication.lease import AcquireResult
 from edge.replication.objects import ObjectStore
-from edge.replication.restore import newest_epoch_with_data, quarantine, restore
+from edge.replication.restore import (
+    NEWEST_CLEAN_HINT,
+    newest_epoch_with_data,
+    quarantine,
+    restore,
+)
 from edge.replication.target import ReplicaTarget
 from edge.store import Store, integrity, verify
 
@@ -106,17 +111,22 @@ def restore_verified(target: ReplicaTarget, objects: ObjectStore, settings: Sett
     t0 = clock.monotonic()
     log.info("restoring epoch %d from %s", epoch, target.url)
     os.chmod(settings.data_dir, 0o700)
-    restore(target, settings.db_path, epoch=epoch, store=objects)
-    store = Store.inspect(settings.db_path)
     try:
-        verdict = store.integrity_check()
-        if verdict != "ok":
-            raise DataError(f"restored database fails integrity_check: {verdict}",
-                            "the replica is damaged: restore an older point with "
-                            "`edge restore --timestamp` and inspect it")
-        rows = verify.verify_checksums(store)
-    finally:
-        store.close()
+        restore(target, settings.db_path, epoch=epoch, store=objects)
+        store = Store.inspect(settings.db_path)
+        try:
+            verdict = store.integrity_check()
+            if verdict != "ok":
+                raise DataError(f"restored database fails integrity_check: {verdict}",
+                                NEWEST_CLEAN_HINT)
+            rows = verify.verify_checksums(store)
+        finally:
+            store.close()
+    except DataError as exc:
+        if exc.code == "no_replica":
+            raise
+        # Refusing stays the default: an older clean point is never chosen silently.
+        raise DataError(exc.message, NEWEST_CLEAN_HINT, code=exc.code) from exc
     os.chmod(settings.db_path, 0o600)
     log.info("restored epoch %d (%d rows verified) in %.2f s", epoch, rows,
              clock.monotonic() - t0)

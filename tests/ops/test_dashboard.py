@@ -227,6 +227,9 @@ def test_list_counts_and_timeline(browser: WebDriver, node: edge.Node, url: str)
     assert "leader" in text(browser, "#leader") and text(browser, "#node-state") == "ready"
     assert "sidecar up" in text(browser, "#repl-chips")
     assert "holds the lease" in text(browser, "#repl-chips")
+    # The node's first restore drill runs a few seconds after boot (replica_drills.py).
+    until(browser, lambda d: "verified TXID" in text(d, "#last-drill"), "the last drill")
+    assert "replica verified" in text(browser, "#repl-chips")
 
     open_workflow(browser, "order-1")
     assert row(browser, "order-1").get_attribute("class") == "sel"

@@ -114,6 +114,8 @@ def test_alerts_cover_the_operational_failures() -> None:
         "EdgeStandbyTooLong": "edge_leader",
         "EdgeNodeDown": "up",
         "EdgeWriteErrors": "edge_write_errors_total",
+        "EdgeReplicaDrillFailing": "edge_replica_drill_failures_total",
+        "EdgeReplicaDrillStale": "edge_replica_drill_last_success_timestamp_seconds",
     }
     for alert, metric in wanted.items():
         assert alert in by_name, f"missing alert {alert}"
@@ -286,6 +288,38 @@ RULE_TESTS: list[dict[str, Any]] = [
              {"exp_labels": {"severity": "critical", "job": "edge", "instance": "a",
                              "kind": "disk_full"}}]},
          {"eval_time": "12m", "alertname": "EdgeWriteErrors", "exp_alerts": []}]},
+    # A drill that found damage fires at once; one without a verdict does not.
+    {"interval": "1m",
+     "input_series": [
+         {"series": 'edge_replica_drill_failures_total{job="edge",instance="a",'
+                    'kind="restore_failed"}', "values": "0 0 1 1 1 1 1 1 1 1"},
+         {"series": 'edge_replica_drill_failures_total{job="edge",instance="b",'
+                    'kind="unavailable"}', "values": "0 0 1 2 3 4 5 6 7 8"}],
+     "alert_rule_test": [
+         {"eval_time": "1m", "alertname": "EdgeReplicaDrillFailing", "exp_alerts": []},
+         {"eval_time": "3m", "alertname": "EdgeReplicaDrillFailing", "exp_alerts": [
+             {"exp_labels": {"severity": "critical", "job": "edge", "instance": "a",
+                             "kind": "restore_failed"}}]}]},
+    # Drills every 600 s: a node whose last success stopped at t=0 alerts after 3
+    # intervals (+5 m); one that keeps succeeding, or does not drill, never does.
+    {"interval": "1m",
+     "input_series": [
+         {"series": 'edge_replica_drill_last_success_timestamp_seconds{job="edge",'
+                    'instance="stuck"}', "values": "0x60"},
+         {"series": 'edge_replica_drill_interval_seconds{job="edge",instance="stuck"}',
+          "values": "600x60"},
+         {"series": 'edge_replica_drill_last_success_timestamp_seconds{job="edge",'
+                    'instance="fine"}', "values": "0+60x60"},
+         {"series": 'edge_replica_drill_interval_seconds{job="edge",instance="fine"}',
+          "values": "600x60"},
+         {"series": 'edge_replica_drill_last_success_timestamp_seconds{job="edge",'
+                    'instance="off"}', "values": "0x60"},
+         {"series": 'edge_replica_drill_interval_seconds{job="edge",instance="off"}',
+          "values": "0x60"}],
+     "alert_rule_test": [
+         {"eval_time": "30m", "alertname": "EdgeReplicaDrillStale", "exp_alerts": []},
+         {"eval_time": "40m", "alertname": "EdgeReplicaDrillStale", "exp_alerts": [
+             {"exp_labels": {"severity": "warning", "job": "edge", "instance": "stuck"}}]}]},
 ]
 
 

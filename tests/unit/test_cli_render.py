@@ -322,3 +322,21 @@ def test_json_output_is_the_api_object_unchanged() -> None:
     obj = {"workflows": [wf("é-1", "SUCCEEDED", output={"n": [1, 2]})]}
     assert tx.dumps(obj) == json.dumps(obj, indent=2, ensure_ascii=False)
     assert json.loads(tx.dumps(obj)) == obj
+
+
+def test_status_shows_the_last_restore_drill() -> None:
+    ok = {"ok": True, "kind": None, "detail": "integrity ok", "txid": 42,
+          "txid_hex": "000000000000002a", "epoch": 3, "bytes_read": 10, "seconds": 1.25,
+          "finished_at": NOW.timestamp() - 60, "rows": 5}
+    lines = out.format_status(status_sample(drill={"interval": 600, "next_in_seconds": 540,
+                                                   "last": ok}), color=False, now=NOW)
+    assert "  drill:     verified TXID 000000000000002a (60.00 s ago, epoch 3, 1.2 s)" in \
+        lines.splitlines(), lines
+    bad = dict(ok, ok=False, kind="restore_failed", detail="file checksum mismatch")
+    text = out.format_status(status_sample(drill={"interval": 600, "last": bad}), color=False,
+                             now=NOW)
+    assert "  drill:     FAILED restore_failed: file checksum mismatch (60.00 s ago, epoch 3)" \
+        in text.splitlines(), text
+    text = out.format_status(status_sample(drill={"interval": 600, "last": None}), color=False,
+                             now=NOW)
+    assert "  drill:     none yet (every 10.0 min)" in text.splitlines(), text

@@ -281,6 +281,19 @@
       pairs.push(["Restored from", "epoch " + r.restored_from_epoch]);
     }
     pairs.push(["Fenced", r.fenced ? String(r.fenced) : "no"]);
+    const drill = r.drill && r.drill.last;
+    if (drill) {
+      const at = ms(drill.finished_at);
+      const when = at === null ? "" : " (" + rel(at) + ", epoch " + drill.epoch + ")";
+      chips.push(drill.ok ? ["ok", "replica verified"]
+                          : [drill.kind === "no_replica" ? "warn" : "bad",
+                             "drill failed: " + drill.kind]);
+      pairs.push(["Last drill", h("span", { id: "last-drill", text: drill.ok
+        ? "verified TXID " + drill.txid_hex + when
+        : "failed (" + drill.kind + "): " + drill.detail + when })]);
+    } else if (r.drill) {
+      pairs.push(["Last drill", h("span", { id: "last-drill", text: "none yet" })]);
+    }
     box.replaceChildren(
       h("div", { class: "chips", id: "repl-chips" },
         chips.map(([cls, text]) => h("span", { class: "chip " + cls, text }))),

@@ -3,8 +3,10 @@
 Invariant: the lock is an exclusive ``flock`` on ``<data-dir>/edge.lock``, a
 file separate from the database. The database file itself is never opened
 with plain ``open()`` in the node process: closing such a descriptor drops
-every POSIX lock SQLite holds on it. The kernel releases the flock when the
-process dies, so a SIGKILLed node never leaves a stale lock behind.
+every POSIX lock SQLite holds on it (the one exception, creating it 0600 before
+any connection exists, is ``store.connection.make_private``). The kernel releases
+the flock when the process dies, so a SIGKILLed node never leaves a stale lock
+behind. The lock and ``node-id`` files are 0600 whatever the umask.
 (The replica lease, the single writer across machines, is in replication/lease.py.)
 """
 
@@ -42,6 +44,7 @@ class LocalLock:
                     "stop it first, or give this node its own --data-dir",
                 ) from None
             raise
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -63,6 +66,11 @@ def node_id(data_dir: Path) -> str:
     except FileNotFoundError:
         nid = f"node-{uuid.uuid4().hex[:12]}"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(nid + "\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # a .tmp left by a crash keeps its old mode otherwise
+            os.write(fd, (nid + "\n").encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
         return nid

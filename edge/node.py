@@ -27,7 +27,6 @@ and threads, so tests run many nodes in one process (one per App at a time).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,7 +194,6 @@ class Node:
         self._store = Store.open(s.db_path, s.durability, self.clock.time(),
                                  autocheckpoint=s.replica is None)
         self._store.on_write_error(self.writes.on_write_error)
-        os.chmod(s.db_path, 0o600)
         if self.replication is not None:
             self.replication.after_open()  # record epoch/owner, start the sidecar
         self._check_not_stopping()

@@ -9,13 +9,19 @@ cannot roll it back: that is the situation idempotency keys exist for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 
 
 def _db() -> sqlite3.Connection:
-    conn = sqlite3.connect(os.environ.get("EDGE_DEMO_PAYMENTS", "demo-payments.db"), timeout=10)
+    path = os.environ.get("EDGE_DEMO_PAYMENTS", "demo-payments.db")
+    # Created 0600 before SQLite opens it (its journal takes the same mode): the image
+    # runs with umask 0022 and the ledger sits in the node's private data directory.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = sqlite3.connect(path, timeout=10)
     conn.execute("CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, order_id TEXT, "
                  "cents INTEGER, requests INTEGER, charged_at REAL)")
     return conn

@@ -50,7 +50,8 @@ LogFormatOpt = Annotated[str, typer.Option(
     "--log-format", envvar="EDGE_LOG_FORMAT", help="human or json.")]
 AllowEmptyOpt = Annotated[bool, typer.Option(
     "--allow-empty", envvar="EDGE_ALLOW_EMPTY",
-    help="Start empty when the replica cannot be reached and there is no local database.")]
+    help="Start empty when there is no local database and the replica cannot be reached, "
+    "or has a lease but no data.")]
 NoWaitOpt = Annotated[bool, typer.Option(
     "--no-wait", envvar="EDGE_NO_WAIT",
     help="Exit (code 3) instead of standing by while another node holds the lease.")]

@@ -11,7 +11,8 @@ Invariants:
   hold (someone else wrote first). They never overwrite blindly.
 * For ``file://`` the compare-and-write runs under an exclusive ``flock`` on a
   sibling ``<name>.lock`` file and replaces the object by atomic rename; the ETag
-  is the SHA-256 of the body.
+  is the SHA-256 of the body. What it creates there is private: directories 0700,
+  objects and lock files 0600, whatever the umask.
 * Every failure to get an answer from the store (connection refused, timeout,
   missing bucket, bad credentials, 5xx) is raised as ``Unreachable`` with a hint;
   callers treat "no verdict" uniformly. Timeouts and retries are short, so a dead
@@ -335,7 +336,7 @@ class FileStore:
         path = self._path(key)
         lock = path.with_name(path.stem + ".lock")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise self._unreachable(exc) from exc
@@ -355,7 +356,7 @@ class FileStore:
 
     def _write(self, path: Path, body: bytes) -> str:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:

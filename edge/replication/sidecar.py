@@ -268,6 +268,7 @@ class Sidecar:
                     env=env,
                     close_fds=True,
                     preexec_fn=preexec,
+                    umask=0o077,  # its LTX files and directories are private whatever ours is
                 )
             except OSError as exc:
                 with self._cond:

@@ -15,7 +15,10 @@ Invariants:
   used, and ends 0600 in a 0700 data directory;
 - with the bucket unreachable, a local file runs (replication fenced); no local
   file refuses to start unless ``--allow-empty``: edge never starts empty over a
-  replica that may hold data.
+  replica that may hold data;
+- a lease that existed before this boot (the site ran) with no epoch holding data
+  refuses too (``DataError``, exit 4) unless ``--allow-empty``, before any local
+  file is moved; only a lease this boot created starts a new database silently.
 """
 
 from __future__ import annotations
@@ -93,16 +96,34 @@ def settle(target: ReplicaTarget, objects: ObjectStore, settings: Settings, cloc
     if trusted:
         log.info("lease %s at epoch %d; keeping the local database", res.kind, res.epoch)
         return None
+    source = newest_epoch_with_data(target, at_most=res.epoch, store=objects)
+    if source is None and res.kind != "created" and not settings.allow_empty:
+        refuse_vanished(target, res)  # before the local file (if any) is moved
     if db.exists():
         where = quarantine(db, settings.data_dir, f"behind-replica-epoch-{res.epoch}")
         log.warning("local database is behind the replica; moved to %s", where)
-    source = newest_epoch_with_data(target, at_most=res.epoch, store=objects)
     if source is None:
         log.info("the replica holds no data yet: starting a new database at epoch %d",
                  res.epoch)
         return None
     restore_verified(target, objects, settings, clock, source)
     return source
+
+
+def refuse_vanished(target: ReplicaTarget, res: AcquireResult) -> None:
+    """The lease existed before this boot, so the site ran, yet no epoch at or below
+    the lease's holds data: the data vanished (deleted objects, a wrong prefix, a
+    holder that died before its first upload). Never start empty over that silently."""
+    before = res.prev_epoch if res.prev_epoch is not None else res.epoch
+    owner = res.prev_owner or res.holder
+    raise DataError(
+        f"replica {target.describe()} has a lease (epoch {before}, last held by {owner}) "
+        f"but no epoch at or below {res.epoch} holds data",
+        "the site ran before and its data is gone: check --replica and the bucket "
+        "(restore its objects if they were deleted), or pass --allow-empty to start "
+        "this site empty anyway",
+        code="replica_data_missing",
+    )
 
 
 def restore_verified(target: ReplicaTarget, objects: ObjectStore, settings: Settings,

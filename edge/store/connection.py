@@ -25,13 +25,19 @@ Invariants:
   read-only directory) is read through a private temporary copy of the file and
   its WAL (``private_copy``), never by writing next to the original;
 - every connection can call ``edge_checksum`` (rows.register): the schema's
-  checksum triggers need it.
+  checksum triggers need it;
+- a database edge opens read-write is 0600 before SQLite first opens it
+  (``make_private``): SQLite gives the -wal and -shm it creates the main file's
+  mode, whatever the process umask.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import weakref
 from collections.abc import Callable
@@ -83,6 +89,36 @@ def connect(path: Path, durability: str = "full",
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
+
+
+def make_private(path: Path) -> None:
+    """Make the database ``path`` 0600 (created empty when missing) and its -wal and
+    -shm 0600 where they exist, so that SQLite creates its companions 0600 too.
+
+    Call it before any connection to ``path`` exists in this process. The rule that
+    the node never open()s and closes the database file is about SQLite's POSIX
+    locks: closing any descriptor of the file drops every lock the process holds on
+    it. Here no connection can hold one yet: O_EXCL proves the file did not exist
+    (so no connection had it open), and an existing file is only chmod()ed by path,
+    which opens no descriptor.
+    """
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    if stat.S_ISREG(os.stat(file).st_mode):  # never chmod a directory
+                        os.chmod(file, 0o600)
+            return
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask (0o277 gives 0400)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise DataError(f"cannot create or use the database {path}: {exc.strerror or exc}",
+                        "check that its directory exists and this user owns and can write "
+                        "it") from None
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

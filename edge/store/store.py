@@ -46,7 +46,7 @@ from edge.errors import (
     WriteFailed,
 )
 from edge.store import integrity, migrations
-from edge.store.connection import connect, connect_readonly, private_copy
+from edge.store.connection import connect, connect_readonly, make_private, private_copy
 from edge.store.faults import classify
 from edge.store.rows import (
     DAMAGED_HINT,
@@ -101,6 +101,7 @@ class Store:
              autocheckpoint: bool = True) -> Store:
         """``autocheckpoint=False`` when Litestream replicates the file: no connection of
         this store ever checkpoints the WAL (connection.py says why)."""
+        make_private(path)  # before SQLite creates the -wal and -shm with its mode
         conn = connect(path, durability,
                        check=lambda c: migrations.current_version(c, str(path)),
                        autocheckpoint=autocheckpoint)

@@ -40,15 +40,17 @@ def poll(pred: Any, timeout: float = 20.0, what: str = "condition", interval: fl
 class SiteNode:
     """One `edge run` process of the site app."""
 
-    def __init__(self, tmp: Path, name: str, data_dir: Path, replica: str, effects: Path,
-                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, name: str, data_dir: Path, replica: str | None, effects: Path,
+                 extra: list[str] | None = None, env: dict[str, str] | None = None,
+                 umask: int = -1) -> None:
         self.name = name
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"{name}-{self.port}.log"
+        where = ["--replica", replica] if replica is not None else []
         args = [EDGE, "run", "--app", "tests.dr.site_app:app", "--data-dir", str(data_dir),
-                "--replica", replica, "--listen", f"127.0.0.1:{self.port}", "--workers", "4",
+                *where, "--listen", f"127.0.0.1:{self.port}", "--workers", "4",
                 "--sync-interval", "0.2", "--lease-ttl", "3", "--lease-renew", "1",
                 "--grace-period", "5", *(extra or [])]
         full_env = dict(os.environ, EDGE_TEST_EFFECTS=str(effects), PYTHONPATH=str(ROOT),
@@ -57,7 +59,8 @@ class SiteNode:
         self.started = time.monotonic()
         # Its own session: killpg reaches the node and its litestream child together.
         self.proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     umask=umask)  # -1: inherit ours
 
     def get(self, path: str) -> tuple[int, Any]:
         try:
@@ -176,9 +179,11 @@ def site(tmp_path: Path, bucket: str, moto_endpoint: str  # noqa: F811
             self.endpoint = moto_endpoint
 
         def node(self, name: str, data_dir: Path | None = None, replica: str | None = None,
-                 extra: list[str] | None = None) -> SiteNode:
-            n = SiteNode(tmp_path, name, data_dir or tmp_path / name, replica or self.replica,
-                         effects, extra)
+                 extra: list[str] | None = None, umask: int = -1) -> SiteNode:
+            """``replica=""`` runs the node without one."""
+            n = SiteNode(tmp_path, name, data_dir or tmp_path / name,
+                         (replica or None) if replica is not None else self.replica,
+                         effects, extra, umask=umask)
             nodes.append(n)
             return n
 

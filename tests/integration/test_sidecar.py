@@ -89,6 +89,29 @@ def test_replicates_syncs_flushes_on_stop_and_restores(
     assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
 
 
+def test_litestream_writes_private_files_even_beside_a_readable_database(
+        tmp_path, file_target, add_rows):
+    """The child runs under umask 0077: Litestream gives its files the database's
+    mode, and a 0644 file (an older edge's, or one chmod-ed by hand) must not make
+    the replica readable to others."""
+    db = tmp_path / "data" / "edge.db"
+    db.parent.mkdir(mode=0o700)
+    add_rows(db, 5)
+    os.chmod(db, 0o644)
+    sc = make_sidecar(db, file_target, tmp_path / "run")
+    sc.start()
+    try:
+        sc.sync(timeout=10)
+    finally:
+        sc.stop(flush=True)
+    roots = [db.parent / ".edge.db-litestream", Path(file_target.prefix)]
+    made = [p for root in roots for p in [root, *root.rglob("*")]]
+    assert any(p.is_file() for p in made), made
+    readable = [f"{oct(stat.S_IMODE(p.stat().st_mode))} {p}" for p in made
+                if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert not readable, "\n".join(readable)
+
+
 def test_config_is_private_and_names_the_epoch_path(running):
     sc, db, _ = running
     assert stat.S_IMODE(sc.config_path.stat().st_mode) == 0o600

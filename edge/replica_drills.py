@@ -34,10 +34,11 @@ DRILL_NICE = 10  # litestream restores run behind the workers
 class NodeDrills:
     def __init__(self, link: Any, target: ReplicaTarget, objects: ObjectStore, *,
                  epoch: Callable[[], int], lag: Callable[[], float],
+                 replicating: Callable[[], bool],
                  heal: Callable[[DrillResult], bool]) -> None:
         self.link = link  # replicator.Link (typed loosely: the replicator imports us)
         self.target, self.objects = target, objects
-        self._epoch, self._lag = epoch, lag
+        self._epoch, self._lag, self._replicating = epoch, lag, replicating
         self._seen: tuple[float, int] | None = None  # (monotonic, writes) at the last look
         self._lock = threading.Lock()
         self.loop = DrillLoop(interval=link.settings.drill_interval, run=self.run,
@@ -63,8 +64,12 @@ class NodeDrills:
                      monotonic=clock.monotonic, wall=clock.time)
 
     def busy(self) -> bool:
-        """Writes per second since the last look above BUSY_WRITES_PER_S, or a replica
-        more than BUSY_LAG_INTERVALS sync intervals behind."""
+        """Writes per second since the last look above BUSY_WRITES_PER_S, a replica
+        more than BUSY_LAG_INTERVALS sync intervals behind, or no sidecar replicating
+        (fenced, a heal under way: the replica is not moving, and a slow bucket is
+        better left to the lease's renews)."""
+        if not self._replicating():
+            return True
         now, writes = self.link.clock.monotonic(), self.link.store().commit_stats[1]
         with self._lock:
             seen, self._seen = self._seen, (now, writes)

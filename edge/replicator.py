@@ -482,8 +482,12 @@ class Replicator:
     def _start_drills(self) -> None:
         if self.link.settings.drill_interval > 0 and self.drills is None:
             self.drills = NodeDrills(self.link, self.target, self.objects,
-                                     epoch=lambda: self.epoch, lag=self.lag, heal=self._heal)
+                                     epoch=lambda: self.epoch, lag=self.lag,
+                                     replicating=self._replicating, heal=self._heal)
             self.drills.start()
+
+    def _replicating(self) -> bool:
+        return self.holding and self.fenced_reason is None and self.sidecar is not None
 
     def drill_soon(self, reason: str) -> None:
         """A sidecar restart, a takeover or a WAL bound: drill the replica soon."""

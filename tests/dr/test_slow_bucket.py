@@ -35,7 +35,10 @@ def litestream_children(pid: int) -> set[int]:
             continue
         for child in pids:
             try:
-                if Path(f"/proc/{child}/comm").read_text().strip() == "litestream":
+                # The sidecar (`litestream replicate`), not a restore drill's `restore`.
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if (Path(f"/proc/{child}/comm").read_text().strip() == "litestream"
+                        and b"replicate" in argv):
                     out.add(child)
             except OSError:
                 pass

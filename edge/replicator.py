@@ -22,19 +22,15 @@ Invariants:
 - a standby never opens the database and is never ready;
 - with the bucket unreachable at boot, a trusted-looking local file runs with
   replication fenced; no local file refuses to start (unless --allow-empty);
-- replication lag is computed here, not read from Litestream: the wall time of
-  the oldest commit not yet confirmed by a sync barrier (0 when caught up);
-- ``wait_replicated`` returns True only after a sync barrier confirmed every commit
-  made before it, False when the node stops first (the engine decides what follows);
-  meanwhile its ``on_block`` hears True once, then False (the node shows the workflow
-  ``blocked_on: "replication"``);
+- replication lag is computed here, not read from Litestream
+  (replication/position.py), from unwaited probes that keep Litestream's read lock;
+  replicated steps and acks wait on barriers (replication/barrier.py);
+- only Litestream checkpoints the WAL; ``bound_wal`` truncates it only while no
+  Litestream runs (the sidecar held halted) and never in a heal's stopping window;
 - replication knows files, not workflows: it never imports the node or the engine.
   What it needs of the node comes in a ``Link`` (settings, clock, metrics, node id, the
   store, the draining flag) with callbacks the node passes in (``set_state``: standby or
   booting; ``fail``: the lease moved to another node, stop and quarantine).
-- ``ack_replicated`` (replicated acks of starts and sends) is the same barrier,
-  bounded: it returns, or raises ``not_replicated`` (503); never acknowledges
-  what the replica does not hold.
 """
 
 from __future__ import annotations
@@ -64,6 +60,7 @@ from edge.replication import (
     prune_epochs,
     trust,
 )
+from edge.replication.barrier import Barriers
 from edge.replication.drill import DrillResult
 from edge.replication.position import Position
 from edge.replication.restore import litestream_state_dir
@@ -71,8 +68,6 @@ from edge.replication.watchdog import FenceWatchdog
 from edge.store import Store, wal
 
 log = logging.getLogger("edge.replication")
-
-ACK_TIMEOUT = 5.0  # longest a replicated ack waits for a barrier before answering 503
 
 
 @dataclass(frozen=True)
@@ -109,9 +104,10 @@ class Replicator:
         self.restored_from: int | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._lag_lock = threading.Lock()  # guards _blocked
         self.position = Position()
-        self._blocked = 0
+        self.barriers = Barriers(lambda timeout: self._barrier(timeout), clock=link.clock,
+                                 metrics=link.metrics, sync_interval=s.sync_interval,
+                                 draining=link.draining, why=self._why_unconfirmed)
         self.wal_bounds = 0  # TRUNCATE checkpoints of the WAL bound so far
         # Serialises fence and unfence decisions; never held across a bucket call.
         self._fence_lock = threading.Lock()
@@ -377,50 +373,16 @@ class Replicator:
         self._fence.poke()
 
     def wait_replicated(self, on_block: Callable[[bool], None] | None = None) -> bool:
-        """Block until a sync barrier confirmed every commit so far: True; False when the
-        node stops first. ``on_block(True)`` once a wait outlasts one barrier, then
-        ``on_block(False)`` when it ends."""
-        link = self.link
-        blocked = False
-        try:
-            while not self._barrier(timeout=5.0):
-                if not blocked:
-                    blocked = True
-                    with self._lag_lock:
-                        self._blocked += 1
-                    link.metrics.blocked.inc()
-                    if on_block is not None:
-                        on_block(True)
-                if link.clock.sleep(0.5, link.draining):
-                    return False
-        finally:
-            if blocked:
-                link.metrics.blocked.dec()
-                with self._lag_lock:
-                    self._blocked -= 1
-                if on_block is not None:
-                    on_block(False)
-        return True
+        """A replicated step's wait (replication/barrier.py)."""
+        return self.barriers.wait(on_block)
 
     def ack_replicated(self, what: str) -> None:
-        """Return once a sync barrier proved every commit before the call is in the replica
-        (the batched barrier of replicated steps); raise a 503 ``not_replicated`` instead of
-        waiting on a bucket that does not answer."""
-        link = self.link
-        deadline = link.clock.monotonic() + max(ACK_TIMEOUT, link.settings.sync_interval * 3)
-        # Retried until the deadline: a sync that raced a newer commit answers
-        # "replicated < txid" (about 1 in 150 under load) and the next one succeeds.
-        while (left := deadline - link.clock.monotonic()) > 0:
-            if self._barrier(timeout=left):
-                return
-            if link.clock.sleep(min(0.05, max(0.0, left)), link.draining):
-                break
-        why = self.fenced_reason or ("the replica did not confirm" if self.holding
-                                     else "this node does not hold the replica lease")
-        raise ReplicationError(
-            f"{what} is recorded on this node but not in the replica yet ({why})",
-            "retry with the same id (or dedup key): the retry is idempotent and answers once "
-            "the bucket holds it; or send with ack local", code="not_replicated")
+        """A replicated acknowledgement: returns, or raises 503 ``not_replicated``."""
+        self.barriers.ack(what)
+
+    def _why_unconfirmed(self) -> str:
+        return self.fenced_reason or ("the replica did not confirm" if self.holding
+                                      else "this node does not hold the replica lease")
 
     def _keep_lease(self) -> None:
         s = self.link.settings
@@ -571,7 +533,7 @@ class Replicator:
             "fenced": self.fenced_reason,
             "lag_seconds": round(self.lag(), 3),
             "restored_from_epoch": self.restored_from,
-            "blocked_on_replication": self._blocked,
+            "blocked_on_replication": self.barriers.blocked,
             "wal_bounds": self.wal_bounds,
             "lease": None,
             "sidecar": self.sidecar.status() if self.sidecar is not None else None,

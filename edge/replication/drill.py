@@ -218,6 +218,9 @@ def drill(
             ls = Litestream(target, state["epoch"], work, litestream_bin=litestream_bin,
                             env=env, nice=nice, timeout=timeout)
             state["txid"], state["bytes"] = ls.plan(txid)
+            short = _disk_short(work, local)
+            if short is not None:
+                return result("unavailable", short)
             copy = work / "copy.db"
             ls.restore(state["txid"], copy)
             kind, detail, rows = check_copy(copy, local)
@@ -232,3 +235,23 @@ def drill(
         return result("unavailable", exc.message)
     except (ValueError, KeyError) as exc:
         return result("unavailable", f"unexpected litestream output: {exc}")
+
+
+DISK_HEADROOM = 1.5  # the copy's size (about the live file's), plus room left for the node
+
+
+def _disk_short(work: Path, local: Store | None) -> str | None:
+    """Why the scratch filesystem cannot take a copy now (None: it can). A drill must
+    never be what fills the node's disk: the copy needs about the live file's size, and
+    the node's own writes keep the rest."""
+    if local is None:
+        return None
+    try:
+        need = int(os.stat(local.path).st_size * DISK_HEADROOM)
+        free = shutil.disk_usage(work).free
+    except OSError:
+        return None
+    if free >= need:
+        return None
+    return (f"drill skipped: {free} bytes free under {work}, a copy needs about {need}; "
+            "free disk space beside the data directory")

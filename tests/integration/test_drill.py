@@ -294,3 +294,30 @@ def test_the_boot_path_refuses_a_damaged_replica_and_names_newest_clean(tmp_path
         edge.Node(app, data_dir=tmp_path / "fresh", replica=file_target.url, workers=1).start()
     assert err.value.exit_code == 4 and "edge restore --newest-clean" in err.value.hint
     assert not (tmp_path / "fresh" / "edge.db").exists()
+
+
+def test_a_drill_never_fills_the_disk_it_would_need(tmp_path, target, replica):
+    """Scratch on a filesystem with less room than a copy needs: no verdict, nothing
+    written there, a line that says why and what to do."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                           str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is refused here: {proc.stderr.strip()}")
+    try:
+        with sqlite3.connect(replica) as conn:  # a live file larger than the scratch room
+            conn.execute("CREATE TABLE IF NOT EXISTS pad (b BLOB)")
+            conn.execute("INSERT INTO pad VALUES (zeroblob(200000))")
+        local = Store.inspect(replica)
+        try:
+            res = drill(target, local=local, scratch=mnt / "drill")
+        finally:
+            local.close()
+        assert not res.ok and res.kind == "unavailable", res
+        assert "free disk space" in res.detail
+        assert not list((mnt / "drill").iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.http")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+LISTEN_BACKLOG = 1024
 SOCKET_TIMEOUT = 30.0  # a client that stalls mid-request is dropped after this many seconds
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _JSON_TYPES = ("application/json",)
@@ -76,6 +77,10 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    # socketserver's default backlog is 5: a burst of 400 connects lost about half of them
+    # (reset or never answered). The kernel caps it at net.core.somaxconn (4096 on current
+    # Linux); a queued connection costs no thread until it is accepted.
+    request_queue_size = LISTEN_BACKLOG
     api: ApiServer
 
     def server_bind(self) -> None:

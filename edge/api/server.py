@@ -9,6 +9,10 @@ Invariants:
   (routes.dispatch, models.py);
 - a body over ``max_body`` bytes is refused (413) from its Content-Length,
   before a byte of it is read;
+- a connection is kept alive only when the request's framing passed edge/api/guard.py's
+  strict checks and its body, if any, was read to its end: a refused or unread body
+  (whatever its Content-Length said) closes it, so no byte of one request is ever
+  parsed as the next (request smuggling);
 - an unexpected exception is a 500 ``internal`` with the traceback in the log
   (the client gets no traceback);
 - with a token, every request except /healthz, /readyz and the dashboard shell (GET /) needs
@@ -26,7 +30,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import socket
 import socketserver
 import threading
@@ -34,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from edge.api.guard import body_length, is_json_type
 from edge.api.routes import (
     ROUTES,
     ApiError,
@@ -56,8 +60,6 @@ log = logging.getLogger("edge.http")
 MAX_BODY_BYTES = 2 * 1024 * 1024
 LISTEN_BACKLOG = 1024
 SOCKET_TIMEOUT = 30.0  # a client that stalls mid-request is dropped after this many seconds
-_DIGITS = re.compile(r"[0-9]{1,12}")
-_JSON_TYPES = ("application/json",)
 
 
 def _same_token(given: str, token: str) -> bool:
@@ -138,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
     # connection, Nagle's algorithm would hold a second small write until the client's
     # delayed ACK (40 ms per response).
     disable_nagle_algorithm = True
-    _consumed = False
+    _body_done = False  # the framing was clean and the body, if any, was read to its end
+    _length: int | None = None
 
     def __getattr__(self, name: str) -> Any:
         # BaseHTTPRequestHandler looks up do_<METHOD>: every method goes through one
@@ -166,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- one request ---------------------------------------------------------
 
     def _handle(self) -> None:
-        self._consumed = False
+        self._body_done = False
         try:
             resp = self._respond()
         except _Disconnected:
@@ -190,12 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = json_response(500, {"error": {
                     "code": "internal", "message": "internal error",
                     "hint": "see the node's log for the traceback"}})
-        if not self._consumed and (self.headers.get("Content-Length") or "0").strip() != "0":
+        if not self._body_done:
             self.close_connection = True
         self._write(resp)
 
     def _respond(self) -> Response:
         api = self.server.api
+        self._length = body_length(self.headers)
+        self._body_done = not self._length
         parts = urlsplit(self.path)
         raw = parts.path.split("/")[1:] if parts.path.startswith("/") else [parts.path]
         if len(raw) > 1 and raw[-1] == "":
@@ -240,26 +245,14 @@ class _Handler(BaseHTTPRequestHandler):
                        "EDGE_API_TOKEN_FILE, --api-token or EDGE_API_TOKEN)")
 
     def _read_body(self, limit: int) -> bytes | None:
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            raise ApiError(411, "length_required", "chunked request bodies are not accepted",
-                           "send the body with a Content-Length header")
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
+        n = self._length
+        if n is None:
             return None
-        text = lengths[0].strip()
-        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(text):
-            self.close_connection = True
-            raise ApiError(400, "bad_request", f"invalid Content-Length {lengths[0][:40]!r}",
-                           "send the body's length in bytes")
-        n = int(text)
         if n > limit:
-            self.close_connection = True
             raise ApiError(413, "too_large", f"the request body is {n} bytes, over the "
                            f"{limit}-byte limit", "send large payloads by reference")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if n and ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-            self.close_connection = True
+        if n and ctype and not is_json_type(ctype):
             raise ApiError(415, "unsupported_media_type",
                            f"the request body is {ctype}, not application/json",
                            "send Content-Type: application/json")
@@ -269,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Disconnected() from exc
         if len(data) < n:
             raise _Disconnected()
-        self._consumed = True
+        self._body_done = True
         return data
 
     def _write(self, resp: Response) -> None:

@@ -49,7 +49,7 @@ _ERRORS = {
     401: "missing or wrong bearer token (when the node has one)",
     404: "unknown workflow, id, queue or schedule",
     409: "the request conflicts with the workflow's state",
-    411: "a chunked body without Content-Length",
+    411: "a Transfer-Encoding (chunked bodies are not accepted)",
     413: "the body is over the size limit (2 MiB)",
     415: "the body is not application/json",
     403: "the read-only API token cannot write (code read_only_token)",

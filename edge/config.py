@@ -125,7 +125,7 @@ class Settings:
         check_data_dir(self.data_dir)
         for name in self.allowed_hosts:
             check_host(name, "--allowed-host")
-            if not _HOST_NAME.fullmatch(name.strip("[]")) and not _is_ip(name.strip("[]")):
+            if not _HOST_NAME.fullmatch(name.strip("[]")) and not is_ip(name.strip("[]")):
                 raise bad("--allowed-host", f"{name[:80]!r} is not a host name",
                           "a DNS name (letters, digits, '-', '_' and dots) or an IP "
                           "address, without a port, e.g. edge.internal")
@@ -138,7 +138,8 @@ class Settings:
         return self
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """True for an IPv4 or IPv6 address literal (no brackets)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:

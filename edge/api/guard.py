@@ -29,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from email.errors import MissingHeaderBodySeparatorDefect
@@ -37,6 +36,7 @@ from email.message import Message
 from urllib.parse import urlsplit
 
 from edge.api.wire import ApiError
+from edge.config import is_ip
 
 __all__ = ["JSON_TYPES", "HostRules", "body_length", "is_json_type"]
 
@@ -106,14 +106,6 @@ def _split_authority(authority: str) -> tuple[str, str] | None:
     return (host, port) if host else None
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 class HostRules:
     """The names a node answers to, and the checks of one request's Host and Origin."""
 
@@ -129,7 +121,7 @@ class HostRules:
             if given is None:
                 continue
             parts = _split_authority(given)
-            if parts is None or not (_is_ip(parts[0]) or parts[0] in self.names):
+            if parts is None or not (is_ip(parts[0]) or parts[0] in self.names):
                 raise ApiError(421, "misdirected_request",
                                f"this node does not serve the host {given[:100]!r}",
                                "use the node's address or localhost; serve another name "

@@ -22,7 +22,6 @@ from edge.api.server import MAX_BODY_BYTES, ApiServer
 from edge.client import Client
 from edge.errors import Conflict, EdgeError, NotFound, NotReady, Unreachable, UsageError
 from tests.conftest import wait_until
-from tests.integration.apps.basic_app import app as basic_app
 
 
 @pytest.fixture(autouse=True)
@@ -35,18 +34,8 @@ def no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    data = tmp_path_factory.mktemp("http") / "data"
-    n = edge.Node(basic_app, data_dir=data, listen="127.0.0.1:0", workers=4)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
-
-
-@pytest.fixture(scope="module")
-def port(node: edge.Node) -> int:
-    assert node.http is not None
-    return node.http.port
+def node(basic_http_node: edge.Node) -> edge.Node:
+    return basic_http_node
 
 
 @pytest.fixture(scope="module")

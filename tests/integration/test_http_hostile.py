@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,24 +20,13 @@ from edge.api.server import LISTEN_BACKLOG, ApiServer
 from edge.client import Client
 from edge.errors import NotFound
 from tests.conftest import run_cli, wait_until
-from tests.integration.apps.basic_app import app as basic_app
 
 BURST = 400
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    n = edge.Node(basic_app, data_dir=tmp_path_factory.mktemp("hostile") / "data",
-                  listen="127.0.0.1:0", workers=4)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
-
-
-@pytest.fixture(scope="module")
-def port(node: edge.Node) -> int:
-    assert node.http is not None
-    return node.http.port
+def node(basic_http_node: edge.Node) -> edge.Node:
+    return basic_http_node
 
 
 async def _healthz(port: int) -> bool:

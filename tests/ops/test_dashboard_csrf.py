@@ -22,7 +22,7 @@ import edge
 from edge.client import Client
 from edge.errors import NotFound
 from tests.conftest import wait_until
-from tests.integration.apps.basic_app import app as basic_app
+from tests.integration.conftest import basic_http_node  # noqa: F401  (the node)
 from tests.ops.test_dashboard import (
     WebDriver,
     browser,  # noqa: F401  (the module's browser fixture)
@@ -39,15 +39,6 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    n = edge.Node(basic_app, data_dir=tmp_path_factory.mktemp("csrf") / "data",
-                  listen="127.0.0.1:0", workers=2)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
-
-
-@pytest.fixture(scope="module")
 def other_site() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0),
                                 functools.partial(_Quiet, directory=str(PAGES)))
@@ -59,8 +50,9 @@ def other_site() -> Iterator[str]:
 
 
 def test_a_page_on_another_origin_changes_nothing(
-        browser: WebDriver, node: edge.Node, other_site: str,  # noqa: F811
+        browser: WebDriver, basic_http_node: edge.Node, other_site: str,  # noqa: F811
         caplog: pytest.LogCaptureFixture) -> None:
+    node = basic_http_node
     assert node.http is not None
     caplog.set_level(logging.DEBUG, logger="edge.http")
     client = Client(node.http.url, timeout=5)

@@ -237,7 +237,7 @@ class AsyncClient:
                       accept: tuple[int, ...] = (200, 201),
                       timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
-        target, data, headers = encode_request(path, body, query, self.token)
+        target, data, headers = encode_request(method, path, body, query, self.token)
         target = self._base + target
         try:
             status, raw = await self._exchange(method, target, headers, data,

@@ -98,16 +98,19 @@ def _quote(text: str, what: str) -> str:
                          "pass UTF-8 text") from None
 
 
-def encode_request(path: str, body: Any, query: dict[str, Any] | None,
+def encode_request(method: str, path: str, body: Any, query: dict[str, Any] | None,
                    token: str | None) -> tuple[str, bytes | None, dict[str, str]]:
     """(path with its query string, the JSON body, the headers) of one API call; shared by
-    Client and AsyncClient (None query values are left out)."""
+    Client and AsyncClient (None query values are left out). A write always says
+    ``Content-Type: application/json``: the node refuses one that does not (415, its CSRF
+    rule), with or without a body."""
     q = {k: v for k, v in (query or {}).items() if v is not None}
     target = path + (("?" + urlencode(q, doseq=True)) if q else "")
     data = None
     headers = {"Accept": "application/json", "User-Agent": "edge-client"}
     if body is not None:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    if body is not None or method not in ("GET", "HEAD"):
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -248,7 +251,7 @@ class Client:
                 accept: tuple[int, ...] = (200, 201),
                 timeout: float | None = None) -> tuple[int, Any]:
         """One call; returns (status, parsed JSON). Raises EdgeError for anything else."""
-        target, data, headers = encode_request(path, body, query, self.token)
+        target, data, headers = encode_request(method, path, body, query, self.token)
         full = self.url + target
         # The scheme is checked in __init__ (http or https only).
         req = urllib.request.Request(full, data=data, method=method, headers=headers)  # noqa: S310

@@ -8,7 +8,9 @@ arguments) explicitly, so many nodes can run in one process.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from edge.serialization import DEFAULT_MAX_BYTES
 DB_NAME = "edge.db"
 MAX_SECONDS_SETTING = 86400.0  # a day: grace period, sync interval, lease TTL/renew
 ACKS = ("local", "replicated")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+                        r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class Settings:
     # With a replica only Litestream checkpoints; while it cannot run (fenced, not started)
     # a WAL past this many bytes is checkpointed with TRUNCATE (edge/store/wal.py).
     wal_bound: int = 64 * 1024 * 1024
+    # Host names the HTTP API answers to besides IP addresses, localhost and the --listen
+    # host (edge/api/guard.py: the DNS-rebinding check).
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
@@ -116,6 +123,12 @@ class Settings:
         if self.ack == "replicated" and self.replica is None:
             raise bad("--ack", "replicated needs --replica", "configure a replica, or ack local")
         check_data_dir(self.data_dir)
+        for name in self.allowed_hosts:
+            check_host(name, "--allowed-host")
+            if not _HOST_NAME.fullmatch(name.strip("[]")) and not is_ip(name.strip("[]")):
+                raise bad("--allowed-host", f"{name[:80]!r} is not a host name",
+                          "a DNS name (letters, digits, '-', '_' and dots) or an IP "
+                          "address, without a port, e.g. edge.internal")
         host = parse_listen(self.listen)[0] if self.listen is not None else "127.0.0.1"
         check_exposure(host, self.api_token, self.api_read_token, self.insecure_no_token)
         if self.replica is not None:
@@ -123,6 +136,15 @@ class Settings:
 
             parse_replica_url(self.replica)
         return self
+
+
+def is_ip(text: str) -> bool:
+    """True for an IPv4 or IPv6 address literal (no brackets)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_data_dir(path: Path) -> None:

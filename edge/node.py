@@ -159,7 +159,8 @@ class Node:
 
             host, port = parse_listen(s.listen)
             self.http = ApiServer(self.verbs, host, port, token=s.api_token,
-                                  read_token=s.api_read_token)
+                                  read_token=s.api_read_token,
+                                  allowed_hosts=s.allowed_hosts)
             self.http.start()
         try:
             self._boot()

@@ -9,8 +9,15 @@ Invariants:
   (routes.dispatch, models.py);
 - a body over ``max_body`` bytes is refused (413) from its Content-Length,
   before a byte of it is read;
+- a connection is kept alive only when the request's framing passed edge/api/guard.py's
+  strict checks and its body, if any, was read to its end: a refused or unread body
+  (whatever its Content-Length said) closes it, so no byte of one request is ever
+  parsed as the next (request smuggling);
 - an unexpected exception is a 500 ``internal`` with the traceback in the log
   (the client gets no traceback);
+- a Host the node does not serve is 421, a write from another web origin 403, a write
+  without a JSON Content-Type 415 (edge/api/guard.py: DNS rebinding and CSRF), before
+  the route runs;
 - with a token, every request except /healthz, /readyz and the dashboard shell (GET /) needs
   ``Authorization: Bearer``
   (compared in constant time);
@@ -26,7 +33,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import socket
 import socketserver
 import threading
@@ -34,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from edge.api.guard import HostRules, body_length
 from edge.api.routes import (
     ROUTES,
     ApiError,
@@ -54,9 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.http")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+LISTEN_BACKLOG = 1024
 SOCKET_TIMEOUT = 30.0  # a client that stalls mid-request is dropped after this many seconds
-_DIGITS = re.compile(r"[0-9]{1,12}")
-_JSON_TYPES = ("application/json",)
 
 
 def _same_token(given: str, token: str) -> bool:
@@ -76,6 +82,10 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    # socketserver's default backlog is 5: a burst of 400 connects lost about half of them
+    # (reset or never answered). The kernel caps it at net.core.somaxconn (4096 on current
+    # Linux); a queued connection costs no thread until it is accepted.
+    request_queue_size = LISTEN_BACKLOG
     api: ApiServer
 
     def server_bind(self) -> None:
@@ -133,7 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
     # connection, Nagle's algorithm would hold a second small write until the client's
     # delayed ACK (40 ms per response).
     disable_nagle_algorithm = True
-    _consumed = False
+    _body_done = False  # the framing was clean and the body, if any, was read to its end
+    _length: int | None = None
 
     def __getattr__(self, name: str) -> Any:
         # BaseHTTPRequestHandler looks up do_<METHOD>: every method goes through one
@@ -161,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- one request ---------------------------------------------------------
 
     def _handle(self) -> None:
-        self._consumed = False
+        self._body_done = False
         try:
             resp = self._respond()
         except _Disconnected:
@@ -185,12 +196,16 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = json_response(500, {"error": {
                     "code": "internal", "message": "internal error",
                     "hint": "see the node's log for the traceback"}})
-        if not self._consumed and (self.headers.get("Content-Length") or "0").strip() != "0":
+        if not self._body_done:
             self.close_connection = True
         self._write(resp)
 
     def _respond(self) -> Response:
         api = self.server.api
+        self._length = body_length(self.headers)
+        self._body_done = not self._length
+        host = self.headers.get("Host")
+        api.hosts.check_host(host, self.path)
         parts = urlsplit(self.path)
         raw = parts.path.split("/")[1:] if parts.path.startswith("/") else [parts.path]
         if len(raw) > 1 and raw[-1] == "":
@@ -205,6 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
         if api.token is not None and not open_route:
             access = self._check_token(api.token, api.read_token)
         route, params = find_route(self.command, segments)
+        api.hosts.check_write(self.command, host, self.headers.get("Origin"),
+                              self.headers.get("Content-Type"))
         query, multi = _parse_query(parts.query, route.multi) if route.query is not None else (
             {}, {})
         if route.query is not None:
@@ -235,36 +252,19 @@ class _Handler(BaseHTTPRequestHandler):
                        "EDGE_API_TOKEN_FILE, --api-token or EDGE_API_TOKEN)")
 
     def _read_body(self, limit: int) -> bytes | None:
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            raise ApiError(411, "length_required", "chunked request bodies are not accepted",
-                           "send the body with a Content-Length header")
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
+        n = self._length
+        if n is None:
             return None
-        text = lengths[0].strip()
-        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(text):
-            self.close_connection = True
-            raise ApiError(400, "bad_request", f"invalid Content-Length {lengths[0][:40]!r}",
-                           "send the body's length in bytes")
-        n = int(text)
         if n > limit:
-            self.close_connection = True
             raise ApiError(413, "too_large", f"the request body is {n} bytes, over the "
                            f"{limit}-byte limit", "send large payloads by reference")
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if n and ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-            self.close_connection = True
-            raise ApiError(415, "unsupported_media_type",
-                           f"the request body is {ctype}, not application/json",
-                           "send Content-Type: application/json")
         try:
             data = self.rfile.read(n)
         except OSError as exc:
             raise _Disconnected() from exc
         if len(data) < n:
             raise _Disconnected()
-        self._consumed = True
+        self._body_done = True
         return data
 
     def _write(self, resp: Response) -> None:
@@ -295,13 +295,15 @@ class ApiServer:
     ``.port``)."""
 
     def __init__(self, verbs: Verbs, host: str, port: int, token: str | None = None,
-                 max_body: int = MAX_BODY_BYTES, read_token: str | None = None) -> None:
+                 max_body: int = MAX_BODY_BYTES, read_token: str | None = None,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
         self.verbs = verbs
         self.host = host
         self.requested_port = port
         self.token = token or None
         self.read_token = (read_token or None) if self.token else None
         self.max_body = max_body
+        self.hosts = HostRules(host, allowed_hosts)
         self.doc = ApiDoc(ROUTES)  # the spec and the workflow inputs, built on first use
         self._bound_port: int | None = None
         self._server: _HttpServer | None = None

@@ -49,10 +49,14 @@ _ERRORS = {
     401: "missing or wrong bearer token (when the node has one)",
     404: "unknown workflow, id, queue or schedule",
     409: "the request conflicts with the workflow's state",
-    411: "a chunked body without Content-Length",
+    411: "a Transfer-Encoding (chunked bodies are not accepted)",
     413: "the body is over the size limit (2 MiB)",
-    415: "the body is not application/json",
-    403: "the read-only API token cannot write (code read_only_token)",
+    415: "a write without Content-Type: application/json, or a body of another type "
+         "(code unsupported_media_type)",
+    403: "the read-only API token cannot write (code read_only_token), or a write came "
+         "from another web origin (code cross_origin)",
+    421: "the Host is not one this node serves (code misdirected_request): IP addresses, "
+         "localhost, the --listen host and --allowed-host names",
     503: "the node is booting, standing by or stopping (not_ready), its disk refuses "
          "writes (disk_full, io_error), its file is damaged (corrupt), or a replicated "
          "ack cannot be confirmed (not_replicated); with a hint",
@@ -133,7 +137,10 @@ def build(routes: Sequence[Route], inputs: AppInputs,
             op["parameters"] = params
         if r.request is not None:
             ref = variants.get(r.request) or keymap[(r.request, "validation")]
-            required = any(f.is_required() for f in r.request.model_fields.values())
+            # A write is refused without its JSON Content-Type (the CSRF rule, 415), so
+            # its body is required: `{}` when no field is.
+            required = r.method not in ("GET", "HEAD") or any(
+                f.is_required() for f in r.request.model_fields.values())
             op["requestBody"] = {"required": required, "content": {
                 "application/json": {"schema": ref}}}
         responses: dict[str, Any] = {}
@@ -147,9 +154,9 @@ def build(routes: Sequence[Route], inputs: AppInputs,
                 responses[str(status)] = _json(keymap[(model, "serialization")],
                                                model.__doc__.split("\n")[0]
                                                if model.__doc__ else model.__name__)
-        statuses = set(r.errors) | {401}
+        statuses = set(r.errors) | {401, 421}
         if r.method not in ("GET", "HEAD"):
-            statuses.add(403)  # a read-only token is refused every write
+            statuses |= {403, 415}  # a read-only token, a foreign Origin, no JSON type
         if r.request is not None or r.params is not None or "{" in r.path:
             statuses.add(400)
         if r.request is not None:

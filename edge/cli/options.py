@@ -82,6 +82,10 @@ InsecureOpt = Annotated[bool, typer.Option(
 RetentionOpt = Annotated[str | None, typer.Option(
     "--retention", envvar="EDGE_RETENTION", show_default=False,
     help="Delete finished workflows older than this (7d, 12h, ...) hourly; default: keep all.")]
+AllowedHostOpt = Annotated[list[str] | None, typer.Option(
+    "--allowed-host", envvar="EDGE_ALLOWED_HOSTS", show_default=False,
+    help="A host name the HTTP API answers to besides IP addresses, localhost and the "
+         "--listen host (repeat it; the variable: comma-separated).")]
 NodeAckOpt = Annotated[str, typer.Option(
     "--ack", envvar="EDGE_ACK",
     help="Default ack of starts and sends: local, or replicated (answered once the "

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.auth import resolve_token
 from edge.cli.options import (
+    AllowedHostOpt,
     AllowEmptyOpt,
     AppOpt,
     DataDirOpt,
@@ -84,6 +85,7 @@ def run(
     api_read_token_file: ReadTokenFileOpt = None,
     insecure_no_token: InsecureOpt = False,
     ack: NodeAckOpt = _D.ack,
+    allowed_host: AllowedHostOpt = None,
 ) -> None:
     """Run a node: recover in-flight workflows, serve the HTTP API, replicate. Stops on SIGTERM."""
     from edge.config import parse_duration
@@ -100,6 +102,8 @@ def run(
         retention=keep, ack=ack,
         api_read_token=resolve_token(api_read_token, api_read_token_file, "--api-read-token"),
         insecure_no_token=insecure_no_token,
+        allowed_hosts=tuple(h.strip() for item in allowed_host or () for h in item.split(",")
+                            if h.strip()),
     ).validate()
     for name in ("EDGE_API_TOKEN", "EDGE_API_READ_TOKEN"):
         os.environ.pop(name, None)  # the node's children (steps, litestream) never see it

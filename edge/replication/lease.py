@@ -77,6 +77,14 @@ class LeaseRecord:
                 etag=etag,
                 ttl=float(data.get("ttl", 10.0)),
             )
+        except RecursionError:
+            # json.loads recurses once per level: a lease nested 100,000 deep is not a
+            # bug of ours but a damaged (or hostile) object, and one site's fault.
+            raise DataError(
+                f"replica lease {where} is malformed: it nests too deep to be a lease",
+                "inspect the object; if no node is running against this replica, delete it "
+                "and start one node",
+            ) from None
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(
                 f"replica lease {where} is malformed: {exc}",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.errors import Unreachable
+from edge.errors import DataError, Unreachable
 from edge.replication.target import ReplicaTarget
 
 __all__ = ["FileStore", "ObjectInfo", "ObjectStore", "S3Store", "open_store"]
@@ -322,7 +322,13 @@ class FileStore:
         path = (self.root / key).resolve() if key else self.root.resolve()
         root = self.root.resolve()
         if path != root and root not in path.parents:
-            raise ValueError(f"key {key!r} escapes the replica directory")
+            # A symbolic link inside the replica directory (e.g. a fleet's site linked
+            # from elsewhere): its data is not under this root; say so as a data fault of
+            # that key, never as a bug.
+            raise DataError(f"replica key {key!r} resolves to {path}, outside the replica "
+                            f"directory {root} (a symbolic link?)",
+                            "replace the link by the directory itself, or point --replica "
+                            "at the real directory")
         return path
 
     def _unreachable(self, exc: OSError) -> Unreachable:

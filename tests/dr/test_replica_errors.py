@@ -117,3 +117,14 @@ def test_edge_restore_makes_a_copy_that_show_reads(tmp_path, site):
     assert json.loads(shown.stdout)["status"] == "SUCCEEDED"
     again = run(["restore", "--replica", site.replica, "--output", str(copy / "edge.db")])
     one_clear_error(again, 2, "already exists")
+
+
+def test_a_lease_nested_too_deep_is_a_data_error(tmp_path):
+    # json.loads raised RecursionError: "bug in edge", exit 1. It is the replica's fault.
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    (replica / "lease.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    p = edge_run(tmp_path / "d", f"file://{replica}")
+    one_clear_error(p, 4, "lease", "nests too deep")
+    assert "bug in edge" not in p.stderr
+    assert not (tmp_path / "d" / "edge.db").exists()

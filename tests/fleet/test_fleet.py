@@ -247,3 +247,49 @@ def test_a_live_site_node_is_seen_as_it_runs(
         assert after["workflows"]["SUCCEEDED"] == 3
     finally:
         node.stop_quietly()
+
+
+DEEP_LEASE = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_lease_nested_too_deep_is_that_sites_row(
+        sites: Sites, tmp_path: Path, fleet_json: Callable[..., dict[str, Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sites.build("good", good_n=1)
+    sites.put("sites/deep/lease.json", DEEP_LEASE)
+    got = by_site(fleet_json("--replica", sites.url, "--cache-dir", str(tmp_path / "c")))
+    assert got["good"]["error"] is None and got["good"]["workflows"]["SUCCEEDED"] == 1
+    assert got["deep"]["error"]["code"] == "data_error", got["deep"]
+    assert "nests too deep" in got["deep"]["error"]["message"]
+    # The text table too: both rows, exit 0, no "bug in edge".
+    code, out, err = run_cli(["fleet", "--replica", sites.url, "--cache-dir",
+                              str(tmp_path / "c")], capsys)
+    assert code == 0 and "good" in out and "deep" in out and "nests too deep" in out, (out, err)
+    assert "bug in edge" not in out + err
+
+
+def test_a_symlinked_site_directory_is_that_sites_row(
+        tmp_path: Path, fleet_json: Callable[..., dict[str, Any]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.fleet.bucket import site_target
+    from edge.replication import Lease, parse_replica_url
+    from tests.fleet.conftest import run_site_node
+    from tests.integration.conftest import replicate_once
+
+    root = parse_replica_url(f"file://{tmp_path / 'bucket'}")
+    elsewhere = parse_replica_url(f"file://{tmp_path / 'elsewhere'}")
+    for name, where in (("north", root), ("moved", elsewhere)):
+        target = site_target(where, name)
+        assert Lease(target, f"node-{name}").acquire(None).held
+        run_site_node(tmp_path / name, 1, 0)
+        replicate_once(tmp_path / name / "edge.db", target, 1, tmp_path / "ls" / name)
+    (tmp_path / "bucket" / "linked").symlink_to(tmp_path / "elsewhere" / "moved")
+    got = by_site(fleet_json("--replica", root.url, "--cache-dir", str(tmp_path / "c")))
+    assert got["north"]["error"] is None and got["north"]["workflows"]["SUCCEEDED"] == 1
+    err = got["linked"]["error"]
+    assert err["code"] == "data_error" and "outside the replica directory" in err["message"]
+    assert "symbolic link" in err["message"] and err["hint"]
+    code, out, stderr = run_cli(["fleet", "--replica", root.url, "--cache-dir",
+                                 str(tmp_path / "c")], capsys)
+    assert code == 0 and "north" in out and "linked" in out, (out, stderr)
+    assert "bug" not in out + stderr

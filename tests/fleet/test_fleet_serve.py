@@ -342,3 +342,25 @@ def test_a_token_guards_the_data_and_the_page_sends_it(sites: Sites, tmp_path: P
             driver.quit()
     finally:
         server.stop()
+
+
+def test_a_site_nested_too_deep_is_one_row_of_the_served_view(sites: Sites,
+                                                               tmp_path: Path) -> None:
+    sites.build("good", good_n=1)
+    sites.put("sites/deep/lease.json", b"[" * 100_000 + b"]" * 100_000)
+    fleet = open_fleet(sites.url, tmp_path / "cache", persist_seen=False)
+    server = FleetServer(fleet, "127.0.0.1", 0, refresh=3600).start()
+    try:
+        code, _, body = get(server.url, "/v1/fleet")
+        assert code == 200
+        doc = json.loads(body)
+        assert doc["last_error"] is None
+        rows = {s["site"]: s for s in doc["sites"]}
+        assert rows["good"]["error"] is None and rows["good"]["workflows"]["SUCCEEDED"] == 1
+        assert rows["deep"]["error"]["code"] == "data_error"
+        assert "nests too deep" in rows["deep"]["error"]["message"]
+        assert value(server.url, "edge_fleet_site_up", site="good") == 1.0
+        assert value(server.url, "edge_fleet_site_up", site="deep") == 0.0
+        assert value(server.url, "edge_fleet_sites") == 2.0
+    finally:
+        server.stop()

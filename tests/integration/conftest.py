@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import edge
 from edge.replication import ReplicaTarget, child_env, find_litestream, parse_replica_url
 from tests.conftest import wait_until
 
@@ -76,6 +77,26 @@ def s3_target(bucket: str, moto_endpoint: str) -> ReplicaTarget:
 @pytest.fixture
 def file_target(tmp_path: Path) -> ReplicaTarget:
     return parse_replica_url(f"file://{tmp_path / 'replica'}")
+
+
+@pytest.fixture(scope="module")
+def basic_http_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
+    """One node per test module: tests/integration/apps/basic_app.py, no replica, the HTTP
+    API on a free loopback port, no token."""
+    from tests.integration.apps.basic_app import app
+
+    n = edge.Node(app, data_dir=tmp_path_factory.mktemp("http") / "data",
+                  listen="127.0.0.1:0", workers=4)
+    n.start()
+    yield n
+    n.stop(grace=2.0)
+
+
+@pytest.fixture(scope="module")
+def port(node: edge.Node) -> int:
+    """The HTTP API port of the module's ``node`` fixture."""
+    assert node.http is not None
+    return node.http.port
 
 
 @pytest.fixture(params=["s3", "file"])

@@ -32,7 +32,9 @@ async def until_status(h: AsyncRemoteHandle, status: str, timeout: float = 10.0)
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
     data = tmp_path_factory.mktemp("aio") / "data"
-    n = edge.Node(basic_app, data_dir=data, listen="127.0.0.1:0", workers=4)
+    # edge-site.example: the name test_http_proxy_from_the_environment reaches it by.
+    n = edge.Node(basic_app, data_dir=data, listen="127.0.0.1:0", workers=4,
+                  allowed_hosts=("edge-site.example",))
     n.start()
     yield n
     n.stop(grace=2.0)

@@ -22,7 +22,6 @@ from edge.api.server import MAX_BODY_BYTES, ApiServer
 from edge.client import Client
 from edge.errors import Conflict, EdgeError, NotFound, NotReady, Unreachable, UsageError
 from tests.conftest import wait_until
-from tests.integration.apps.basic_app import app as basic_app
 
 
 @pytest.fixture(autouse=True)
@@ -35,18 +34,8 @@ def no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    data = tmp_path_factory.mktemp("http") / "data"
-    n = edge.Node(basic_app, data_dir=data, listen="127.0.0.1:0", workers=4)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
-
-
-@pytest.fixture(scope="module")
-def port(node: edge.Node) -> int:
-    assert node.http is not None
-    return node.http.port
+def node(basic_http_node: edge.Node) -> edge.Node:
+    return basic_http_node
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,9 @@ def call(port: int, method: str, path: str, body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        # As edge.Client does: a write always says JSON (the node's CSRF rule), body or not.
+        write = body is not None or method not in ("GET", "HEAD")
+        hdrs = {"Content-Type": "application/json"} if write else {}
         hdrs.update(headers or {})
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
@@ -340,7 +331,7 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes | None, dict[str, str], int, str]]
 def test_bad_request(port: int, case: tuple[Any, ...]) -> None:
     _, method, path, body, headers, want, mentions = case
     if "Content-Length" in headers:
-        status, raw = raw_request(port, f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
+        status, raw = raw_request(port, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                   f"Content-Length: {headers['Content-Length']}\r\n\r\n".encode())
     else:
         status, _, raw = call(port, method, path, body, headers)
@@ -350,14 +341,14 @@ def test_bad_request(port: int, case: tuple[Any, ...]) -> None:
 def test_oversized_body_is_refused_before_reading(port: int) -> None:
     # Only the headers are sent: the server must answer 413 from Content-Length alone.
     status, raw = raw_request(port, (
-        "POST /v1/workflows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {BIG}\r\n\r\n").encode())
     assert_error(status, raw, 413, "limit")
 
 
 def test_chunked_body_is_refused(port: int) -> None:
     status, raw = raw_request(port, (
-        b"POST /v1/workflows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
     assert_error(status, raw, 411)
 

@@ -157,7 +157,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
         if proc.poll() is not None:
             raise AssertionError(f"edge run exited {proc.returncode}: {log.read_text()}")
         try:
-            return send(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+            return send(port, b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[0] == 200
         except OSError:
             return False
 
@@ -169,13 +169,14 @@ def live(tmp_path: Path) -> Iterator[Live]:
                              ("seed-pub", "publish", {"value": {"p": 0.5}}),
                              ("seed-fail", "fail", None)]:
             body = json.dumps({"workflow": wf, "input": inp, "id": wid}).encode()
-            status, out = send(port, b"POST /v1/workflows HTTP/1.1\r\nHost: x\r\n" + auth
+            status, out = send(port, b"POST /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                                + b"Content-Type: application/json\r\nContent-Length: "
                                + str(len(body)).encode() + b"\r\n\r\n" + body)
             assert status == 201, out
         body = json.dumps({"workflow": "wait_for", "input": ["q"], "id": "seed-q"}).encode()
-        status, out = send(port, b"POST /v1/queues/q/workflows HTTP/1.1\r\nHost: x\r\n" + auth
-                           + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status, out = send(port, b"POST /v1/queues/q/workflows HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           + auth + b"Content-Type: application/json\r\nContent-Length: "
+                           + str(len(body)).encode() + b"\r\n\r\n" + body)
         assert status == 201, out
         settle(live.db)
         yield live

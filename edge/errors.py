@@ -81,11 +81,19 @@ class NotReady(EdgeError):
 
 
 class Unreachable(EdgeError):
-    """A node, bucket or endpoint could not be reached."""
+    """A node, bucket or endpoint could not be reached. ``transient`` is True when what
+    failed is the connection itself (refused, reset, cut mid-answer, timed out): what a
+    node that is restarting looks like, so a long wait (``edge result``) tries again;
+    False for what waiting will not fix (a name that does not resolve, TLS, garbage)."""
 
     code = "unreachable"
     exit_code = EXIT_FAILED
     http_status = 502
+
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None,
+                 transient: bool = False) -> None:
+        super().__init__(message, hint, code=code)
+        self.transient = transient
 
 
 class LockHeld(EdgeError):

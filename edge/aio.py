@@ -272,6 +272,11 @@ class AsyncExecutor:
             await run.close()
             if outcome is not None:
                 await self._finish(run, wd, *outcome)
+            elif run.parked and run.wf.queue is not None:
+                # Its slot may go to the next in line: an admission writes, off the loop.
+                assert self._store_pool is not None
+                await asyncio.get_running_loop().run_in_executor(
+                    self._store_pool, rt.queues.parked, run.wf.queue)
         except WriteStalled as exc:  # a release while unwinding failed: recovery re-runs it
             rt.writes.strand_run(wid, run.token, exc.error)
         except BaseException:

@@ -73,6 +73,11 @@ def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None, *,
     wf = fresh if fresh is not None else store.get_workflow(wid)
     if wf is None or wf.status != "PENDING":
         return
+    if wf.queue is not None and wf.admitted_at is None:
+        # Woken after it gave its queue slot back at a park: it waits for a slot again,
+        # in its queue's order (the dispatcher admits it, and submits it when it may run).
+        rt.queues.kick(wf.queue)
+        return
     wd = rt.app.workflows.get(wf.workflow)
     if wd is None:
         try:
@@ -124,6 +129,8 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
         status = "SUCCEEDED"
     except Suspend:
         outcome = "parked"
+        if wf.queue is not None:
+            rt.queues.parked(wf.queue)  # its slot may go to the next in line
         return
     except HandBack:
         outcome = "handed back"

@@ -399,9 +399,13 @@ class QueueInfo(Out):
     name: str
     concurrency: int | None
     rate: Rate | None
+    hold_slot_while_parked: bool = Field(
+        False, description="true: a sleeping or waiting workflow keeps its slot; false: it "
+        "gives it back and waits for one again when it wakes")
     declared: bool
-    waiting: int = Field(description="PENDING, waiting for a slot")
-    active: int = Field(description="holding a slot (admitted, not final)")
+    waiting: int = Field(description="PENDING, waiting for a slot (new, or woken)")
+    active: int = Field(description="holding a slot (admitted, not final; parked too "
+                        "when the queue holds slots while parked)")
 
 
 class Queues(Out):

@@ -54,6 +54,8 @@ def queue_line(q: dict[str, Any]) -> str:
              f"concurrency {limit if limit is not None else 'unlimited'}"]
     if rate:
         parts.append(f"rate {rate['limit']} per {rate['period']:g} s")
+    if q.get("hold_slot_while_parked"):
+        parts.append("slots held while parked")
     if not q.get("declared", True):
         parts.append("not declared in the app")
     return ", ".join(parts)

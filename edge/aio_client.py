@@ -393,6 +393,14 @@ class AsyncClient:
             "POST", f"/v1/schedules/{quote(name, safe='')}/resume", {})
         return out
 
+    async def trigger_schedule(self, name: str,
+                               backfill_from: str | None = None) -> dict[str, Any]:
+        """As ``edge.Client.trigger_schedule``."""
+        out: dict[str, Any] = await self._call(
+            "POST", f"/v1/schedules/{quote(name, safe='')}/trigger",
+            {} if backfill_from is None else {"backfill_from": str(backfill_from)})
+        return out
+
     async def prune(self, finished_before: str | float) -> dict[str, Any]:
         """Delete workflows that finished more than ``finished_before`` ago ("7d", "12h"
         or seconds): ``{"deleted", "cutoff"}``. Long prunes get a long HTTP timeout."""

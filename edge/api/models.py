@@ -439,6 +439,25 @@ class Schedules(Out):
     schedules: list[Schedule]
 
 
+class TriggerRequest(Body):
+    backfill_from: Annotated[str, Field(pattern=WHEN, max_length=64)] | None = Field(
+        None, description="start every tick since this time (ISO 8601, epoch seconds or an "
+        "age such as 2d) under the scheduler's own ids; 400 when that span holds more than "
+        "1,000 ticks of the schedule's cron, or the date does not exist or lies outside "
+        "1970..9999; absent: one run now, id sched:NAME:manual:<now>")
+
+
+class TriggeredStart(Out):
+    id: str
+    created: bool = Field(description="false: that tick's workflow existed (it ran or runs)")
+
+
+class Triggered(Out):
+    schedule: str
+    workflow: str
+    started: list[TriggeredStart]
+
+
 class Value(Out):
     workflow_id: str
     key: str

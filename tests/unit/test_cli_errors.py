@@ -57,44 +57,41 @@ def test_json_errors_are_one_object_on_stderr(capsys, argv, code, kind) -> None:
         assert err.startswith("error: ") and "\nhint: " in err
 
 
-def test_after_a_divergence_the_hint_names_the_fork_that_works(data_dir: Path, capsys) -> None:
-    ran: list[str] = []
-    old = edge.App("diverge")
+def order_app(ran: list[str], audit: bool) -> edge.App:
+    """Workflow ``order``: charge, then wait for ``go``; ``audit`` puts a new step between
+    them (a code change under a parked run: a divergence at seq 2)."""
+    app = edge.App("diverge")
 
-    @old.step(name="charge")
+    @app.step(name="charge")
     def charge() -> str:
         ran.append("charge")
         return "paid"
 
-    @old.workflow(name="order")
-    def order_v1() -> object:
+    @app.step(name="audit")
+    def audit_step() -> str:
+        return "audited"
+
+    @app.workflow(name="order")
+    def order() -> object:
         charge()
+        if audit:
+            audit_step()
         return edge.wait_event("go")
 
+    return app
+
+
+def test_after_a_divergence_the_hint_names_the_fork_that_works(data_dir: Path, capsys) -> None:
+    ran: list[str] = []
+    old = order_app(ran, audit=False)
     node = edge.Node(old, data_dir=data_dir, workers=2, listen=None).start()
     try:
-        old.start(order_v1, id="o1")
+        old.start("order", id="o1")
         wait_until(lambda: node.verbs.describe("o1")["status"] == "WAITING", what="parked")
     finally:
         node.stop()
 
-    new = edge.App("diverge")
-
-    @new.step(name="charge")
-    def charge2() -> str:
-        ran.append("charge")
-        return "paid"
-
-    @new.step(name="audit")
-    def audit() -> str:
-        return "audited"
-
-    @new.workflow(name="order")
-    def order_v2() -> object:
-        charge2()
-        audit()  # new at seq 2, where the record has the wait: a divergence at seq 2
-        return edge.wait_event("go")
-
+    new = order_app(ran, audit=True)
     node = edge.Node(new, data_dir=data_dir, workers=2, listen="127.0.0.1:0").start()
     try:
         url = node.http.url  # type: ignore[union-attr]

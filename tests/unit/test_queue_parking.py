@@ -74,6 +74,13 @@ def status(node: edge.Node, wid: str) -> str:
     return row.status
 
 
+def park_two_approvals(app: edge.App, node: edge.Node) -> None:
+    for wid in ("a1", "a2"):
+        app.start("approval", wid, id=wid)
+    wait_until(lambda: [status(node, w) for w in ("a1", "a2")] == ["WAITING"] * 2,
+               what="both approvals parked")
+
+
 def depth(node: edge.Node) -> tuple[int, int]:
     q = node.verbs.queue_info("q")["queues"][0]
     return q["waiting"], q["active"]
@@ -83,10 +90,7 @@ def depth(node: edge.Node) -> tuple[int, int]:
 def test_parked_workflows_give_their_slots_back_and_queue_again_when_woken(make_node, kind):
     app, gates, order = parking_app(kind, hold=False)
     node = make_node(app)
-    for wid in ("a1", "a2"):
-        app.start("approval", wid, id=wid)
-    wait_until(lambda: [status(node, w) for w in ("a1", "a2")] == ["WAITING"] * 2,
-               what="both approvals parked")
+    park_two_approvals(app, node)
     # Both wait for a human: the nightly job still runs, and nobody holds a slot.
     assert app.start("nightly", "n1", id="n1").result(timeout=10) == "n1"
     wait_until(lambda: depth(node) == (0, 0), what="no slot held by parked workflows")
@@ -121,10 +125,7 @@ def test_parked_workflows_give_their_slots_back_and_queue_again_when_woken(make_
 def test_hold_slot_while_parked_keeps_the_slot_until_the_workflow_is_final(make_node, kind):
     app, _, order = parking_app(kind, hold=True)
     node = make_node(app)
-    for wid in ("a1", "a2"):
-        app.start("approval", wid, id=wid)
-    wait_until(lambda: [status(node, w) for w in ("a1", "a2")] == ["WAITING"] * 2,
-               what="both approvals parked")
+    park_two_approvals(app, node)
     app.start("nightly", "n1", id="n1")  # admission is decided inside the start
     assert status(node, "n1") == "PENDING"
     assert depth(node) == (1, 2)

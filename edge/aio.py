@@ -54,12 +54,14 @@ from edge.engine import (
 )
 from edge.errors import (
     Cancelled,
+    DataError,
     EdgeError,
     WriteFailed,
 )
 from edge.run_context import _error_dict
 from edge.serialization import decode, encode
 from edge.store import StaleRun, recovery
+from edge.worker import block_damaged
 
 if TYPE_CHECKING:
     from edge.queues import Queued, QueueDef
@@ -272,6 +274,11 @@ class AsyncExecutor:
             await run.close()
             if outcome is not None:
                 await self._finish(run, wd, *outcome)
+            elif run.parked and run.wf.queue is not None:
+                # Its slot may go to the next in line: an admission writes, off the loop.
+                assert self._store_pool is not None
+                await asyncio.get_running_loop().run_in_executor(
+                    self._store_pool, rt.queues.parked, run.wf.queue)
         except WriteStalled as exc:  # a release while unwinding failed: recovery re-runs it
             rt.writes.strand_run(wid, run.token, exc.error)
         except BaseException:
@@ -364,6 +371,15 @@ class AsyncExecutor:
             await run.finish_async(status, output, error_text, after)
         except StaleRun:
             return
+        except DataError as exc:
+            # As a sync run's finish (edge/worker.py): damage among the operations it
+            # closes leaves the run PENDING, blocked, for a repaired file.
+            log.error("workflow %s cannot finish: %s", wf.id, exc.message,
+                      extra={"workflow_id": wf.id})
+            assert self._store_pool is not None
+            await asyncio.get_running_loop().run_in_executor(
+                self._store_pool, block_damaged, rt.store, wf.id, run.token,
+                rt.clock.time(), exc)
         except WriteStalled as exc:
             rt.writes.strand_run(wf.id, run.token, exc.error)  # never acknowledged
 

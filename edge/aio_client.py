@@ -18,7 +18,8 @@ Invariants:
   ``Unreachable`` with the same hint;
 - ``AsyncRemoteHandle.result`` has the semantics of ``edge.Handle.result``
   (SUCCEEDED -> output, FAILED -> WorkflowFailed, CANCELLED -> WorkflowCancelled,
-  not final in time -> TimeoutError) and waits with ``asyncio.sleep``;
+  not final in time -> TimeoutError), rides out a restarting node as it does, and
+  waits with ``asyncio.sleep``;
 - proxies from the environment (``http_proxy``/``https_proxy``/``no_proxy``) are
   honoured, except for loopback nodes, as ``edge.Client`` does;
 - cancelling the awaiting task closes the connection (nothing is left open).
@@ -42,6 +43,7 @@ from edge.client import (
     ValueWait,
     decode_reply,
     encode_request,
+    transient_failure,
 )
 from edge.client_args import (
     DEFAULT_URL,
@@ -147,11 +149,14 @@ class AsyncRemoteHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """The output once SUCCEEDED; polls with backoff (50 ms .. 1 s). None waits forever."""
         poll = ResultPoll(self.id, timeout)
+        path = "/v1/workflows/" + self.client._id(self.id)
         while True:
+            view: dict[str, Any] | None = None
             try:
-                view: dict[str, Any] | None = await self.client.get(self.id)
-            except NotReady:
-                view = None  # booting or standing by: keep polling within the deadline
+                view = (await self.client.request(
+                    "GET", path, timeout=poll.http_timeout(self.client.timeout)))[1]
+            except (NotReady, Unreachable) as exc:
+                poll.absorb(exc)
             done, output = poll.settle(view)
             if done:
                 return output
@@ -244,12 +249,13 @@ class AsyncClient:
                                                timeout or self.timeout)
         except TimeoutError:
             raise Unreachable(f"cannot reach the edge node at {self.url}: timed out",
-                              _UNREACHABLE_HINT) from None
+                              _UNREACHABLE_HINT, transient=True) from None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 _BadReply) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            cut = isinstance(exc, asyncio.IncompleteReadError) or transient_failure(exc)
             raise Unreachable(f"cannot reach the edge node at {self.url}: {reason}",
-                              _UNREACHABLE_HINT) from None
+                              _UNREACHABLE_HINT, transient=cut) from None
         return status, decode_reply(status, raw, accept, self.url, f"{method} {path}")
 
     async def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
@@ -385,6 +391,14 @@ class AsyncClient:
     async def resume_schedule(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = await self._call(
             "POST", f"/v1/schedules/{quote(name, safe='')}/resume", {})
+        return out
+
+    async def trigger_schedule(self, name: str,
+                               backfill_from: str | None = None) -> dict[str, Any]:
+        """As ``edge.Client.trigger_schedule``."""
+        out: dict[str, Any] = await self._call(
+            "POST", f"/v1/schedules/{quote(name, safe='')}/trigger",
+            {} if backfill_from is None else {"backfill_from": str(backfill_from)})
         return out
 
     async def prune(self, finished_before: str | float) -> dict[str, Any]:

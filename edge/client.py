@@ -12,7 +12,8 @@ Invariants:
   ``Unreachable`` with a hint on how to start or point at one;
 - ``RemoteHandle.result`` has the semantics of ``edge.Handle.result``:
   SUCCEEDED -> the output, FAILED -> WorkflowFailed, CANCELLED ->
-  WorkflowCancelled, not final in time -> TimeoutError;
+  WorkflowCancelled, not final in time -> TimeoutError; it rides out a node that
+  restarts (refused, reset, 503 not_ready are polled again until its timeout);
 - proxies from the environment are honoured, except for loopback nodes;
 - the token may be read from a file (``token_file``, e.g. a mounted Secret),
   once, when the client is made.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -88,6 +91,16 @@ def error_from_response(status: int, payload: Any, url: str) -> EdgeError:
     return exc
 
 
+def transient_failure(reason: object) -> bool:
+    """Whether a failed exchange is what a node that is stopping or booting looks like
+    (both clients): nothing listens (refused), the connection was cut (reset, closed
+    mid-answer), no answer came in time, or the socket layer failed otherwise; not a name
+    that does not resolve, a TLS failure, or a reply that is not HTTP."""
+    if isinstance(reason, (socket.gaierror, ssl.SSLError)):
+        return False
+    return isinstance(reason, (OSError, http.client.IncompleteRead))
+
+
 def _quote(text: str, what: str) -> str:
     """A path segment; text with no UTF-8 form (a lone surrogate, e.g. from an argv byte
     that is not UTF-8) is refused here rather than failing inside urllib."""
@@ -136,12 +149,34 @@ class ResultPoll:
     """One wait for a remote workflow's outcome, shared by RemoteHandle and its asyncio
     twin: what a polled view means (the output, WorkflowFailed, WorkflowCancelled, or not
     yet), and how long to wait before the next poll (backoff 50 ms .. 1 s, TimeoutError
-    once ``timeout`` s passed)."""
+    once ``timeout`` s passed).
+
+    A node that is restarting is ridden out until that deadline (None: forever): a
+    connection refused, reset or timed out and a 503 ``not_ready`` are polled again; what
+    waiting cannot fix (an unknown id, a refused token, a name that does not resolve) is
+    raised at once."""
 
     def __init__(self, wid: str, timeout: float | None) -> None:
         self.wid = wid
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.delay = 0.05
+        self.unread = "not readable (node not ready)"
+
+    def http_timeout(self, per_request: float) -> float:
+        """One poll's HTTP timeout: the client's, but never past the caller's deadline
+        (a node that accepts and never answers must not outlast ``timeout``)."""
+        if self.deadline is None:
+            return per_request
+        return max(0.05, min(per_request, self.deadline - time.monotonic()))
+
+    def absorb(self, exc: EdgeError) -> None:
+        """Re-raise ``exc`` unless it is what a restarting node looks like."""
+        if isinstance(exc, Unreachable) and exc.transient:
+            self.unread = f"not readable ({exc.message})"
+        elif isinstance(exc, NotReady):
+            self.unread = "not readable (node not ready)"
+        else:
+            raise exc
 
     def settle(self, view: dict[str, Any] | None) -> tuple[bool, Any]:
         """(True, output) once SUCCEEDED; raises for FAILED/CANCELLED; (False, None) else."""
@@ -159,7 +194,7 @@ class ResultPoll:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                state = view.get("status") if view else "not readable (node not ready)"
+                state = view.get("status") if view else self.unread
                 raise TimeoutError(f"workflow {self.wid} is still {state}")
             wait = min(wait, left)
         self.delay = min(self.delay * 2, 1.0)
@@ -208,11 +243,14 @@ class RemoteHandle:
     def result(self, timeout: float | None = None) -> Any:
         """The output once SUCCEEDED; polls with backoff (50 ms .. 1 s). None waits forever."""
         poll = ResultPoll(self.id, timeout)
+        path = "/v1/workflows/" + self.client._id(self.id)
         while True:
+            view: dict[str, Any] | None = None
             try:
-                view: dict[str, Any] | None = self.client.get(self.id)
-            except NotReady:
-                view = None  # booting or standing by: keep polling within the deadline
+                view = self.client.request(
+                    "GET", path, timeout=poll.http_timeout(self.client.timeout))[1]
+            except (NotReady, Unreachable) as exc:
+                poll.absorb(exc)
             done, output = poll.settle(view)
             if done:
                 return output
@@ -269,7 +307,7 @@ class Client:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise Unreachable(f"cannot reach the edge node at {self.url}: {reason}",
-                              _UNREACHABLE_HINT) from None
+                              _UNREACHABLE_HINT, transient=transient_failure(reason)) from None
         return status, decode_reply(status, raw, accept, self.url, f"{method} {path}")
 
     def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
@@ -412,6 +450,15 @@ class Client:
         """Resume cron schedule ``name`` (the ticks missed meanwhile are skipped)."""
         out: dict[str, Any] = self._call(
             "POST", f"/v1/schedules/{_quote(name, 'name')}/resume", {})
+        return out
+
+    def trigger_schedule(self, name: str, backfill_from: str | None = None) -> dict[str, Any]:
+        """Run schedule ``name``'s workflow now, or with ``backfill_from`` (ISO 8601, epoch
+        seconds or an age such as "2d") start its ticks since then (at most 1,000) under
+        the scheduler's ids: ``{"schedule", "workflow", "started": [{"id", "created"}]}``."""
+        out: dict[str, Any] = self._call(
+            "POST", f"/v1/schedules/{_quote(name, 'name')}/trigger",
+            {} if backfill_from is None else {"backfill_from": str(backfill_from)})
         return out
 
     def prune(self, finished_before: str | float) -> dict[str, Any]:

@@ -311,12 +311,15 @@ class App:
         return decorate
 
     def queue(self, name: str, concurrency: int | None = None,
-              rate: tuple[int, float] | None = None) -> QueueDef:
-        """Declare queue ``name``: at most ``concurrency`` workflows in flight (admitted and
-        not final), at most ``rate[0]`` admissions per ``rate[1]`` seconds."""
+              rate: tuple[int, float] | None = None, *,
+              hold_slot_while_parked: bool = False) -> QueueDef:
+        """Declare queue ``name``: at most ``concurrency`` workflows running (admitted, not
+        parked, not final), at most ``rate[0]`` admissions per ``rate[1]`` seconds. A
+        workflow that sleeps or waits gives its slot back and needs one again when it
+        wakes; ``hold_slot_while_parked=True`` keeps it until the workflow is final."""
         from edge.queues import declare
 
-        qd = declare(name, concurrency, rate)
+        qd = declare(name, concurrency, rate, hold_slot_while_parked)
         if name in self.queues and self.queues[name] != qd:
             raise ConfigError(f"queue {name!r} is declared twice with different limits",
                               "declare each queue once")

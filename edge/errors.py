@@ -11,6 +11,7 @@ a workflow cannot swallow a cancellation.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Documented CLI exit codes (DESIGN.md section 5).
@@ -81,11 +82,19 @@ class NotReady(EdgeError):
 
 
 class Unreachable(EdgeError):
-    """A node, bucket or endpoint could not be reached."""
+    """A node, bucket or endpoint could not be reached. ``transient`` is True when what
+    failed is the connection itself (refused, reset, cut mid-answer, timed out): what a
+    node that is restarting looks like, so a long wait (``edge result``) tries again;
+    False for what waiting will not fix (a name that does not resolve, TLS, garbage)."""
 
     code = "unreachable"
     exit_code = EXIT_FAILED
     http_status = 502
+
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None,
+                 transient: bool = False) -> None:
+        super().__init__(message, hint, code=code)
+        self.transient = transient
 
 
 class LockHeld(EdgeError):
@@ -143,6 +152,9 @@ class ReplicationError(EdgeError):
     http_status = 503
 
 
+_DIVERGED = re.compile(r"diverged at seq (\d+):")
+
+
 class NonDeterminismError(EdgeError):
     """A workflow's code took a different path than the one recorded."""
 
@@ -152,13 +164,26 @@ class NonDeterminismError(EdgeError):
         super().__init__(
             f"workflow {workflow_id!r} diverged at seq {seq}: recorded {recorded}, "
             f"current code does {current}",
-            "the workflow code changed while this run was in flight; guard the change "
-            "with edge.patched(...) or fork the workflow",
+            self.fork_hint(workflow_id, seq),
         )
         self.workflow_id = workflow_id
         self.seq = seq
         self.recorded = recorded
         self.current = current
+
+    @staticmethod
+    def fork_hint(workflow_id: str, seq: int) -> str:
+        """What works after a divergence at ``seq`` (a resume replays into it again)."""
+        return (f"the code changed under it, so `edge resume` would diverge again: `edge fork "
+                f"{workflow_id} --from-step {seq}` runs it with the current code from seq "
+                f"{seq}, reusing the {seq - 1} checkpoint(s) before the divergence (or guard "
+                "the change with edge.patched(...) and resume)")
+
+    @staticmethod
+    def seq_in(message: str) -> int | None:
+        """The divergent seq a stored error's message names (the message built above)."""
+        m = _DIVERGED.search(message or "")
+        return int(m.group(1)) if m else None
 
 
 class NotInWorkflow(EdgeError):

@@ -9,16 +9,22 @@
     app.start(fulfil, "o-2", queue=orders.options(priority=5, dedup="o-2"))
 
 Semantics (the SQL and its invariants are in store/queues.py):
-- PENDING means "accepted, waiting for a worker or a queue slot"; a slot is held
-  from admission until the workflow is final (sleeping and waiting too);
+- PENDING means "accepted, waiting for a worker or a queue slot"; a slot is for
+  running: it is held from admission until the workflow parks (sleeps, waits for an
+  event or a child) or is final. A woken workflow needs a slot again before it runs:
+  it waits like any start, ordered by the same rule, so at equal priority it goes
+  before work started after it. ``hold_slot_while_parked=True`` keeps the slot
+  through parks instead (a queue that limits how many are in flight, e.g. how many
+  drive one machine at once). A queue without a concurrency limit never takes a slot
+  back (nothing waits for one);
 - higher ``priority`` is admitted first, then the oldest; children started
   inside a workflow with ``queue=`` queue like any start (priority 0, no dedup);
 - a queue used without ``app.queue(...)`` has no limits (it is still a queue:
   FIFO by priority); a queue found in the database that this code does not
   declare runs unlimited rather than being stranded;
-- the dispatcher is event-driven: it admits on every enqueue and every finish
-  (or cancel) of a queued workflow, at boot, and when a rate window opens (a
-  timer).
+- the dispatcher is event-driven: it admits on every enqueue, every park and finish
+  (or cancel) of a queued workflow, every wake of one that gave its slot back, at
+  boot, and when a rate window opens (a timer).
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ class QueueDef:
     name: str
     concurrency: int | None = None
     rate: tuple[int, float] | None = None  # at most n admissions per period seconds
+    hold_slot_while_parked: bool = False
+
+    @property
+    def releases_parked(self) -> bool:
+        """Whether a parked workflow gives its slot back (only a limit makes one scarce)."""
+        return self.concurrency is not None and not self.hold_slot_while_parked
 
     def options(self, priority: int = 0, dedup: str | None = None) -> Queued:
         return Queued(self.name, priority, dedup)
@@ -57,7 +69,8 @@ class QueueDef:
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "concurrency": self.concurrency,
                 "rate": None if self.rate is None else {"limit": self.rate[0],
-                                                        "period": self.rate[1]}}
+                                                        "period": self.rate[1]},
+                "hold_slot_while_parked": self.hold_slot_while_parked}
 
 
 def check_name(name: object, what: str = "queue name") -> str:
@@ -66,8 +79,12 @@ def check_name(name: object, what: str = "queue name") -> str:
     return check(name, what)
 
 
-def declare(name: str, concurrency: int | None, rate: tuple[int, float] | None) -> QueueDef:
+def declare(name: str, concurrency: int | None, rate: tuple[int, float] | None,
+            hold_slot_while_parked: bool = False) -> QueueDef:
     check_name(name)
+    if not isinstance(hold_slot_while_parked, bool):
+        raise ConfigError(f"queue {name}: hold_slot_while_parked {hold_slot_while_parked!r} "
+                          "must be True or False", "False gives the slot back at a park")
     if concurrency is not None and (isinstance(concurrency, bool)
                                     or not isinstance(concurrency, int) or concurrency < 1):
         raise ConfigError(f"queue {name}: concurrency {concurrency!r} must be an integer >= 1",
@@ -80,7 +97,7 @@ def declare(name: str, concurrency: int | None, rate: tuple[int, float] | None) 
             raise ConfigError(f"queue {name}: rate {rate!r} must be (n >= 1, period > 0 s)",
                               "e.g. rate=(10, 60.0): at most 10 starts a minute")
         rate = (rate[0], float(rate[1]))
-    return QueueDef(name, concurrency, rate)
+    return QueueDef(name, concurrency, rate, hold_slot_while_parked)
 
 
 def resolve(queue: str | QueueDef | Queued | None, default: str | None) -> Queued | None:
@@ -128,7 +145,7 @@ class Dispatcher:
         now = rt.clock.time()
         try:
             admitted, retry_at = store_queues.admit(rt.store, name, qd.concurrency, qd.rate,
-                                                    now)
+                                                    now, release_parked=qd.releases_parked)
         except WriteFailed as exc:
             rt.writes.strand_timer("queue", name, exc)  # admitted once writes succeed
             return []
@@ -143,6 +160,12 @@ class Dispatcher:
             if arm:
                 rt.timers.add(retry_at, name, "queue")
         return admitted
+
+    def parked(self, name: str) -> None:
+        """A workflow of queue ``name`` parked: its slot goes to the next in line, unless
+        the queue keeps slots through parks (then nothing changed, nothing is written)."""
+        if self.definition(name).releases_parked:
+            self.kick(name)
 
     def kick_all(self) -> None:
         from edge.store import queues as store_queues

@@ -21,7 +21,7 @@ Invariants:
   the per-id path (which claims, or strands the run in write recovery);
 - a run whose operations are damaged is released and blocked ``corrupt: ...``
   exactly as ``execute`` does on a ``DataError``; the others of its chunk run;
-- a claimed run always has an owner: an executor, ``_block``, or, when anything
+- a claimed run always has an owner: an executor, ``block_damaged``, or, when anything
   fails between the claim and the hand-over (a read error, a bug), ``release_many``
   gives it back PENDING and the per-id path resumes every id not yet resumed;
 - a cancel is honoured: a request committed before the claim is in the claimed row
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from edge.engine import RunContext, WorkflowDef
 from edge.errors import DataError, EdgeError, WriteFailed
 from edge.store import OpRow, WorkflowRow, bulk
-from edge.worker import _block
+from edge.worker import block_damaged
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -156,7 +156,7 @@ class Resumer:
             self._per_id(mine)
             return
         by_token = dict(zip(mine, tokens, strict=True))
-        handed: set[str] = set()  # runs some executor (or _block) now owns
+        handed: set[str] = set()  # runs some executor (or block_damaged) now owns
         try:
             self._hand_over(claimed, by_token, handed)
         finally:
@@ -188,7 +188,7 @@ class Resumer:
                 log.error("workflow %s cannot run: %s", wid, exc.message,
                           extra={"workflow_id": wid})
                 handed.add(wid)
-                _block(store, wid, token, rt.clock.time(), exc)
+                block_damaged(store, wid, token, rt.clock.time(), exc)
                 continue
             run = self._ready_run(wf, token, ops[wid])
             wd = rt.app.workflows[wf.workflow]

@@ -5,6 +5,9 @@
     def nightly(tick: str) -> None: ...              # tick: the tick's ISO 8601 UTC time
 
 Semantics:
+- ``edge schedules trigger`` starts one run now (``sched:<name>:manual:<now ISO UTC>``)
+  or backfills the ticks since a time (at most MAX_BACKFILL) under the scheduler's
+  own ids (``trigger_calls``): a backfill never doubles a tick that ran;
 - each tick starts one workflow with the stable id ``sched:<name>:<tick ISO UTC>``
   (e.g. ``sched:nightly:2026-05-01T01:00:00Z``), so a tick never runs twice, even
   when a crash lands between the start and the bookkeeping (store/schedules.py);
@@ -32,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, NotFound, UsageError
 
 if TYPE_CHECKING:
     from edge.defs import WorkflowDef
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.scheduler")
 
 MAX_LIVE_TICKS = 100  # ticks started by one firing after a stall (safety bound)
+MAX_BACKFILL = 1000  # ticks one backfill starts (one transaction: starting.MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,38 @@ class Scheduler:
             rt.on_started(wd.name, wid, wd.queue)
             if deadline is not None:
                 rt.timers.add(deadline, wid, "deadline")
+
+    def trigger_calls(self, name: str, now: float, since: float | None) -> tuple[
+            str, list[tuple[list[Any], dict[str, Any], str]]]:
+        """What ``edge schedules trigger`` starts: (the workflow, one (args, kwargs, id) per
+        start). Without ``since``: one run now, id ``sched:<name>:manual:<now ISO UTC>``.
+        With it: every tick in [since, now], oldest first, each under the id the scheduler
+        uses for that tick, so a tick that ran (or will) is never started twice; more
+        than MAX_BACKFILL ticks are refused. Paused or not: a manual start is explicit."""
+        sd = self._rt.app.schedules.get(name)
+        if sd is None:
+            known = ", ".join(sorted(self._rt.app.schedules)) or "none"
+            raise NotFound(f"no schedule {name!r} in this app's code (known: {known})",
+                           "see: edge schedules list")
+
+        def args(tick: str) -> list[Any]:
+            return [tick] if sd.pass_time else []
+
+        if since is None:
+            at = tick_iso(now)
+            return sd.workflow, [(args(at), {}, f"sched:{sd.name}:manual:{at}")]
+        ticks: list[float] = []
+        for t in sd.ticks_back(now):
+            if t < since:
+                break
+            if len(ticks) == MAX_BACKFILL:
+                raise UsageError(
+                    f"schedule {name} has more than {MAX_BACKFILL} ticks since "
+                    f"{tick_iso(since)}", f"backfill a shorter span (at most {MAX_BACKFILL} "
+                    "ticks), then the next: ticks already started are never started again")
+            ticks.append(t)
+        return sd.workflow, [(args(tick_iso(t)), {}, f"sched:{sd.name}:{tick_iso(t)}")
+                             for t in sorted(ticks)]
 
     def describe(self) -> list[dict[str, Any]]:
         from edge.store import schedules as store_schedules

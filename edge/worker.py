@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.worker")
 
 
-def _block(store: Store, wid: str, token: str, now: float, exc: DataError) -> None:
+def block_damaged(store: Store, wid: str, token: str, now: float, exc: DataError) -> None:
     """Give a run that met damage back (PENDING, ``blocked_on: corrupt: ...``)."""
     try:
         recovery.release(store, wid, token, now)
@@ -73,6 +73,11 @@ def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None, *,
     wf = fresh if fresh is not None else store.get_workflow(wid)
     if wf is None or wf.status != "PENDING":
         return
+    if wf.queue is not None and wf.admitted_at is None:
+        # Woken after it gave its queue slot back at a park: it waits for a slot again,
+        # in its queue's order (the dispatcher admits it, and submits it when it may run).
+        rt.queues.kick(wf.queue)
+        return
     wd = rt.app.workflows.get(wf.workflow)
     if wd is None:
         try:
@@ -94,7 +99,7 @@ def execute(rt: Runtime, wid: str, fresh: WorkflowRow | None = None, *,
         ops = {} if fresh is not None else {op.seq: op for op in store.load_ops(wid)}
     except DataError as exc:
         log.error("workflow %s cannot run: %s", wid, exc.message, extra={"workflow_id": wid})
-        _block(store, wid, token, clock.time(), exc)
+        block_damaged(store, wid, token, clock.time(), exc)
         return
     run_claimed(rt, RunContext(rt, wf, token, ops), wd, until=until)
 
@@ -124,6 +129,8 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
         status = "SUCCEEDED"
     except Suspend:
         outcome = "parked"
+        if wf.queue is not None:
+            rt.queues.parked(wf.queue)  # its slot may go to the next in line
         return
     except HandBack:
         outcome = "handed back"
@@ -152,7 +159,7 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
         # Damage met by a durable operation is the file's fault, not the workflow's:
         # never recorded as its outcome. It waits, PENDING, for a repaired file.
         log.error("workflow %s cannot run: %s", wid, exc.message)
-        _block(store, wid, token, clock.time(), exc)
+        block_damaged(store, wid, token, clock.time(), exc)
         return
     except DeadlineExceeded:
         status, error = "CANCELLED", {"type": "TimeoutError",
@@ -182,6 +189,12 @@ def run_claimed(rt: Runtime, run: RunContext, wd: WorkflowDef, *,
     except WriteFailed as exc:
         # Never acknowledged: re-running from the last checkpoint reaches it again.
         rt.writes.strand_run(wid, token, exc)
+        return
+    except DataError as exc:
+        # The finish closes the run's open operations: damage among them is the file's
+        # fault; the run waits, PENDING, for a repaired file (nothing was written).
+        log.error("workflow %s cannot finish: %s", wid, exc.message, extra={"workflow_id": wid})
+        block_damaged(store, wid, token, clock.time(), exc)
         return
     rt.on_finished(wd.name, wid, status, run.wf.parent_id, run.wf.queue)
 

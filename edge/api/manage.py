@@ -83,6 +83,11 @@ def resume_schedule(verbs: Verbs, req: Request) -> Reply:
     return Reply(200, verbs.pause_schedule(req.params["name"], False))
 
 
+def trigger_schedule(verbs: Verbs, req: Request) -> Reply:
+    body: m.TriggerRequest = req.model
+    return Reply(200, verbs.trigger_schedule(req.params["name"], body.backfill_from))
+
+
 # ---- retention --------------------------------------------------------------------------
 
 
@@ -116,6 +121,10 @@ ROUTES: tuple[Route, ...] = (
           op="resumeSchedule", tag="schedules",
           summary="Resume a schedule (ticks of the pause are skipped)", request=m.Empty,
           responses={200: m.Schedule}, errors=(404, 503)),
+    Route("POST", ("v1", "schedules", "{name}", "trigger"), trigger_schedule,
+          op="triggerSchedule", tag="schedules",
+          summary="Run a schedule's workflow now, or backfill its ticks since a time",
+          request=m.TriggerRequest, responses={200: m.Triggered}, errors=(400, 404, 503)),
     Route("GET", ("v1", "queues"), list_queues, op="listQueues", tag="queues",
           summary="Queues: limits and depth (waiting, active)", responses={200: m.Queues},
           errors=(503,)),

@@ -399,9 +399,13 @@ class QueueInfo(Out):
     name: str
     concurrency: int | None
     rate: Rate | None
+    hold_slot_while_parked: bool = Field(
+        False, description="true: a sleeping or waiting workflow keeps its slot; false: it "
+        "gives it back and waits for one again when it wakes")
     declared: bool
-    waiting: int = Field(description="PENDING, waiting for a slot")
-    active: int = Field(description="holding a slot (admitted, not final)")
+    waiting: int = Field(description="PENDING, waiting for a slot (new, or woken)")
+    active: int = Field(description="holding a slot (admitted, not final; parked too "
+                        "when the queue holds slots while parked)")
 
 
 class Queues(Out):
@@ -433,6 +437,25 @@ class Schedule(Out):
 
 class Schedules(Out):
     schedules: list[Schedule]
+
+
+class TriggerRequest(Body):
+    backfill_from: Annotated[str, Field(pattern=WHEN, max_length=64)] | None = Field(
+        None, description="start every tick since this time (ISO 8601, epoch seconds or an "
+        "age such as 2d) under the scheduler's own ids; 400 when that span holds more than "
+        "1,000 ticks of the schedule's cron, or the date does not exist or lies outside "
+        "1970..9999; absent: one run now, id sched:NAME:manual:<now>")
+
+
+class TriggeredStart(Out):
+    id: str
+    created: bool = Field(description="false: that tick's workflow existed (it ran or runs)")
+
+
+class Triggered(Out):
+    schedule: str
+    workflow: str
+    started: list[TriggeredStart]
 
 
 class Value(Out):

@@ -11,7 +11,9 @@ Layout (one job per module; docs/ARCHITECTURE.md has the table):
 Invariants:
 - every failure is one `error: ...` line (and a `hint: ...` line) on stderr and the
   documented exit code (edge/errors.py), never a traceback: ``main`` prints every
-  EdgeError a command raises, and an unexpected exception as one line too;
+  EdgeError a command raises, and an unexpected exception as one line too; with
+  ``--json`` it is one JSON object on stderr instead, ``{"error": {"code", "message",
+  "hint"}}``, usage errors included (``render.print_error``);
 - importing this package loads no engine, node, store, prometheus_client or
   http.server (tests/unit/test_lazy_imports.py): a client command stays fast.
 """
@@ -25,7 +27,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from edge.cli import fleet, manage, restore, run, status, workflows
-from edge.errors import EXIT_FAILED, EdgeError
+from edge.cli.help import command
+from edge.cli.render import json_requested, print_error
+from edge.errors import EXIT_FAILED, EXIT_USAGE, EdgeError
 
 app = typer.Typer(
     name="edge", add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -56,11 +60,31 @@ app.add_typer(fleet.fleet_app, name="fleet")
 
 def fail(exc: EdgeError) -> NoReturn:
     """Print the error (and hint) the way every command does, and exit with its code."""
-    sys.stdout.flush()
-    print(f"error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
+    print_error(exc.code, exc.message, exc.hint)
     raise SystemExit(exc.exit_code)
+
+
+def _run_json() -> None:
+    """The app with click's own error printing off: under ``--json`` a usage error (an
+    unknown option, a missing argument, a bad value) is the JSON error object too."""
+    try:
+        rv = command(app)(prog_name="edge", standalone_mode=False)
+    except typer.Abort:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        # click's exceptions (typer ships its own copy of click: matched by shape)
+        fmt, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if isinstance(exc, EdgeError) or fmt is None or not isinstance(code, int):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help())  # `edge fleet --json`: the help, as without --json
+            raise SystemExit(EXIT_USAGE) from None
+        where = ctx.command_path if ctx is not None else "edge"
+        print_error("usage", str(fmt()), f"see `{where} --help`")
+        raise SystemExit(code) from None
+    if isinstance(rv, int) and rv:
+        raise SystemExit(rv)
 
 
 def _version(value: bool) -> None:
@@ -89,10 +113,11 @@ def _root(
 
 def main() -> None:
     """The `edge` console script: the typer app, with every error as one line and an exit code."""
-    from edge.cli.help import command
-
     try:
-        command(app)(prog_name="edge")
+        if json_requested():
+            _run_json()
+        else:
+            command(app)(prog_name="edge")
     except EdgeError as exc:
         fail(exc)
     except BrokenPipeError:
@@ -103,7 +128,6 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:  # a bug: still one line, never a traceback
-        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("hint: this is a bug in edge; please report it with the command you ran",
-              file=sys.stderr)
+        print_error("internal", f"unexpected {type(exc).__name__}: {exc}",
+                    "this is a bug in edge; please report it with the command you ran")
         raise SystemExit(EXIT_FAILED) from None

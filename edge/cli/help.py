@@ -36,10 +36,11 @@ PLACEHOLDERS: dict[str, str] = {
     "--cursor": "CURSOR", "--output": "PATH", "--timestamp": "ISO8601", "--epoch": "N",
     "--from-step": "SEQ", "--retention": "DURATION", "--finished-before": "DURATION",
     "--sidecar-socket": "PATH", "--workers": "N", "--limit": "N",
+    "--backfill-from": "TIME",
 }
 _BY_TYPE = {str: "TEXT", int: "N", float: "SECONDS", Path: "PATH"}
 # Arguments that take one of a fixed set (edge schedules ACTION).
-ARG_CHOICES: dict[str, tuple[str, ...]] = {"action": ("list", "pause", "resume")}
+ARG_CHOICES: dict[str, tuple[str, ...]] = {"action": ("list", "pause", "resume", "trigger")}
 
 
 def _label(param: Any) -> str:

@@ -90,16 +90,24 @@ def queues(
 
 def schedules(
     action: Annotated[str, typer.Argument(
-        help="list, pause or resume.", show_default=False)] = "list",
+        help="list, pause, resume or trigger.", show_default=False)] = "list",
     name: Annotated[str | None, typer.Argument(
-        help="The schedule (for pause and resume).", show_default=False)] = None,
+        help="The schedule (for pause, resume and trigger).", show_default=False)] = None,
+    backfill_from: Annotated[str | None, typer.Option(
+        "--backfill-from", show_default=False,
+        help="With trigger: start every tick since this time (ISO 8601, epoch seconds or "
+             "an age such as 2d; at most 1,000) instead of one run now.")] = None,
     json_: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_token: TokenOpt = None,
     api_token_file: TokenFileOpt = None,
 ) -> None:
-    """Cron schedules: `edge schedules list`, `edge schedules pause|resume NAME`."""
+    """Cron schedules: `edge schedules list`, `edge schedules pause|resume NAME`,
+    `edge schedules trigger NAME [--backfill-from T]`."""
     remote = client(url, api_token, api_token_file)
+    if backfill_from is not None and action != "trigger":
+        raise UsageError("--backfill-from goes with `edge schedules trigger NAME`",
+                         "edge schedules trigger NAME --backfill-from 2026-05-01T00:00:00Z")
     if action == "list":
         if name is not None:
             raise UsageError(f"`edge schedules list` takes no NAME (got {name!r})",
@@ -116,11 +124,22 @@ def schedules(
                  short_time(r["last_tick"]), short_time(r["next_tick"])]
                 for r in rows]))
         return
-    if action not in ("pause", "resume"):
-        raise UsageError(f"unknown action {action!r}", "one of: list, pause NAME, resume NAME")
+    if action not in ("pause", "resume", "trigger"):
+        raise UsageError(f"unknown action {action!r}",
+                         "one of: list, pause NAME, resume NAME, trigger NAME")
     if not name:
         raise UsageError(f"`edge schedules {action}` needs the schedule's NAME",
                          "see: edge schedules list")
+    if action == "trigger":
+        res = remote.trigger_schedule(name, backfill_from)
+        if json_:
+            echo_json(res)
+            return
+        for s in res["started"]:
+            print(s["id"] if s["created"] else f"{s['id']} (already there)")
+        if not res["started"]:
+            print(f"no tick of schedule {name} since {backfill_from}", file=sys.stderr)
+        return
     view = remote.pause_schedule(name) if action == "pause" else remote.resume_schedule(name)
     if json_:
         echo_json(view)

@@ -6,6 +6,9 @@ Invariants:
   ``edge ... --data-dir`` builds (inspect.py), so a restored copy prints what the
   live node printed; a field newer than a renderer is shown, not hidden;
 - ``--json`` output is the API's object, unchanged (``echo_json``);
+- every error goes through ``print_error``: `error:`/`hint:` lines on stderr, or under
+  ``--json`` one JSON object on one line, ``{"error": {"code", "message", "hint"}}``,
+  the shape the HTTP API answers with;
 - the characters are the same on a terminal and in a pipe; only colour and the
   clipping of the free-text last column depend on the terminal (text.py).
 """
@@ -13,7 +16,8 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +45,29 @@ from edge.cli.text import (
 )
 
 
+def json_requested(argv: Sequence[str] | None = None) -> bool:
+    """Whether the command line asks for ``--json`` (then its errors are JSON too)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" in args:
+        args = args[: args.index("--")]  # what follows is an argument, not an option
+    return "--json" in args
+
+
+def print_error(code: str, message: str, hint: str = "", *,
+                as_json: bool | None = None) -> None:
+    """One error on stderr: `error: ...` and `hint: ...`, or, under ``--json``, the JSON
+    object the API answers with, on one line."""
+    sys.stdout.flush()
+    if as_json if as_json is not None else json_requested():
+        text = json.dumps({"error": {"code": code, "message": message, "hint": hint}},
+                          ensure_ascii=False)
+        print(text.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+        return
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
 def echo_json(obj: Any) -> None:
     """``--json``: the object on stdout, indented, non-ASCII as is."""
     print(dumps(obj))
@@ -54,6 +81,8 @@ def queue_line(q: dict[str, Any]) -> str:
              f"concurrency {limit if limit is not None else 'unlimited'}"]
     if rate:
         parts.append(f"rate {rate['limit']} per {rate['period']:g} s")
+    if q.get("hold_slot_while_parked"):
+        parts.append("slots held while parked")
     if not q.get("declared", True):
         parts.append("not declared in the app")
     return ", ".join(parts)

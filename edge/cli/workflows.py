@@ -37,9 +37,9 @@ from edge.cli.options import (
     UrlOpt,
     client,
 )
-from edge.cli.render import echo_json, format_list, format_show, queue_line
+from edge.cli.render import echo_json, format_list, format_show, print_error, queue_line
 from edge.cli.text import dumps, safe
-from edge.errors import UsageError, WorkflowCancelled, WorkflowFailed
+from edge.errors import NonDeterminismError, UsageError, WorkflowCancelled, WorkflowFailed
 
 EXIT_WORKFLOW_FAILED = 5
 EXIT_WORKFLOW_CANCELLED = 6
@@ -291,12 +291,21 @@ def resume(
         print(f"resumed {id} ({res.get('status', 'PENDING')})")
 
 
-def _end(json_: bool, view: dict[str, Any], code: int, message: str, hint: str) -> None:
+def failed_hint(id: str, err: dict[str, Any]) -> str:
+    """What to do about a FAILED workflow: resume after a fix, except after a divergence
+    (a resume replays into it again), where a fork from the divergent seq is what works."""
+    seq = (NonDeterminismError.seq_in(str(err.get("message") or ""))
+           if err.get("type") == "NonDeterminismError" else None)
+    if seq is not None:
+        return NonDeterminismError.fork_hint(id, seq)
+    return f"see its steps with `edge show {id}`; after a fix, `edge resume {id}`"
+
+
+def _end(json_: bool, view: dict[str, Any], code: int, kind: str, message: str,
+         hint: str) -> None:
     if json_:
-        echo_json(view)
-    else:
-        print(f"error: {message}", file=sys.stderr)
-        print(f"hint: {hint}", file=sys.stderr)
+        echo_json(view)  # the outcome on stdout, as for a success; the error on stderr
+    print_error(kind, message, hint, as_json=json_)
     raise SystemExit(code)
 
 
@@ -319,16 +328,17 @@ def result(
     except WorkflowFailed as exc:
         err = exc.error or {}
         _end(json_, {"id": id, "status": "FAILED", "error": err}, EXIT_WORKFLOW_FAILED,
+             "workflow_failed",
              f"workflow {safe(id)} FAILED: {safe(err.get('type'))}: {safe(err.get('message'))}",
-             f"see its steps with `edge show {id}`; after a fix, `edge resume {id}`")
+             failed_hint(id, err))
     except WorkflowCancelled as exc:
         _end(json_, {"id": id, "status": "CANCELLED", "error": exc.error},
-             EXIT_WORKFLOW_CANCELLED, f"workflow {safe(id)} was CANCELLED",
+             EXIT_WORKFLOW_CANCELLED, "workflow_cancelled", f"workflow {safe(id)} was CANCELLED",
              f"`edge resume {id}` runs it again from its checkpoints")
     except TimeoutError as exc:
         state = str(exc).rpartition(" is still ")[2] or "not final"
         _end(json_, {"id": id, "status": state, "timeout": timeout}, EXIT_TIMEOUT,
-             f"workflow {safe(id)} is still {state} after {timeout:g} s",
+             "timeout", f"workflow {safe(id)} is still {state} after {timeout:g} s",
              f"wait longer (--timeout), or see what it waits for with `edge show {id}`")
     if json_:
         echo_json({"id": id, "status": "SUCCEEDED", "output": output})

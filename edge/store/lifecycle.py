@@ -31,9 +31,11 @@ from edge.store.rows import OpRow, WorkflowRow, damaged, published_digest
 from edge.store.sql import (
     CANCELLED_ERROR,
     cancel_tree,
+    closed_error,
     copy_tags,
     one_workflow,
     ops_of,
+    reopen_closed_ops,
     upsert_op,
 )
 from edge.store.store import Store
@@ -79,6 +81,9 @@ def resume(store: Store, id: str, now: float) -> None:
         # Successful checkpoints stay; the final error of the failing step goes. Only
         # the last one: a failure the workflow caught is history, and a hole in the
         # seqs would read as damage (load_ops).
+        # First the waits, sleeps and retries its end cut short go on as they were (else
+        # the delete below would take a closed one at the last seq for the final error).
+        reopen_closed_ops(conn, id)
         conn.execute(
             "DELETE FROM operations WHERE workflow_id = ? AND status = 'FAILED' AND seq = "
             "(SELECT max(seq) FROM operations WHERE workflow_id = ?)", (id, id))
@@ -193,7 +198,7 @@ def fork(store: Store, src_id: str, new_id: str, from_seq: int, now: float) -> t
                 f"pick a seq in 1..{last + 1} (see edge show {src_id}); 1 starts from scratch")
         copied = [op for op in ops if op.seq < from_seq]
         for op in copied:
-            if op.status == "RUNNING":
+            if op.status == "RUNNING" or closed_error(op) is not None:
                 raise UsageError(
                     f"seq {op.seq} ({op.kind} {op.name}) of workflow {src_id} has no final "
                     "outcome to reuse", f"fork from step {op.seq} or earlier")

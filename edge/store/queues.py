@@ -2,9 +2,12 @@
 
 A queued workflow is PENDING with ``admitted_at`` NULL ("accepted, waiting for a
 queue slot"); admission sets ``admitted_at`` and only then may a worker claim it
-(``Store.claim`` checks it). The slot is held until the workflow is final, also
-while it sleeps or waits (a queue limits how many are in flight, e.g. how many
-drive one machine at once).
+(``Store.claim`` checks it). ``admitted_at`` set on a live row is a held slot. In a
+queue that gives slots back at a park (``release_parked``, edge/queues.py), admission
+first clears ``admitted_at`` of its parked rows (SLEEPING, WAITING), in the same
+transaction: a parked workflow woken later is PENDING with ``admitted_at`` NULL, i.e.
+waiting for a slot like a new start. Otherwise the slot is held until the workflow
+is final (a queue that limits how many are in flight, parked or not).
 
 Invariants:
 - concurrency is never exceeded: the slot count and the admissions are one
@@ -12,7 +15,8 @@ Invariants:
   NULL``; admitted workflows stay counted across a kill -9 (the column is
   durable), and recovery resumes only admitted ones;
 - a rate limit of n per period counts admissions with ``admitted_at`` inside the
-  window, in the same transaction;
+  window, in the same transaction; a re-admission after a park is an admission, and
+  replaces the workflow's earlier one in that count;
 - a dedup key is unique among the queue's live workflows (a partial unique index):
   a second enqueue with a live key returns the live workflow, never a second one.
 """
@@ -103,12 +107,19 @@ def set_priority(store: Store, id: str, priority: int, now: float) -> WorkflowRo
 
 
 def admit(store: Store, queue: str, concurrency: int | None, rate: tuple[int, float] | None,
-          now: float) -> tuple[list[str], float | None]:
+          now: float, *, release_parked: bool = False) -> tuple[list[str], float | None]:
     """Admit as many waiting workflows of ``queue`` as its limits allow (highest priority
-    first, then oldest). Returns (ids admitted, when to try again because of the rate
+    first, then oldest), after taking back the slots of its parked workflows when
+    ``release_parked``. Returns (ids admitted, when to try again because of the rate
     limit, or None)."""
 
     def fn(conn: sqlite3.Connection) -> tuple[list[str], float | None]:
+        if release_parked:
+            # CAS on parked: a workflow woken meanwhile (PENDING, admitted) keeps its slot
+            # and runs; a parked one that wakes later waits for a slot again.
+            conn.execute(
+                "UPDATE workflows SET admitted_at = NULL WHERE queue = ? AND admitted_at IS "
+                "NOT NULL AND status IN ('SLEEPING', 'WAITING')", (queue,))
         free = 1 << 30
         if concurrency is not None:
             active = conn.execute(

@@ -10,6 +10,10 @@ Invariants (the reason for each CAS is written beside it):
   (``CancelPending``);
 - ``cancel_tree`` ends a workflow and its non-final descendants in the caller's
   transaction, waking a parent that waits on a cancelled child;
+- a workflow that ends leaves no operation RUNNING: ``close_open_ops`` closes them
+  (FAILED with a ``WorkflowEnded`` error, ``finished_at`` set) in the finish's
+  transaction, each a CAS on RUNNING with its checksum recomputed from the verified
+  row; a resume reopens them as they were;
 - ``ops_of`` returns a workflow's checkpoints only as a verified sequence (seqs
   rising strictly, the keys just before and past the range checked too), else
   damage (``ChecksumMismatch``), never a shortened list.
@@ -17,6 +21,7 @@ Invariants (the reason for each CAS is written beside it):
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from edge.errors import ChecksumMismatch, Conflict
@@ -118,11 +123,82 @@ def cancel_tree(conn: sqlite3.Connection, id: str, now: float, root_error: str,
             (error, now, digest, wid, wf.status))
         if cur.rowcount == 1:
             cancelled.append(wid)
+            close_open_ops(conn, wid, "CANCELLED", now)
             if wf.parent_id is not None:
                 wake_parent(conn, wf.parent_id, wid, now)
             if wid == id:
                 outcome = "cancelled"
     return outcome, cancelled
+
+
+# The error of an operation closed because its workflow ended (kept apart from a step's
+# own final failure by its type; the open operation's own error, a step's last attempt
+# between retries, is kept inside, so a resume restores the row as it was).
+ENDED_TYPE = "WorkflowEnded"
+
+
+def close_open_ops(conn: sqlite3.Connection, id: str, final: str, now: float) -> int:
+    """Close the operations of workflow ``id`` still RUNNING (it just ended ``final``):
+    FAILED with a ``WorkflowEnded`` error and ``finished_at`` now, in the caller's
+    transaction. Returns how many."""
+    ops = _ops_in(conn, id, "RUNNING")
+    for op in ops:
+        error = json.dumps({"type": ENDED_TYPE, "message": f"still open when the workflow "
+                            f"ended {final}", "open_error": op.error})
+        _move(conn, op, "FAILED", error, now)
+    return len(ops)
+
+
+def reopen_closed_ops(conn: sqlite3.Connection, id: str) -> int:
+    """Undo ``close_open_ops`` for a resume: the operations it closed are RUNNING again as
+    they were, so the replay finds the wait, sleep or step where it was."""
+    n = 0
+    for op in _ops_in(conn, id, "FAILED"):
+        ended = closed_error(op)
+        if ended is not None:
+            _move(conn, op, "RUNNING", ended.get("open_error"), None)
+            n += 1
+    return n
+
+
+def closed_error(op: OpRow) -> dict[str, object] | None:
+    """The ``WorkflowEnded`` error of an operation ``close_open_ops`` closed, else None."""
+    if op.status != "FAILED" or not op.error or ENDED_TYPE not in op.error:
+        return None
+    try:
+        err = json.loads(op.error)
+    except ValueError:
+        return None
+    return err if isinstance(err, dict) and err.get("type") == ENDED_TYPE else None
+
+
+def _ops_in(conn: sqlite3.Connection, id: str, status: str) -> list[OpRow]:
+    """Workflow ``id``'s operations in ``status``, each verified before anything rewrites
+    it: a damaged row is refused, never laundered into a valid one, and a row another
+    workflow's key points at (a flipped index entry) is damage, not that workflow's."""
+    ops = [OpRow.from_db(raw) for raw in conn.execute(
+        f"SELECT {OP_COLUMNS} FROM operations WHERE workflow_id = ? AND status = ?",
+        (id, status)).fetchall()]
+    for op in ops:
+        if op.workflow_id != id or op.status != status:
+            raise damaged(f"the key of checkpoint seq {op.seq} of workflow {id!r}")
+    return ops
+
+
+def _move(conn: sqlite3.Connection, op: OpRow, status: str, error: object,
+          finished_at: float | None) -> None:
+    moved = OpRow(op.workflow_id, op.seq, op.kind, op.name, status, op.attempts, op.output,
+                  error if isinstance(error, str) else None, op.started_at, finished_at)
+    # CAS on the status read (the single writer holds this transaction): a row that
+    # changed since is not overwritten; the checksum is the moved row's.
+    cur = conn.execute(
+        "UPDATE operations SET status = ?, error = ?, finished_at = ?, checksum = ? "
+        "WHERE workflow_id = ? AND seq = ? AND status = ?",
+        (moved.status, moved.error, finished_at, moved.digest(), op.workflow_id, op.seq,
+         op.status))
+    if cur.rowcount != 1:
+        raise Conflict(f"workflow {op.workflow_id} seq {op.seq} changed while it was "
+                       "closed or reopened", "")
 
 
 def wake_parent(conn: sqlite3.Connection, parent_id: str, child_id: str, now: float) -> None:

@@ -59,6 +59,7 @@ from edge.store.rows import (
 from edge.store.sql import (
     CANCELLED_ERROR,
     StaleRun,
+    close_open_ops,
     insert_workflow,
     one_workflow,
     ops_of,
@@ -442,6 +443,7 @@ class Store:
             )
             if cur.rowcount != 1:
                 raise StaleRun(f"workflow {wf.id} is no longer running under this run", "")
+            close_open_ops(conn, wf.id, final, now)  # a wait or retry cut short: none RUNNING
             if wf.parent_id is not None:
                 wake_parent(conn, wf.parent_id, wf.id, now)
             return final

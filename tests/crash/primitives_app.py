@@ -36,7 +36,7 @@ SLOTTED = 8
 CONCURRENCY = 2
 
 app = edge.App("crashprim")
-app.queue("slots", concurrency=CONCURRENCY)
+app.queue("slots", concurrency=CONCURRENCY, hold_slot_while_parked=True)  # slots span the sleep
 EFFECTS = sys.argv[2] if len(sys.argv) > 2 else os.devnull
 
 

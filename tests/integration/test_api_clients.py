@@ -33,7 +33,9 @@ BIN = Path(sys.executable).parent
 #   is within the workflow's own steps, depend on the value or on the workflow, not on a
 #   pattern or a bound a schema can state. For prune, a 400 too: a duration string past 100
 #   years ("99999999999d") is refused with the range, and a pattern cannot bound a number
-#   across units (the seconds form carries the bound as a maximum).
+#   across units (the seconds form carries the bound as a maximum). For triggerSchedule,
+#   a 400 too: whether backfill_from's span holds more than 1,000 ticks depends on the
+#   schedule's cron, and the date's existence as for listWorkflows.
 # - getValue's timeout is pinned to 0: it is a long poll (up to 30 s per case by design),
 #   which would make the run minutes long without testing anything more.
 CONFIG = """
@@ -43,6 +45,10 @@ expected-statuses = ["2xx", "404", "409"]
 [[operations]]
 include-operation-id = "listWorkflows"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-operation-id = "triggerSchedule"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
 
 [[operations]]
 include-operation-id = "forkWorkflow"

@@ -95,8 +95,11 @@ class Running:
         return self.proc.wait(timeout=timeout)
 
 
-def start_node(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Running:
-    port = free_port()
+def start_node(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+               port: int | None = None) -> Running:
+    """``edge run`` on ``data_dir``, ready; ``port`` (default a free one) lets a test start
+    a node again where its clients already point."""
+    port = port or free_port()
     log = data_dir.parent / f"{data_dir.name}-{port}.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(

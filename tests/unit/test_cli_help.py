@@ -61,4 +61,4 @@ def test_schedules_help_shows_its_actions(capsys: pytest.CaptureFixture[str],
     for bad in ("nope",):
         code, _, err = run_cli(["schedules", bad], capsys)
         assert code == 2 and "list" in err
-    assert ARG_CHOICES["action"] == ("list", "pause", "resume")
+    assert ARG_CHOICES["action"] == ("list", "pause", "resume", "trigger")

@@ -110,14 +110,16 @@ def test_the_scan_reads_every_form_of_import() -> None:
 HEAVY = ("edge.engine", "edge.node", "edge.store", "prometheus_client", "http.server")
 CLIENT_COMMANDS = [["status"], ["list"], ["list", "--json", "--limit", "2000"], ["show", "x"],
                    ["start", "wf", "--input", "{}"], ["send", "x", "ev", "--value", "1"],
-                   ["cancel", "x"], ["resume", "x"], ["result", "x"], ["queues"],
+                   ["cancel", "x"], ["resume", "x"], ["result", "x", "--timeout", "0.5"],
+                   ["queues"],
                    ["schedules"], ["fork", "x", "--from-step", "1"],
                    ["prune", "--finished-before", "7d"]]
 
 
 @pytest.mark.parametrize("argv", CLIENT_COMMANDS, ids=" ".join)
 def test_a_client_command_loads_no_engine(argv: list[str]) -> None:
-    """Run the command for real against a closed port: it fails (exit 1, one line),
+    """Run the command for real against a closed port: it fails (exit 1, one line; JSON
+    under --json; `edge result` waits out its --timeout for a node to come back: exit 7),
     having imported neither the engine, the node, the store nor the servers."""
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -129,5 +131,10 @@ def test_a_client_command_loads_no_engine(argv: list[str]) -> None:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, cwd=PKG.parents[1])
     code, heavy = json.loads(res.stdout.splitlines()[-1])
-    assert code == 1 and res.stderr.startswith("error: "), res.stderr
+    assert code == (7 if argv[0] == "result" else 1), res.stderr
+    first = res.stderr.splitlines()[0]
+    if "--json" in argv:
+        assert json.loads(first)["error"]["code"] == "unreachable", res.stderr
+    else:
+        assert first.startswith("error: "), res.stderr
     assert heavy == [], f"edge {' '.join(argv)} imported {heavy}"

@@ -30,7 +30,7 @@ def final_rows(t: TestNode) -> Counter[str]:
 def test_every_final_state_is_counted_once() -> None:
     clock = edge.FakeClock()
     app = edge.App("finished-metric")
-    app.queue("one", concurrency=1)
+    app.queue("one", concurrency=1, hold_slot_while_parked=True)  # q2 stays unadmitted
     nodes: list[TestNode] = []  # the step below cancels through the running node
 
     @app.step()

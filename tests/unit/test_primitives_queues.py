@@ -1,4 +1,6 @@
-"""Queues: concurrency limits (slots held until final, also across a restart), priority,
+"""Queues: concurrency limits (slots held until final with hold_slot_while_parked, also
+across a restart; the default rule, parking gives the slot back, is in
+test_queue_parking.py), priority,
 rate limits on an injected clock, dedup keys, deadlines while waiting for a slot, the
 HTTP routes and `edge list --queue`."""
 
@@ -19,10 +21,12 @@ def statuses(node: edge.Node, ids: list[str]) -> list[str]:
     return [node.store.get_workflow(i).status for i in ids]
 
 
-def gated_app(concurrency: int | None = 2, rate: tuple[int, float] | None = None
-              ) -> tuple[edge.App, dict[str, int], list[str]]:
+def gated_app(concurrency: int | None = 2, rate: tuple[int, float] | None = None,
+              hold: bool = True) -> tuple[edge.App, dict[str, int], list[str]]:
+    """A queue ``q`` whose workflows wait for event ``go`` between two steps; ``gauge``
+    counts those between the steps (holding their slot when ``hold``)."""
     app = edge.App("queued")
-    app.queue("q", concurrency=concurrency, rate=rate)
+    app.queue("q", concurrency=concurrency, rate=rate, hold_slot_while_parked=hold)
     lock = threading.Lock()
     gauge = {"now": 0, "max": 0}
     order: list[str] = []
@@ -57,7 +61,8 @@ def test_concurrency_is_never_exceeded_and_a_parked_workflow_keeps_its_slot(make
     assert statuses(node, ids).count("PENDING") == 4
     info = node.verbs.queue_info("q")
     assert info["queues"][0] == {"name": "q", "concurrency": 2, "rate": None,
-                                      "declared": True, "waiting": 4, "active": 2}
+                                 "hold_slot_while_parked": True, "declared": True,
+                                 "waiting": 4, "active": 2}
     assert {w["id"] for w in info["workflows"]} == set(ids)
     for _ in range(6):
         waiting = wait_until(lambda: [i for i, st in zip(ids, statuses(node, ids), strict=True)
@@ -184,7 +189,8 @@ def test_http_enqueue_and_edge_list_queue(make_node, capsys):
     finally:
         sys.argv = old
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "queue q: 1 waiting, 1 active, concurrency 1"
+    assert out.splitlines()[0] == ("queue q: 1 waiting, 1 active, concurrency 1, "
+                                   "slots held while parked")
     assert "h1" in out and "h2" in out
 
 

@@ -100,6 +100,7 @@ CALLS: dict[str, Callable[[Verbs], Any]] = {
     "set_priority": lambda v: v.set_priority("x", 1),
     "schedules": lambda v: v.schedules(),
     "pause_schedule": lambda v: v.pause_schedule("nightly"),
+    "trigger_schedule": lambda v: v.trigger_schedule("nightly", "1h"),
     "prune": lambda v: v.prune(60.0),
 }
 

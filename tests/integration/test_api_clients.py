@@ -29,7 +29,8 @@ BIN = Path(sys.executable).parent
 # - positive_data_acceptance: a schema-valid request may still be refused for the state it
 #   meets (404: no such workflow/queue/schedule; 409: the workflow is final, not FAILED or
 #   CANCELLED, not queued). For listWorkflows and forkWorkflow only, a 400 too: whether a
-#   since/until date exists on the calendar and lies in 1970..9999, and whether from_step
+#   since/until date exists on the calendar and lies in 1970..9999, whether a cursor of the
+#   published form (base64url, maxLength) decodes to a position, and whether from_step
 #   is within the workflow's own steps, depend on the value or on the workflow, not on a
 #   pattern or a bound a schema can state. For prune, a 400 too: a duration string past 100
 #   years ("99999999999d") is refused with the range, and a pattern cannot bound a number

@@ -456,3 +456,20 @@ def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, capl
     assert all(r.levelno == logging.ERROR and "checksum" in r.getMessage() for r in fired)
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     assert ran == []
+
+
+def test_a_time_column_whose_stored_type_was_flipped_fails_the_checksum_not_float():
+    """A bit flip in a record header can turn a REAL into a BLOB: the row checks refuse it
+    as damage (ChecksumMismatch) instead of a ValueError from float() (the corruption fuzz
+    met this with seed 1: `edge show` printed "this is a bug")."""
+    from edge.store.rows import check_op_row, op_row_digest, published_digest
+
+    row: tuple[object, ...] = ("wf-1", 1, "step", "work", "SUCCEEDED", 1, '"x"', None, 1.5, 2.5)
+    row = (*row, op_row_digest(row))
+    check_op_row(row)  # the undamaged row passes
+    for damaged_row in (row[:8] + (b"eS\xf1\x00",) + row[9:], row[:9] + ("2.5",) + row[10:]):
+        with pytest.raises(ChecksumMismatch):
+            check_op_row(damaged_row)
+    good = published_digest("wf-1", "k", '"v"', 1, 3.0)
+    assert published_digest("wf-1", "k", '"v"', 1, 3) == good
+    assert published_digest("wf-1", "k", '"v"', 1, b"\x00\x01") != good  # type: ignore[arg-type]

@@ -98,7 +98,7 @@ def cli_seconds(data_dir: Path, args: list[str]) -> float:
 
 def mid_cursor(store: Store, now: float) -> str:
     rows, _ = listing.list_workflows(store, until=now - growth_data.SPAN / 2, limit=1)
-    return encode_cursor(rows[0])
+    return encode_cursor(rows[0].created_at, rows[0].id)
 
 
 def api_latency(url: str, query: list[tuple[str, str]], n: int, budget: float,

@@ -11,6 +11,12 @@ import pytest
 
 import edge
 
+# How long a spawned `edge run` may take to report ready: a hang guard, not a figure (a
+# boot takes about a second). Under --stress the other Pythons' runs are niced below the
+# CPU hogs, and a fresh interpreter there took more than 30 s just to import edge. Every
+# wait on it also fails at once when the process exits.
+BOOT_TIMEOUT = 180.0
+
 
 def wait_until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
                interval: float = 0.01) -> Any:

@@ -35,6 +35,7 @@ from edge.limits import MAX_DURATION, MAX_NAME, check_name
 from edge.search import TIME_HINT
 from edge.starting import MAX_BATCH
 from edge.store import WORKFLOW_STATUSES
+from edge.store.listing import CURSOR_PATTERN, MAX_CURSOR, check_cursor
 from edge.tags import MAX_TAGS, MAX_VALUE, check_tags
 
 # ---- field types ------------------------------------------------------------------------
@@ -204,6 +205,15 @@ When = Annotated[str, Field(pattern=WHEN), BeforeValidator(_time_form)]
 Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)]
 
 
+def _cursor_form(value: Any) -> Any:
+    # The store's own check and wording (the CLI's --cursor meets the same one).
+    return check_cursor(value) if isinstance(value, str) else value
+
+
+Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN, max_length=MAX_CURSOR),
+                   BeforeValidator(_cursor_form)]
+
+
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
@@ -213,7 +223,7 @@ class ListQuery(Query):
         None, description="one status (case-insensitive)")
     workflow: str | None = None
     limit: Limit = 50
-    cursor: str | None = Field(None, description="next_cursor of the previous page")
+    cursor: Cursor | None = Field(None, description="next_cursor of the previous page")
     tag: list[Annotated[str, Field(pattern=TAG_FILTER)]] = Field(
         [], description="KEY=VALUE, repeatable: every one must match")
     since: When | None = Field(None, description="created at or after: ISO 8601, epoch seconds "

@@ -7,6 +7,9 @@ Invariants:
 - a page's cursor is opaque to clients (base64 of the last row's created_at and id)
   and continues strictly after that row: no row is listed twice across pages, none
   skipped, whatever is inserted meanwhile;
+- a cursor is checked before it is used: padded base64url text (``CURSOR_PATTERN``) of
+  at most ``MAX_CURSOR`` characters (the HTTP spec publishes both) that decodes to a
+  finite created_at and a non-empty id; anything else is one UsageError, never a page;
 - every listed row is verified (``WorkflowRow.from_db``), and an id listed twice in
   one page is damage (``CorruptDatabase``), never shown.
 """
@@ -14,8 +17,11 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import math
+import re
 
 from edge.errors import CorruptDatabase, UsageError
+from edge.limits import MAX_NAME
 from edge.store.rows import DAMAGED_HINT, WORKFLOW_COLUMNS, WorkflowRow
 from edge.store.sql import tags_of
 from edge.store.store import Store
@@ -37,7 +43,8 @@ def list_workflows(
     result = [WorkflowRow.from_db(r) for r in rows[:limit]]
     if len({r.id for r in result}) != len(result):
         raise CorruptDatabase(f"{store.path}: a workflow id is listed twice", DAMAGED_HINT)
-    nxt = encode_cursor(result[-1]) if len(rows) > limit and result else None
+    last = result[-1] if len(rows) > limit and result else None
+    nxt = encode_cursor(last.created_at, last.id) if last is not None else None
     return result, nxt
 
 def list_plan(store: Store, **filters: object) -> list[str]:
@@ -95,14 +102,38 @@ def counts(store: Store) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-def encode_cursor(row: WorkflowRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at!r}|{row.id}".encode()).decode()
+# What encode_cursor writes: padded base64url. The bound fits the longest float repr
+# (24 characters), the separator and an id of MAX_NAME characters of 4 UTF-8 bytes each.
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$"
+MAX_CURSOR = 4 * ((24 + 1 + 4 * MAX_NAME + 2) // 3)
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def encode_cursor(created_at: float, wid: str) -> str:
+    """The cursor of the page that continues after the row (created_at, wid)."""
+    return base64.urlsafe_b64encode(f"{created_at!r}|{wid}".encode()).decode()
+
+
+def check_cursor(cursor: str) -> str:
+    """``cursor`` if its form is one encode_cursor can write; else a UsageError."""
+    # fullmatch, not search: "$" also matches before a trailing newline.
+    if len(cursor) > MAX_CURSOR or _CURSOR.fullmatch(cursor) is None:
+        raise _bad_cursor(cursor)
+    return cursor
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
+    check_cursor(cursor)
     try:
-        created, _, after = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return float(created), after
+        created, sep, after = base64.urlsafe_b64decode(cursor).decode().partition("|")
+        value = float(created)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"invalid cursor {cursor!r}",
-                         "pass next_cursor from a previous page") from exc
+        raise _bad_cursor(cursor) from exc
+    if not sep or not after or not math.isfinite(value):
+        raise _bad_cursor(cursor)
+    return value, after
+
+
+def _bad_cursor(cursor: str) -> UsageError:
+    shown = cursor if len(cursor) <= 60 else cursor[:60] + "..."
+    return UsageError(f"invalid cursor {shown!r}", "pass next_cursor from a previous page")

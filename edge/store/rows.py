@@ -92,11 +92,18 @@ def op_row_digest(row: tuple[object, ...]) -> int:
     wid, seq, kind, name, status, attempts, output, error, started, finished = row[:10]
     out = "\x00" if output is None else output
     err = "\x00" if error is None else error
-    st = "\x00" if started is None else repr(float(started))  # type: ignore[arg-type]
-    fin = "\x00" if finished is None else repr(float(finished))  # type: ignore[arg-type]
+    st = "\x00" if started is None else _real(started)
+    fin = "\x00" if finished is None else _real(finished)
     text = (f"{wid}\x1f{seq}\x1f{kind}\x1f{name}"
             f"\x1f{status}\x1f{attempts}\x1f{out}\x1f{err}\x1f{st}\x1f{fin}")
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _real(value: object) -> str:
+    # A REAL column as the digest writes it. Damage can change the stored type (a flipped
+    # serial type reads back as bytes or text): that value hashes as itself, so the row
+    # fails its checksum instead of float() raising a ValueError past the check.
+    return repr(float(value)) if isinstance(value, int | float) else repr(value)
 
 
 def check_op_row(row: tuple[object, ...]) -> None:
@@ -166,7 +173,10 @@ class EventRow:
 
 
 def published_digest(workflow_id: str, key: str, value: str, seq: int, updated_at: float) -> int:
-    return checksum(workflow_id, key, value, seq, float(updated_at))
+    # float() only for a number: a damaged row's updated_at may read back as bytes (see
+    # _real), and must fail the comparison, not raise.
+    at = float(updated_at) if isinstance(updated_at, int) else updated_at
+    return checksum(workflow_id, key, value, seq, at)
 
 
 _WF = ("id, workflow, status, input, output, error, queue, parent_id, deadline, created_at, "

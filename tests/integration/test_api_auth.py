@@ -23,7 +23,7 @@ import edge
 from edge.api.routes import ROUTES
 from edge.client import Client
 from edge.errors import EdgeError
-from tests.conftest import run_cli, wait_until
+from tests.conftest import BOOT_TIMEOUT, run_cli, wait_until
 
 TOKEN, READ = "write-t0ken-0123456789", "read-t0ken-9876543210"
 OPEN = {("GET", ("healthz",)), ("GET", ("readyz",)), ("GET", ())}
@@ -205,7 +205,7 @@ def test_a_real_node_keeps_its_tokens_from_ps_litestream_and_step_code(tmp_path:
             except EdgeError:
                 return False
 
-        wait_until(ready, 30, "node ready", 0.05)
+        wait_until(ready, BOOT_TIMEOUT, "node ready", 0.05)
         seen = client.start("environment", id="env").result(timeout=20)
         assert seen == {}, f"a step saw {seen}"
 
@@ -247,7 +247,7 @@ def test_the_explicit_opt_out_runs_open_and_says_so_loudly(tmp_path: Path, how: 
             assert proc.poll() is None, log_path.read_text()
             return " ready: " in log_path.read_text()
 
-        wait_until(booted, 30, "the node ready", 0.05)
+        wait_until(booted, BOOT_TIMEOUT, "the node ready", 0.05)
         text = log_path.read_text()
         (line,) = [t for t in text.splitlines() if "INSECURE" in t]
         assert "WARN" in line and "0.0.0.0:8080" in line and "no token" in line, line

@@ -29,7 +29,8 @@ BIN = Path(sys.executable).parent
 # - positive_data_acceptance: a schema-valid request may still be refused for the state it
 #   meets (404: no such workflow/queue/schedule; 409: the workflow is final, not FAILED or
 #   CANCELLED, not queued). For listWorkflows and forkWorkflow only, a 400 too: whether a
-#   since/until date exists on the calendar and lies in 1970..9999, and whether from_step
+#   since/until date exists on the calendar and lies in 1970..9999, whether a cursor of the
+#   published form (base64url, maxLength) decodes to a position, and whether from_step
 #   is within the workflow's own steps, depend on the value or on the workflow, not on a
 #   pattern or a bound a schema can state. For prune, a 400 too: a duration string past 100
 #   years ("99999999999d") is refused with the range, and a pattern cannot bound a number
@@ -38,7 +39,13 @@ BIN = Path(sys.executable).parent
 #   schedule's cron, and the date's existence as for listWorkflows.
 # - getValue's timeout is pinned to 0: it is a long poll (up to 30 s per case by design),
 #   which would make the run minutes long without testing anything more.
+# Hypothesis's too_slow health check is off: it times data generation (30 s of draws over
+# the first cases), a figure of the machine's load, not of the API. The run is
+# deterministic (--generation-deterministic: the same cases every run); the regressions
+# other seeds found are explicit cases in test_http_api.py (BAD_REQUESTS).
 CONFIG = """
+suppress-health-check = ["too_slow"]
+
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "404", "409"]
 
@@ -105,14 +112,18 @@ def test_spec_is_valid_openapi_and_names_the_workflows(url: str) -> None:
     assert list(pause["examples"]) == ["yearly"]
 
 
+# The run takes about 12 s on an idle machine and took 128-176 s on this 2-core box under
+# load (scripts/test --stress 4 beside it): the 240 s it once had was a figure, not a hang
+# guard. The bounds below are hang guards only: 60 s a request, 15 minutes the run.
+@pytest.mark.timeout(960)
 def test_schemathesis_finds_no_failure(url: str, tmp_path: Path) -> None:
     cfg = tmp_path / "schemathesis.toml"
     cfg.write_text(CONFIG)
     proc = subprocess.run(
         [str(BIN / "st"), "--config-file", str(cfg), "run", url + "/openapi.json",
          "--checks", "all", "--max-examples", "25", "--generation-deterministic",
-         "--request-timeout", "10", "--no-color"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+         "--request-timeout", "60", "--no-color"],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     out = proc.stdout + proc.stderr
     cases = re.search(r"([0-9]+) generated", out)

@@ -23,7 +23,7 @@ import pytest
 
 from edge.client import Client
 from edge.errors import EdgeError
-from tests.conftest import wait_until
+from tests.conftest import BOOT_TIMEOUT, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = str(Path(sys.executable).parent / "edge")
@@ -118,7 +118,7 @@ def start_node(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
             return False
 
     try:
-        wait_until(ready, timeout=20, interval=0.05, what="edge run to be ready")
+        wait_until(ready, timeout=BOOT_TIMEOUT, interval=0.05, what="edge run to be ready")
     except BaseException:
         proc.kill()
         proc.wait(timeout=10)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import BOOT_TIMEOUT, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = str(Path(sys.executable).parent / "edge")
@@ -98,7 +98,7 @@ def test_a_full_disk_loses_nothing_acknowledged_and_recovers_without_a_restart(
                 raise AssertionError(f"edge run exited: {log.read_text()}")
             return call(f"{url}/readyz")[0] == 200 if _up(url) else False
 
-        wait_until(ready, timeout=20, interval=0.05, what="the node to be ready")
+        wait_until(ready, timeout=BOOT_TIMEOUT, interval=0.05, what="the node to be ready")
         acknowledged: list[str] = []
         refused: dict[str, int] = {}
 

@@ -304,6 +304,18 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes | None, dict[str, str], int, str]]
     ("repeated query parameter", "GET", "/v1/workflows?status=FAILED&status=PENDING", None, {},
      400, "status"),
     ("bad cursor", "GET", "/v1/workflows?cursor=%25%25not-base64", None, {}, 400, "cursor"),
+    # Base64 the decoder's default mode would read past (a space, a newline), a position
+    # that is not a time (nan), and one past the spec's maxLength, named in a short line.
+    ("cursor with a space", "GET", "/v1/workflows?cursor=MTIz%20fGFiYw%3D%3D", None, {}, 400,
+     "invalid cursor"),
+    ("cursor with a newline", "GET", "/v1/workflows?cursor=MTIzfGFiYw%3D%3D%0A", None, {}, 400,
+     "invalid cursor"),
+    ("cursor of nan", "GET", "/v1/workflows?cursor=bmFufHg%3D", None, {}, 400,
+     "invalid cursor"),
+    ("cursor too long", "GET", "/v1/workflows?cursor=" + "A" * 1104, None, {}, 400,
+     "invalid cursor '" + "A" * 60 + "...'"),
+    ("from_step past the spec's maximum", "POST", "/v1/workflows/x/fork",
+     b'{"from_step": 2147483649}', {}, 400, "1..2147483648"),
     ("invalid percent-encoding", "GET", "/v1/workflows/%ff%fe", None, {}, 400, "UTF-8"),
     ("bad Content-Length", "POST", "/v1/workflows", None, {"Content-Length": "abc"}, 400,
      "Content-Length"),

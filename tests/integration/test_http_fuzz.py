@@ -44,7 +44,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.api.routes import ROUTES, Route
-from tests.conftest import wait_until
+from tests.conftest import BOOT_TIMEOUT, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = str(Path(sys.executable).parent / "edge")
@@ -162,7 +162,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
             return False
 
     try:
-        wait_until(ready, timeout=20, interval=0.05, what="edge run to be ready")
+        wait_until(ready, timeout=BOOT_TIMEOUT, interval=0.05, what="edge run to be ready")
         auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
         for wid, wf, inp in [("seed-done", "greet", {"name": "a"}),
                              ("seed-wait", "wait_for", {"name": "b"}),

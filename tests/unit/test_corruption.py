@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import edge
+from edge.clock import FakeClock
 from edge.errors import ChecksumMismatch, CorruptDatabase
 from edge.store import Store, integrity, listing, messages, migrations, verify
 from tests.conftest import run_cli, wait_until
@@ -407,7 +408,13 @@ def test_schedules_and_edge_meta_rows_carry_checksums_too(tmp_path):
 def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, caplog):
     """A sleeping workflow whose row fails its checksum: its wake timer (and its
     deadline) fire at boot and meet the damage; one error line each, no traceback,
-    the row refused on reads, no step re-run (the corruption fuzz found this path)."""
+    the row refused on reads, no step re-run (the corruption fuzz found this path).
+
+    Both nodes share a FakeClock: the workflow parks SLEEPING for an hour of fake time,
+    so it is still SLEEPING when the node stops (a real 0.05 s sleep could end first,
+    and the damage then met recovery's RUNNING reset instead of the timers); the clock
+    then moves two hours on, so both timers are due when the second node boots."""
+    clock = FakeClock()
     app = edge.App("corrupttimer")
     ran: list[str] = []
 
@@ -419,13 +426,13 @@ def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, capl
     @app.workflow(name="nap")
     def nap(name: str) -> str:
         work(f"{name}-1")
-        edge.sleep(0.05)
+        edge.sleep(3600)
         return work(f"{name}-after")
 
     d = tmp_path / "data"
-    node = edge.Node(app, data_dir=d, workers=1).start()
+    node = edge.Node(app, data_dir=d, workers=1, clock=clock).start()
     try:
-        app.start(nap, "marker-input", id="wf-n", timeout=0.1)
+        app.start(nap, "marker-input", id="wf-n", timeout=5400)
         wait_until(lambda: node.store.get_workflow("wf-n").status == "SLEEPING",
                    what="sleeping")
     finally:
@@ -434,8 +441,9 @@ def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, capl
     flip(db, find_in(db, b"marker-input", "workflows") + 3, 0)  # its input: no index has it
     ran.clear()
     caplog.clear()
+    clock.advance(7200)  # past the wake (3600 s) and the deadline (5400 s)
     with caplog.at_level(logging.DEBUG, logger="edge"):
-        node = edge.Node(app, data_dir=d, workers=1).start()
+        node = edge.Node(app, data_dir=d, workers=1, clock=clock).start()
         try:
             wait_until(lambda: sum("cannot fire" in r.getMessage() for r in caplog.records)
                        >= 2, what="both timers met the damage")
@@ -448,3 +456,20 @@ def test_a_timer_meeting_a_damaged_row_logs_one_line_and_drops_it(tmp_path, capl
     assert all(r.levelno == logging.ERROR and "checksum" in r.getMessage() for r in fired)
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     assert ran == []
+
+
+def test_a_time_column_whose_stored_type_was_flipped_fails_the_checksum_not_float():
+    """A bit flip in a record header can turn a REAL into a BLOB: the row checks refuse it
+    as damage (ChecksumMismatch) instead of a ValueError from float() (the corruption fuzz
+    met this with seed 1: `edge show` printed "this is a bug")."""
+    from edge.store.rows import check_op_row, op_row_digest, published_digest
+
+    row: tuple[object, ...] = ("wf-1", 1, "step", "work", "SUCCEEDED", 1, '"x"', None, 1.5, 2.5)
+    row = (*row, op_row_digest(row))
+    check_op_row(row)  # the undamaged row passes
+    for damaged_row in (row[:8] + (b"eS\xf1\x00",) + row[9:], row[:9] + ("2.5",) + row[10:]):
+        with pytest.raises(ChecksumMismatch):
+            check_op_row(damaged_row)
+    good = published_digest("wf-1", "k", '"v"', 1, 3.0)
+    assert published_digest("wf-1", "k", '"v"', 1, 3) == good
+    assert published_digest("wf-1", "k", '"v"', 1, b"\x00\x01") != good  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 def edge(*args: str, env: dict[str, str] | None = None,
-         timeout: float = 30) -> subprocess.CompletedProcess[str]:
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:  # a hang guard
     return subprocess.run([EDGE, *args], cwd=ROOT, env=env or clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 

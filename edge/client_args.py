@@ -131,7 +131,7 @@ def steps_query(after: int, limit: int = STEPS_PAGE) -> dict[str, int]:
 
 def truncated_href(step: dict[str, Any]) -> str | None:
     """The step's full-value link when the page listed one of its values as a marker
-    (``{"truncated": true, "bytes", "href"}``, docs/API.md), else None."""
+    (``{"truncated": true, "bytes", "href"}``, docs/CLI.md "HTTP API"), else None."""
     values = [step.get("output"), step.get("error"),
               *(a.get("error") for a in step.get("history") or [] if isinstance(a, dict))]
     for v in values:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import edge
 from edge.aio_client import AsyncClient
 from edge.client import Client
 from edge.config import DB_NAME
@@ -18,6 +17,7 @@ from edge.errors import NotFound, UsageError
 from edge.store import OpRow, Store
 from edge.views import LISTED_MAX
 from tests.conftest import run_cli
+from tests.integration.conftest import basic_node
 from tests.integration.test_http_api import call_json
 
 LONG, BIG = "long-1", "big-1"
@@ -59,19 +59,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def node(data_dir: Path) -> Iterator[edge.Node]:
-    from tests.integration.apps.basic_app import app
-
-    n = edge.Node(app, data_dir=data_dir, listen="127.0.0.1:0", workers=2)
-    n.start()
-    yield n
-    n.stop(grace=2.0)
-
-
-@pytest.fixture(scope="module")
-def url(node: edge.Node) -> str:
-    assert node.http is not None
-    return f"http://127.0.0.1:{node.http.port}"
+def url(data_dir: Path) -> Iterator[str]:
+    with basic_node(data_dir) as n:
+        assert n.http is not None
+        yield n.http.url
 
 
 def port_of(url: str) -> int:

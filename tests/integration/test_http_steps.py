@@ -14,7 +14,7 @@ from edge.aio_client import AsyncClient
 from edge.client import Client
 from edge.config import DB_NAME
 from edge.errors import NotFound, UsageError
-from edge.store import OpRow, Store
+from edge.store import OpRow, Store, attempts
 from edge.views import LISTED_MAX
 from tests.conftest import run_cli
 from tests.integration.conftest import basic_node
@@ -30,11 +30,14 @@ def encode(value: object) -> str:
 N_STEPS = 2500
 BIG_SEQS = (2, 4)  # steps of BIG whose output is 1 MiB
 MIB = 1 << 20
+HUGE_ERROR = {"type": "ValueError", "message": "y" * 100_000, "traceback": "z" * 50_000}
 
 
-def build(db: Path, wid: str, n: int, big: tuple[int, ...] = (), big_bytes: int = MIB) -> None:
+def build(db: Path, wid: str, n: int, big: tuple[int, ...] = (), big_bytes: int = MIB,
+          failed: tuple[int, ...] = ()) -> None:
     """A finished workflow ``wid`` with ``n`` checkpointed steps, written through the store
-    (a node would take minutes to run 50,000 steps); steps in ``big`` output ``big_bytes``."""
+    (a node would take minutes to run 50,000 steps); steps in ``big`` output ``big_bytes``,
+    then step(s) ``failed`` (seqs past ``n``) fail with HUGE_ERROR."""
     store = Store.open(db)
     try:
         wf, _ = store.insert_workflow(wid, "long", encode({"args": [], "kwargs": {}}), 1.0)
@@ -44,6 +47,9 @@ def build(db: Path, wid: str, n: int, big: tuple[int, ...] = (), big_bytes: int 
                          encode("x" * big_bytes if s in big else {"i": s}), None, 2.0, 3.0)
                    for s in range(lo, min(n, lo + 999) + 1)]
             assert store.record_ops([(op, "t") for op in ops]) == [None] * len(ops)
+        for seq in failed:  # a final failure after its one attempt: history and error
+            attempts.record_failed(store, OpRow(wid, seq, "step", f"s{seq}", "FAILED", 1, None,
+                                                encode(HUGE_ERROR), 2.0, 3.0), "t", 3.0, None)
         store.finish(wf, "t", "SUCCEEDED", encode(n), None, 4.0)
     finally:
         store.close()
@@ -54,7 +60,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("steps") / "data"
     d.mkdir()
     build(d / DB_NAME, LONG, N_STEPS)
-    build(d / DB_NAME, BIG, 5, BIG_SEQS)
+    build(d / DB_NAME, BIG, 5, BIG_SEQS, failed=(6,))
     return d
 
 
@@ -101,7 +107,7 @@ def test_out_of_bounds_paging_is_a_clear_400(url: str, query: str) -> None:
 def test_a_large_output_is_a_marker_in_the_page_and_served_whole_by_its_link(url: str) -> None:
     status, page = call_json(port_of(url), "GET", f"/v1/workflows/{BIG}")
     assert status == 200
-    for s in page["steps"]:
+    for s in page["steps"][:5]:
         if s["seq"] in BIG_SEQS:
             href = f"/v1/workflows/{BIG}/steps/{s['seq']}"
             assert s["output"] == {"truncated": True, "bytes": MIB + 2, "href": href}
@@ -113,6 +119,19 @@ def test_a_large_output_is_a_marker_in_the_page_and_served_whole_by_its_link(url
     assert status == 200 and small["output"] == {"i": 3}
 
 
+def test_a_large_error_keeps_its_type_and_message_start_in_the_page(url: str) -> None:
+    status, page = call_json(port_of(url), "GET", f"/v1/workflows/{BIG}")
+    assert status == 200
+    step = page["steps"][5]
+    size = len(encode(HUGE_ERROR))
+    want = {"type": "ValueError", "message": "y" * 1000, "truncated": True, "bytes": size,
+            "href": f"/v1/workflows/{BIG}/steps/6"}
+    assert step["error"] == want and step["history"][0]["error"] == want
+    status, full = call_json(port_of(url), "GET", want["href"])
+    assert status == 200
+    assert full["error"] == HUGE_ERROR and full["history"][0]["error"] == HUGE_ERROR
+
+
 def test_the_page_stays_small_whatever_the_outputs(url: str) -> None:
     from tests.integration.test_http_api import call
 
@@ -121,7 +140,7 @@ def test_the_page_stays_small_whatever_the_outputs(url: str) -> None:
 
 
 @pytest.mark.parametrize(("path", "code"), [
-    (f"/v1/workflows/{BIG}/steps/6", 404), ("/v1/workflows/nope/steps/1", 404),
+    (f"/v1/workflows/{BIG}/steps/7", 404), ("/v1/workflows/nope/steps/1", 404),
     (f"/v1/workflows/{BIG}/steps/0", 400), (f"/v1/workflows/{BIG}/steps/-1", 400),
     (f"/v1/workflows/{BIG}/steps/1.0", 400), (f"/v1/workflows/{BIG}/steps/99999999999", 400),
 ])
@@ -138,7 +157,9 @@ def test_the_clients_read_the_whole_timeline_in_full(url: str, data_dir: Path) -
     assert "next_steps_cursor" not in view
     big = client.get(BIG)
     assert [s["output"] for s in big["steps"]] == [
-        "x" * MIB if s in BIG_SEQS else {"i": s} for s in range(1, 6)]
+        "x" * MIB if s in BIG_SEQS else {"i": s} for s in range(1, 6)] + [None]
+    assert big["steps"][5]["error"] == HUGE_ERROR
+    assert big["steps"][5]["history"][0]["error"] == HUGE_ERROR
     page = client.steps(LONG, after=2490, limit=5)
     assert [s["seq"] for s in page["steps"]] == [2491, 2492, 2493, 2494, 2495]
     assert page["next_steps_cursor"] == 2495

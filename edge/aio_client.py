@@ -53,6 +53,8 @@ from edge.client_args import (
     send_body,
     start_body,
     start_many_body,
+    steps_query,
+    truncated_href,
 )
 from edge.errors import (
     NotReady,
@@ -154,7 +156,8 @@ class AsyncRemoteHandle:
             view: dict[str, Any] | None = None
             try:
                 view = (await self.client.request(
-                    "GET", path, timeout=poll.http_timeout(self.client.timeout)))[1]
+                    "GET", path, query=steps_query(0, 1),
+                    timeout=poll.http_timeout(self.client.timeout)))[1]
             except (NotReady, Unreachable) as exc:
                 poll.absorb(exc)
             done, output = poll.settle(view)
@@ -296,8 +299,25 @@ class AsyncClient:
         return AsyncRemoteHandle(self, id, created=False)
 
     async def get(self, id: str) -> dict[str, Any]:
-        """The `edge show --json` object of one workflow."""
-        out: dict[str, Any] = await self._call("GET", "/v1/workflows/" + self._id(id))
+        """The `edge show --json` object of one workflow, every step and value in full: as
+        ``edge.Client.get``, it pages through the timeline and fetches truncated steps."""
+        path = "/v1/workflows/" + self._id(id)
+        view: dict[str, Any] = await self._call("GET", path, query=steps_query(0))
+        nxt = view.pop("next_steps_cursor", None)
+        while nxt is not None:
+            page = await self._call("GET", path, query=steps_query(int(nxt)))
+            view["steps"] += page["steps"]
+            nxt = page.get("next_steps_cursor")
+        for i, step in enumerate(view["steps"]):
+            href = truncated_href(step)
+            if href is not None:
+                view["steps"][i] = await self._call("GET", href)
+        return view
+
+    async def steps(self, id: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """One page of the workflow, as ``edge.Client.steps``."""
+        out: dict[str, Any] = await self._call("GET", "/v1/workflows/" + self._id(id),
+                                               query=steps_query(after, limit))
         return out
 
     async def list(self, status: str | None = None, workflow: str | None = None,

@@ -43,6 +43,8 @@ from edge.client_args import (
     send_body,
     start_body,
     start_many_body,
+    steps_query,
+    truncated_href,
 )
 from edge.errors import (
     Conflict,
@@ -248,7 +250,8 @@ class RemoteHandle:
             view: dict[str, Any] | None = None
             try:
                 view = self.client.request(
-                    "GET", path, timeout=poll.http_timeout(self.client.timeout))[1]
+                    "GET", path, query=steps_query(0, 1),
+                    timeout=poll.http_timeout(self.client.timeout))[1]
             except (NotReady, Unreachable) as exc:
                 poll.absorb(exc)
             done, output = poll.settle(view)
@@ -349,8 +352,27 @@ class Client:
         return RemoteHandle(self, id, created=False)
 
     def get(self, id: str) -> dict[str, Any]:
-        """The `edge show --json` object of one workflow."""
-        out: dict[str, Any] = self._call("GET", "/v1/workflows/" + self._id(id))
+        """The `edge show --json` object of one workflow: every step, every value in full.
+        The node serves the timeline a page at a time (``steps(id)``); this pages through
+        it and fetches each step listed as truncated, so a long timeline costs several
+        requests."""
+        path = "/v1/workflows/" + self._id(id)
+        view: dict[str, Any] = self._call("GET", path, query=steps_query(0))
+        nxt = view.pop("next_steps_cursor", None)
+        while nxt is not None:
+            page = self._call("GET", path, query=steps_query(int(nxt)))
+            view["steps"] += page["steps"]
+            nxt = page.get("next_steps_cursor")
+        view["steps"] = [s if (href := truncated_href(s)) is None else self._call("GET", href)
+                         for s in view["steps"]]
+        return view
+
+    def steps(self, id: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """One page of the workflow: its row, ``limit`` steps after seq ``after`` (values
+        over 64 KiB as ``{"truncated": true, "bytes", "href"}`` markers) and
+        ``next_steps_cursor``, the ``after`` of the next page (None at the end)."""
+        out: dict[str, Any] = self._call("GET", "/v1/workflows/" + self._id(id),
+                                         query=steps_query(after, limit))
         return out
 
     def list(self, status: str | None = None, workflow: str | None = None, limit: int = 50,

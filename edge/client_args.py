@@ -117,3 +117,24 @@ def enqueue_body(workflow: str, input: Any, id: str | None, priority: int,
     if tags:
         body["tags"] = tags
     return body
+
+
+# ---- reading a whole timeline: GET /v1/workflows/{id} serves it a page at a time ------
+
+STEPS_PAGE = 1000  # steps per request when a client reads the whole timeline (the API's max)
+
+
+def steps_query(after: int, limit: int = STEPS_PAGE) -> dict[str, int]:
+    """The query of the page of steps after seq ``after``."""
+    return {"steps_after": after, "steps_limit": limit}
+
+
+def truncated_href(step: dict[str, Any]) -> str | None:
+    """The step's full-value link when the page listed one of its values as a marker
+    (``{"truncated": true, "bytes", "href"}``, docs/CLI.md "HTTP API"), else None."""
+    values = [step.get("output"), step.get("error"),
+              *(a.get("error") for a in step.get("history") or [] if isinstance(a, dict))]
+    for v in values:
+        if isinstance(v, dict) and v.get("truncated") is True and isinstance(v.get("href"), str):
+            return str(v["href"])
+    return None

@@ -52,11 +52,12 @@ from edge.store import (
     lifecycle,
     listing,
     messages,
+    steps,
 )
 from edge.store import queues as store_queues
 from edge.store import schedules as store_schedules
 from edge.tags import check_tags
-from edge.views import iso, summaries, workflow_detail
+from edge.views import iso, op_view, summaries, workflow_detail, workflow_page
 
 if TYPE_CHECKING:
     from edge.metrics import Metrics
@@ -206,15 +207,33 @@ class Verbs:
             with self.rt.finished:
                 self.rt.finished.wait(wait)
 
-    def describe(self, wid: str) -> dict[str, Any]:
-        """The `edge show --json` object of workflow ``wid`` (NotFound if none)."""
+    def describe(self, wid: str, steps_after: int = 0,
+                 steps_limit: int | None = None) -> dict[str, Any]:
+        """The `edge show --json` object of workflow ``wid`` (NotFound if none). With
+        ``steps_limit``: one page of steps after seq ``steps_after``, values over
+        views.LISTED_MAX as markers, and ``next_steps_cursor`` (the API's view)."""
         self.health.require_ready()
         store = self._store
         row = store.get_workflow(wid)
         if row is None:
             raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
-        return workflow_detail(row, store.load_ops(wid), listing.tags_for(store, [wid]).get(wid),
-                               attempts.load(store, wid))
+        tags = listing.tags_for(store, [wid]).get(wid)
+        if steps_limit is None:
+            return workflow_detail(row, store.load_ops(wid), tags, attempts.load(store, wid))
+        _check_limit(steps_limit)
+        ops, tries, nxt = steps.page(store, wid, steps_after, steps_limit)
+        return workflow_page(row, ops, tags, tries, nxt)
+
+    def step(self, wid: str, seq: int) -> dict[str, Any]:
+        """Step ``seq`` of workflow ``wid``, every value in full (NotFound if none)."""
+        self.health.require_ready()
+        op, tries = steps.one(self._store, wid, seq)
+        if op is None:
+            if self._store.get_workflow(wid) is None:
+                raise NotFound(f"no workflow with id {wid!r}", _NO_SUCH)
+            raise NotFound(f"workflow {wid!r} has no step {seq}",
+                           f"see its steps with: edge show {wid}")
+        return op_view(op, tries.get(seq))
 
     def list_workflows(self, status: str | None = None, workflow: str | None = None,
                        limit: int = 50, cursor: str | None = None,

@@ -12,17 +12,27 @@ object) becomes the string ``"<unrenderable: ...>"`` and the rest of the row,
 and every other row, is served as usual. Lone surrogates in decoded strings
 are left to the response encoders (api/routes.json_response, cli/text.dumps),
 which escape them as JSON ``\\udXXXX``.
+
+A page of steps (``workflow_page``, the API's ``GET /v1/workflows/{id}``) lists a step's
+output, error or attempt error whose stored JSON is over ``LISTED_MAX`` bytes as a
+marker, ``{"truncated": true, "bytes": N, "href": ...}`` (an error keeps its ``type``
+and the start of its ``message`` beside them); ``href`` serves the step in full
+(``step_view``). The whole-timeline view (``workflow_detail``, ``edge show``) never
+truncates.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from edge.serialization import decode
 from edge.store import OpRow, Store, WorkflowRow, listing
 
 UNRENDERABLE = "<unrenderable: {}>"
+LISTED_MAX = 64 * 1024  # bytes of a value's JSON above which a page of steps shows a marker
+_MESSAGE_KEPT = 1000  # characters of a truncated error's message kept in the listing
 # What decoding or rendering a damaged value can raise (datetime: ValueError,
 # OverflowError, OSError; json: ValueError, RecursionError; a wrong shape: the rest).
 _RENDER_ERRORS = (ValueError, OverflowError, OSError, RecursionError, TypeError,
@@ -86,10 +96,34 @@ def summaries(store: Store, rows: list[WorkflowRow]) -> list[dict[str, Any]]:
     return [workflow_summary(r, tags.get(r.id)) for r in rows]
 
 
-def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def step_href(wid: str, seq: int) -> str:
+    """The API path that serves step ``seq`` of ``wid`` in full."""
+    return f"/v1/workflows/{quote(wid, safe='')}/steps/{seq}"
+
+
+def _listed(text: str | None, href: str | None, error: bool = False) -> Any:
+    """A stored value as a page of steps shows it: itself, or a marker when over LISTED_MAX."""
+    if text is None or href is None or len(text) * 4 <= LISTED_MAX:
+        return _json_or_none(text)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= LISTED_MAX:
+        return _json_or_none(text)
+    marker: dict[str, Any] = {"truncated": True, "bytes": size, "href": href}
+    if not error:
+        return marker
+    value = _json_or_none(text)
+    if not isinstance(value, dict):
+        return {"type": "unknown", "message": "", **marker}
+    return {"type": str(value.get("type", "unknown")),
+            "message": str(value.get("message", ""))[:_MESSAGE_KEPT], **marker}
+
+
+def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None,
+            href: str | None = None) -> dict[str, Any]:
     """One operation; ``attempts``: its failed attempts (``store.attempts.load``), shown as
-    ``history`` with, for a step waiting to retry, ``next_retry_at``."""
-    history = [{"attempt": a["attempt"], "error": _json_or_none(a["error"]),
+    ``history`` with, for a step waiting to retry, ``next_retry_at``. ``href``: a listing's
+    link to the full step, given when values over LISTED_MAX are to be truncated."""
+    history = [{"attempt": a["attempt"], "error": _listed(a["error"], href, error=True),
                 "finished_at": iso(a["finished_at"]), "retry_at": iso(a["retry_at"])}
                for a in attempts or []]
     retry_at = history[-1]["retry_at"] if history and op.status == "RUNNING" else None
@@ -99,8 +133,8 @@ def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None) -> dict[str
         "name": op.name,
         "status": op.status,
         "attempts": op.attempts,
-        "output": _json_or_none(op.output),
-        "error": _json_or_none(op.error),
+        "output": _listed(op.output, href),
+        "error": _listed(op.error, href, error=True),
         "started_at": iso(op.started_at),
         "finished_at": iso(op.finished_at),
         "history": history,
@@ -110,6 +144,18 @@ def op_view(op: OpRow, attempts: list[dict[str, Any]] | None = None) -> dict[str
 
 def workflow_detail(wf: WorkflowRow, ops: list[OpRow], tags: dict[str, str] | None = None,
                     attempts: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The whole timeline, every value in full (``edge show``)."""
     view = workflow_summary(wf, tags)
     view["steps"] = [op_view(op, (attempts or {}).get(op.seq)) for op in ops]
+    return view
+
+
+def workflow_page(wf: WorkflowRow, ops: list[OpRow], tags: dict[str, str] | None,
+                  attempts: dict[int, list[dict[str, Any]]], next_cursor: int | None
+                  ) -> dict[str, Any]:
+    """One page of the timeline (the API): large values as markers, and the cursor of the
+    next page (``next_steps_cursor``, null at the end)."""
+    view = workflow_summary(wf, tags)
+    view["steps"] = [op_view(op, attempts.get(op.seq), step_href(wf.id, op.seq)) for op in ops]
+    view["next_steps_cursor"] = next_cursor
     return view

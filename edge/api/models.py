@@ -237,6 +237,13 @@ class QueueQuery(Query):
     limit: Limit = 50
 
 
+class DetailQuery(Query):
+    steps_limit: Limit = Field(100, description="at most this many steps in the page")
+    steps_after: Annotated[int, Field(ge=0, le=2**31), BeforeValidator(_whole)] = Field(
+        0, description="list the steps after this seq: the next_steps_cursor of the "
+                       "previous page (0: from the first step)")
+
+
 class ValueQuery(Query):
     timeout: Annotated[float, Field(ge=0, le=30, allow_inf_nan=False)] = Field(
         0.0, description="seconds to wait for a first value (returns at once when the "
@@ -353,14 +360,21 @@ class Attempt(Out):
     retry_at: Time
 
 
+TRUNCATED = ("in a page of steps, a value whose JSON is over 64 KiB is replaced by "
+             "{\"truncated\": true, \"bytes\": N, \"href\": \"/v1/workflows/{id}/steps/"
+             "{seq}\"}; href serves the step in full")
+
+
 class Step(Out):
     seq: int
     kind: str
     name: str
     status: Literal["RUNNING", "SUCCEEDED", "FAILED"]
     attempts: int
-    output: Any
-    error: WorkflowError | None
+    output: Any = Field(description="any JSON value; " + TRUNCATED)
+    error: WorkflowError | None = Field(description=(
+        "an error over 64 KiB keeps its type and the start of its message, with "
+        "truncated, bytes and href as for output"))
     started_at: Time
     finished_at: Time
     history: list[Attempt] = Field(description="failed attempts, oldest first")
@@ -368,7 +382,11 @@ class Step(Out):
 
 
 class WorkflowDetail(Workflow):
+    """One workflow with one page of its steps, by seq"""
+
     steps: list[Step]
+    next_steps_cursor: int | None = Field(description=(
+        "steps_after for the next page; null when this page lists the last step"))
 
 
 class WorkflowPage(Out):

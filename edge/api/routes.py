@@ -163,7 +163,17 @@ def list_workflows(verbs: Verbs, req: Request) -> Reply:
 
 
 def describe(verbs: Verbs, req: Request) -> Reply:
-    return Reply(200, verbs.describe(req.params["id"]))
+    q: m.DetailQuery = req.args
+    return Reply(200, verbs.describe(req.params["id"], q.steps_after, q.steps_limit))
+
+
+def get_step(verbs: Verbs, req: Request) -> Reply:
+    text = req.params["seq"]
+    # The spec's bounds (spec._PATH_PARAMS): digits only, so no sign, space or 1e3.
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and 1 <= int(text) <= 2**31):
+        raise ApiError(400, "bad_request", f"step {text[:40]!r} is not a seq",
+                       "a whole number 1..2147483648, as in a step's href")
+    return Reply(200, verbs.step(req.params["id"], int(text)))
 
 
 def send_event(verbs: Verbs, req: Request) -> Reply:
@@ -209,8 +219,12 @@ CORE_ROUTES: tuple[Route, ...] = (
           summary="List workflows, newest first", params=m.ListQuery,
           responses={200: m.WorkflowPage}, errors=(503,)),
     Route("GET", ("v1", "workflows", "{id}"), describe, op="getWorkflow", tag="workflows",
-          summary="One workflow with its step timeline (edge show --json)",
-          responses={200: m.WorkflowDetail}, errors=(404, 503)),
+          summary="One workflow with a page of its step timeline (edge show --json pages "
+                  "through them); " + m.TRUNCATED,
+          params=m.DetailQuery, responses={200: m.WorkflowDetail}, errors=(404, 503)),
+    Route("GET", ("v1", "workflows", "{id}", "steps", "{seq}"), get_step, op="getStep",
+          tag="workflows", summary="One step of a workflow, its output and errors in full",
+          responses={200: m.Step}, errors=(404, 503)),
     Route("POST", ("v1", "workflows", "{id}", "events", "{name}"), send_event,
           op="sendEvent", tag="workflows",
           summary="Send an event (kept until a wait_event takes it)", request=m.EventRequest,

@@ -41,6 +41,8 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "minLength": 1, "description": "the workflow id (URL-encoded)"},
     # An event, queue or schedule name: limits.check_name's rule (no control characters).
     "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": models.NAME_PATTERN},
+    "seq": {"type": "integer", "minimum": 1, "maximum": 2**31,
+            "description": "the step's seq (its href in a page of steps)"},
     "key": {"type": "string", "minLength": 1,
             "description": "the key passed to edge.set_event (URL-encoded)"},
 }

@@ -37,14 +37,22 @@ def record_failed(store: Store, op: OpRow, token: str, now: float,
 
     store.write(fn)
 
-def load(store: Store, id: str) -> dict[int, list[dict[str, object]]]:
+Attempts = dict[int, list[dict[str, object]]]
+
+
+def load(store: Store, id: str) -> Attempts:
     """Every failed attempt of ``id``'s steps, by seq, oldest first (verified)."""
-    out: dict[int, list[dict[str, object]]] = {}
     with store.read() as conn:
-        rows = conn.execute(
-            "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
-            "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, attempt",
-            (id,)).fetchall()
+        return load_rows(conn, id, 0, 2**63 - 1)
+
+
+def load_rows(conn: sqlite3.Connection, id: str, after: int, upto: int) -> Attempts:
+    """The failed attempts of ``id``'s steps with ``after`` < seq <= ``upto`` (verified)."""
+    out: Attempts = {}
+    rows = conn.execute(
+        "SELECT workflow_id, seq, attempt, error, finished_at, retry_at, checksum "
+        "FROM step_attempts WHERE workflow_id = ? AND seq > ? AND seq <= ? "
+        "ORDER BY seq, attempt", (id, after, upto)).fetchall()
     for *row, digest in rows:
         if checksum(*row) != digest:
             raise ChecksumMismatch(

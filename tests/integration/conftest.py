@@ -7,6 +7,7 @@ as the machine sets it: the code under test must cope with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -79,17 +80,25 @@ def file_target(tmp_path: Path) -> ReplicaTarget:
     return parse_replica_url(f"file://{tmp_path / 'replica'}")
 
 
-@pytest.fixture(scope="module")
-def basic_http_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
-    """One node per test module: tests/integration/apps/basic_app.py, no replica, the HTTP
+@contextlib.contextmanager
+def basic_node(data_dir: Path) -> Iterator[edge.Node]:
+    """A node of tests/integration/apps/basic_app.py on ``data_dir``, no replica, the HTTP
     API on a free loopback port, no token."""
     from tests.integration.apps.basic_app import app
 
-    n = edge.Node(app, data_dir=tmp_path_factory.mktemp("http") / "data",
-                  listen="127.0.0.1:0", workers=4)
+    n = edge.Node(app, data_dir=data_dir, listen="127.0.0.1:0", workers=4)
     n.start()
-    yield n
-    n.stop(grace=2.0)
+    try:
+        yield n
+    finally:
+        n.stop(grace=2.0)
+
+
+@pytest.fixture(scope="module")
+def basic_http_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edge.Node]:
+    """One ``basic_node`` per test module, on a fresh data directory."""
+    with basic_node(tmp_path_factory.mktemp("http") / "data") as n:
+        yield n
 
 
 @pytest.fixture(scope="module")

@@ -258,8 +258,10 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
                                     json_values), "id": new_ids},
     "prune": {"finished_before": finished},
 }
-PARAMS: dict[str, st.SearchStrategy[str]] = {"id": ids, "name": names,
-                                             "key": st.one_of(st.just("progress"), names)}
+PARAMS: dict[str, st.SearchStrategy[str]] = {
+    "id": ids, "name": names, "key": st.one_of(st.just("progress"), names),
+    "seq": st.one_of(st.sampled_from(["1", "2", "0", "-1", "01", "1.0", "2147483649",
+                                      "9" * 30, "\u0661"]), text)}
 QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "50", "1000", "1001", "-1", "1e400", "nan", "inf", "9" * 30,
                      "PENDING", "waiting", "SUCCEEDED", "greet", "é", "MTIzfGFiYw==", "%%",

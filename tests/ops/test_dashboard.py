@@ -329,6 +329,10 @@ def test_refreshes_itself(browser: WebDriver, node: edge.Node, url: str) -> None
     until(browser, lambda d: "SUCCEEDED" in row(d, "order-5").text, "the list to refresh")
     until(browser, lambda d: "SUCCEEDED" in text(d, "#detail .sub"), "the timeline to refresh")
     assert '"approved_by": "boss"' in text(browser, "#detail-output")
+    # The steps read while it waited, merged with those read after: each once, in order.
+    seqs = [str(s["seq"]) for s in node.verbs.describe("order-5")["steps"]]
+    until(browser, lambda d: [r.get_attribute("data-seq") for r in d.find_elements(
+        By.CSS_SELECTOR, "#steps tr.step")] == seqs, "every step of order-5, once")
     shot = os.environ.get("EDGE_DASHBOARD_SCREENSHOT")
     if shot:
         # The committed screenshot: the waiting order's timeline next to the list.
@@ -344,6 +348,25 @@ def test_refreshes_itself(browser: WebDriver, node: edge.Node, url: str) -> None
             assert browser.save_screenshot(shot)
         finally:
             browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_polls_read_only_the_steps_not_yet_settled(browser: WebDriver, node: edge.Node,
+                                                   url: str) -> None:
+    n = len(node.verbs.describe("order-1")["steps"])
+    open_page(browser, url, "#id=order-1")
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#steps tr.step")) == n,
+          "the timeline of order-1")
+    browser.execute_script("performance.setResourceTimingBufferSize(10000);"
+                           "performance.clearResourceTimings()")
+    next_refresh(browser)
+    next_refresh(browser)
+    urls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+        ".filter((u) => u.includes('/v1/workflows/order-1?'))")
+    assert len(urls) >= 2, urls
+    # Every step of the finished workflow was read once: a poll asks for those after them.
+    assert all(f"steps_after={n}" in u for u in urls), urls
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")) == n
 
 
 def test_api_token_from_fragment_and_form(browser: WebDriver, tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ CALLS: dict[str, Callable[[Verbs], Any]] = {
     "pause_schedule": lambda v: v.pause_schedule("nightly"),
     "trigger_schedule": lambda v: v.trigger_schedule("nightly", "1h"),
     "prune": lambda v: v.prune(60.0),
+    "step": lambda v: v.step("x", 1),
 }
 
 

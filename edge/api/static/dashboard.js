@@ -7,6 +7,10 @@
   const PAGES = ["workflows", "queues", "schedules"];
   const POLL_MS = 2000;
   const DEFAULT_LIMIT = 25;
+  // The open workflow's steps are read a page at a time, only those after the settled
+  // ones (see stepsAfter), at most STEP_PAGES pages per refresh.
+  const STEP_PAGE = 1000;
+  const STEP_PAGES = 10;
   const TOKEN_KEY = "edge.apiToken";
 
   const $ = (id) => document.getElementById(id);
@@ -18,7 +22,7 @@
     again: false, skewMs: 0, names: null,
     seen: { status: "", list: "", detail: "", page: "" },
     detail: null, lastOk: 0, authNeeded: false, actions: null, actionsFor: null,
-    children: new Map(),
+    children: new Map(), steps: { id: null, status: null, bySeq: new Map() },
   };
 
   // ---- DOM helpers: text only, never HTML ----------------------------------------
@@ -470,6 +474,7 @@
       }
       st.seen.detail = "";
       st.seen.list = "";
+      forgetSteps();
       refresh();
     };
     const base = "/v1/workflows/" + encodeURIComponent(id);
@@ -546,8 +551,10 @@
 
   async function loadChild(cid) {
     try {
-      const { body } = await api("/v1/workflows/" + encodeURIComponent(cid));
-      const n = (body.steps || []).filter((s) => s.kind === "child").length;
+      const { body } = await api("/v1/workflows/" + encodeURIComponent(cid) +
+                                 "?steps_limit=" + STEP_PAGE);
+      const n = (body.steps || []).filter((s) => s.kind === "child").length +
+        (body.next_steps_cursor === null ? "" : "+");
       const before = st.children.get(cid);
       st.children.set(cid, { status: body.status, children: n });
       if (!before || before.status !== body.status) st.seen.detail = "";
@@ -599,6 +606,9 @@
     }
     if (s.kind === "wait_event" && s.status === "RUNNING") return "waiting";
     if (s.output === null || s.output === undefined) return "";
+    if (isMarker(s.output)) {
+      return "(" + s.output.bytes + " bytes, not listed: GET " + s.output.href + ")";
+    }
     return json(s.output);
   }
 
@@ -774,12 +784,61 @@
     st.seen.list = key;
   }
 
+  // A value the API did not list (over 64 KiB): {"truncated": true, "bytes", "href"}.
+  function isMarker(v) {
+    return v !== null && typeof v === "object" && v.truncated === true &&
+      typeof v.href === "string";
+  }
+
+  function forgetSteps() {
+    st.steps = { id: null, status: null, bySeq: new Map() };
+  }
+
+  // The seq after which steps may still change: the last of the unbroken run of finished
+  // steps from seq 1 (a running step, or a hole a parallel step may still fill, stops it).
+  function stepsAfter(final) {
+    let after = 0;
+    for (const seq of [...st.steps.bySeq.keys()].sort((x, y) => x - y)) {
+      const s = st.steps.bySeq.get(seq);
+      if ((seq !== after + 1 && !final) || s.status === "RUNNING") break;
+      after = seq;
+    }
+    return after;
+  }
+
+  // The workflow's row and its steps after the settled ones, merged into what was read
+  // before; a final workflow that runs again (resume reopens its closed steps) rereads all.
+  async function readDetail(id) {
+    const base = "/v1/workflows/" + encodeURIComponent(id) + "?steps_limit=" + STEP_PAGE;
+    if (st.steps.id !== id) st.steps = { id, status: null, bySeq: new Map() };
+    const known = st.steps;
+    let res = await api(base + "&steps_after=" + stepsAfter(FINAL.has(known.status)));
+    if (FINAL.has(known.status) && !FINAL.has(res.body.status)) {
+      known.bySeq.clear();
+      res = await api(base + "&steps_after=0");
+    }
+    const texts = [res.text];
+    let page = res.body;
+    for (let n = 1; ; n++) {
+      for (const s of page.steps || []) known.bySeq.set(s.seq, s);
+      if (page.next_steps_cursor === null || n >= STEP_PAGES) break;
+      const more = await api(base + "&steps_after=" + page.next_steps_cursor);
+      texts.push(more.text);
+      page = more.body;
+    }
+    known.status = res.body.status;
+    const d = res.body;
+    delete d.next_steps_cursor;  // d is the whole timeline read so far (Download JSON)
+    d.steps = [...known.bySeq.keys()].sort((x, y) => x - y).map((k) => known.bySeq.get(k));
+    return { d, text: texts.join("\n") };
+  }
+
   async function loadDetail() {
     const id = view.id;
     const box = $("detail");
     let res;
     try {
-      res = await api("/v1/workflows/" + encodeURIComponent(id));
+      res = await readDetail(id);
     } catch (e) {
       if (e.status !== 404 || id !== view.id) throw e;
       st.seen.detail = "";
@@ -791,7 +850,7 @@
       return;
     }
     if (id !== view.id) return;  // the user picked another one meanwhile
-    const d = res.body;
+    const d = res.d;
     // Live parts (ages, running steps, countdowns) change without the data changing.
     if (res.text !== st.seen.detail || !FINAL.has(d.status)) renderDetail(d);
     st.seen.detail = res.text;
@@ -867,6 +926,7 @@
     }
     view.id = id;
     st.seen.detail = "";
+    forgetSteps();
     writeFragment();
     markSelected();
     $("detail").hidden = !id;

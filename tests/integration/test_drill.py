@@ -35,6 +35,16 @@ def scratch_left() -> list[Path]:
     return sorted(Path(tempfile.gettempdir()).glob("edge-drill-*"))
 
 
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path, monkeypatch):
+    """Drills without a scratch argument use the temporary directory: this test's own,
+    so that drills of other test runs on the box (the other Pythons' suites run beside
+    this one) never appear in, or vanish from, what ``scratch_left`` sees."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+
+
 @pytest.fixture
 def replica(tmp_path, target, replicate_once):
     """A stopped node's database (one SUCCEEDED, one WAITING workflow) replicated to e1."""

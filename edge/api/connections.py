@@ -15,11 +15,12 @@ Invariants:
   (64 KiB): else 408 or 431 and the connection is closed. No thread waits for a head;
 - a body must arrive within ``body`` seconds (30 s) of its head, read by the worker (a
   Content-Length over the body limit is refused before that, 413); else it is closed;
-- at most ``workers`` (64) threads run requests, started as needed and kept; a request
-  waits in a queue when all are busy (a request holds one only while it is read, run and
-  answered). At most ``max_connections`` (4,096) are open: past it, a new one is answered
-  at once on the accept thread with 503 ``busy`` and ``Retry-After: 1`` and closed. So
-  threads and descriptors stay bounded whatever clients do;
+- at most ``workers`` (32) threads run requests, started as needed, each ending after
+  ``worker_idle`` seconds (10 s) without one; a request waits in a queue when all are
+  busy (a request holds one only while it is read, run and answered). At most
+  ``max_connections`` (4,096) are open: past it, a new one is answered at once on the
+  accept thread with 503 ``busy`` and ``Retry-After: 1`` and closed. So threads and
+  descriptors stay bounded whatever clients do;
 - bytes past a request (pipelining) stay with its connection: a complete next head is
   run by the same worker, a partial one waits in the selector with the head deadline;
 - ``close`` (the server's stop) closes every waiting connection; a worker closes its
@@ -55,7 +56,8 @@ class ConnLimits:
     idle: float = 5.0
     head: float = 10.0
     body: float = 30.0
-    workers: int = 64
+    workers: int = 32
+    worker_idle: float = 10.0  # a worker with no request for this long ends
     max_connections: int = 4096
 
 
@@ -313,7 +315,18 @@ class Connections:
         while True:
             with self._lock:
                 self._idle_workers += 1
-            conn = self._jobs.get()
+            try:
+                conn = self._jobs.get(timeout=self.limits.worker_idle)
+            except queue.Empty:
+                with self._lock:
+                    # A request queued as this wait ended counted this worker as idle
+                    # (and started none): stay for it.
+                    if self._pending == 0:
+                        self._idle_workers -= 1
+                        self._workers.remove(threading.current_thread())
+                        return
+                    self._idle_workers -= 1
+                continue
             with self._lock:
                 self._idle_workers -= 1
                 self._pending -= conn is not None
@@ -342,7 +355,9 @@ class Connections:
             parked, self._incoming = self._incoming, []
         for conn in parked:
             self._drop(conn)
-        for _ in self._workers:
+        with self._lock:
+            workers = len(self._workers)
+        for _ in range(workers):
             self._jobs.put(None)
         self._wake_r.close()
         self._wake_w.close()

@@ -15,7 +15,7 @@ Invariants:
   (64 KiB): else 408 or 431 and the connection is closed. No thread waits for a head;
 - a body must arrive within ``body`` seconds (30 s) of its head, read by the worker (a
   Content-Length over the body limit is refused before that, 413); else it is closed;
-- at most ``workers`` (32) threads run requests, started as needed, each ending after
+- at most ``workers`` (16) threads run requests, started as needed, each ending after
   ``worker_idle`` seconds (10 s) without one; a request waits in a queue when all are
   busy (a request holds one only while it is read, run and answered). At most
   ``max_connections`` (4,096) are open: past it, a new one is answered at once on the
@@ -56,7 +56,7 @@ class ConnLimits:
     idle: float = 5.0
     head: float = 10.0
     body: float = 30.0
-    workers: int = 32
+    workers: int = 16
     worker_idle: float = 10.0  # a worker with no request for this long ends
     max_connections: int = 4096
 

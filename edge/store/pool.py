@@ -7,6 +7,10 @@ Invariants:
   concurrent API connections left 181 readers (362 descriptors, +60 MB) open until exit;
 - a reader whose read failed is never pooled again (the caller says so): a cursor the
   error's traceback keeps open would pin it to an old snapshot;
+- a closed reader frees its memory, but SQLite's unix VFS keeps its descriptor on the
+  database file open while other connections of the process hold locks on that file,
+  and reuses it for the next connection it opens: the process's descriptors on the file
+  stay at the peak number of readers open at once (the API's worker pool bounds it);
 - ``close`` closes every reader the pool opened, idle or handed out; a reader handed
   back after it is closed (and after the store closed) is closed, not pooled.
 """

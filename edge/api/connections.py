@@ -153,6 +153,7 @@ class Connections:
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # the accept thread must never wait on it
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._incoming: list[Conn] = []
         self._lock = threading.Lock()

@@ -364,6 +364,18 @@ def test_idle_connections_hold_no_thread_and_are_closed(node: edge.Node,
     assert short_server.connections == (0, 0)
 
 
+def test_a_kept_alive_connection_is_closed_after_the_idle_timeout(
+        short_server: ApiServer) -> None:
+    port = short_server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answered = time.monotonic()
+        raw = _closed_by_peer(s, 10)
+    assert raw is not None and raw.startswith(b"HTTP/1.1 200 "), raw
+    assert b"Connection: close" not in raw  # kept alive, then closed once idle (1 s here)
+    assert 0.5 < time.monotonic() - answered < 5.0
+
+
 def test_slowloris_does_not_slow_a_well_behaved_client(node: edge.Node, port: int) -> None:
     client = Client(f"http://127.0.0.1:{port}", timeout=30)
     wid = "slowloris-probe"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 import edge
-from edge.api.connections import MAX_HEAD_BYTES, ConnLimits
+from edge.api.connections import ConnLimits
 from edge.api.server import LISTEN_BACKLOG, ApiServer
 from edge.client import Client
 from edge.errors import NotFound
@@ -327,10 +327,6 @@ def _latencies(port: int, wid: str, n: int) -> list[float]:
     return sorted(out)
 
 
-def _p99(xs: list[float]) -> float:
-    return xs[max(0, int(len(xs) * 0.99) - 1)]
-
-
 def test_idle_connections_hold_no_thread_and_are_closed(node: edge.Node,
                                                          short_server: ApiServer) -> None:
     # 2,000 idle keep-alive connections were 2,074 threads and +100 MB RSS.
@@ -410,7 +406,8 @@ def test_slowloris_does_not_slow_a_well_behaved_client(node: edge.Node, port: in
         t.join()
         for s in lorises:
             s.close()
-    assert _p99(loud) <= max(10 * _p99(quiet), 1.0), (_p99(quiet), _p99(loud))
+    p99 = [xs[int(len(xs) * 0.99) - 1] for xs in (quiet, loud)]
+    assert p99[1] <= max(10 * p99[0], 1.0), p99
 
 
 def test_a_head_that_trickles_past_its_deadline_is_408(short_server: ApiServer) -> None:
@@ -439,7 +436,6 @@ def test_an_oversized_head_is_431_and_closed(port: int, head: str) -> None:
                                         f"{head}\r\n").encode())
     assert statuses == [431], statuses
     assert closed
-    assert len(head) > MAX_HEAD_BYTES or head.count("\n") > 100
 
 
 def test_a_body_that_never_arrives_holds_nothing(short_server: ApiServer) -> None:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/api_bench.py --baseline /tmp/base   # and another tree, interleaved
 
 Each tree is served by an ``edge run --app api_bench:app`` subprocess (stdlib
-ThreadingHTTPServer, HTTP/1.1 keep-alive), with ``PYTHONPATH`` set to that tree, so a
+http.server, HTTP/1.1 keep-alive), with ``PYTHONPATH`` set to that tree, so a
 baseline (e.g. ``git archive <commit> | tar -x -C /tmp/base``) is measured in the same run
 on the same machine. Runs of the trees are interleaved (``--repeat``), and each figure is the
 median over the runs. Rows:
@@ -190,7 +190,7 @@ def main() -> None:
             line += f" {base:10.1f} {med['this'][key] / base if base else float('nan'):7.2f}"
         print(line)
     print(f"(median of {args.repeat} runs, {args.n} requests per verb per run, one keep-alive "
-          f"connection, stdlib ThreadingHTTPServer; load average {os.getloadavg()[0]:.2f})")
+          f"connection, stdlib http.server; load average {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""The node's HTTP server: stdlib ThreadingHTTPServer, JSON errors, limits, optional token.
+"""The node's HTTP server: stdlib http.server, JSON errors, limits, optional token.
+
+Connections are held by edge/api/connections.py (idle ones without a thread, a bounded
+worker pool for requests, the idle, head and body deadlines); this module handles one
+request on one.
 
 Invariants:
 - a malformed request is a 4xx with ``{"error": {"code", "message", "hint"}}``,
@@ -36,10 +40,11 @@ import logging
 import socket
 import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from edge.api.connections import Conn, Connections, ConnLimits, Writer
 from edge.api.guard import HostRules, body_length
 from edge.api.routes import (
     ROUTES,
@@ -62,7 +67,6 @@ log = logging.getLogger("edge.http")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 LISTEN_BACKLOG = 1024
-SOCKET_TIMEOUT = 30.0  # a client that stalls mid-request is dropped after this many seconds
 
 
 def _same_token(given: str, token: str) -> bool:
@@ -78,15 +82,25 @@ class _Disconnected(Exception):
     """The client went away (or stalled past the socket timeout) mid-request."""
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HttpServer(HTTPServer):
     allow_reuse_address = True
-    block_on_close = False
     # socketserver's default backlog is 5: a burst of 400 connects lost about half of them
     # (reset or never answered). The kernel caps it at net.core.somaxconn (4096 on current
     # Linux); a queued connection costs no thread until it is accepted.
     request_queue_size = LISTEN_BACKLOG
     api: ApiServer
+    conns: Connections
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.conns.admit(request, client_address)  # never blocks the accept loop
+
+    def serve_conn(self, conn: Conn) -> bool:
+        """Run the one request whose head ``conn`` holds; whether to keep ``conn``."""
+        try:
+            handler = _Handler(conn, conn.addr, self)  # type: ignore[arg-type]
+        except OSError:  # reset or timed out while answering
+            return False
+        return not handler.close_connection
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn): skip it, it can hang.
@@ -135,7 +149,6 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
     server_version = "edge"
     sys_version = ""
-    timeout = SOCKET_TIMEOUT
     # Keep-alive: every response carries a Content-Length, and a connection whose request
     # body was not read to its end is closed (its unread bytes would be the next request).
     protocol_version = "HTTP/1.1"
@@ -153,6 +166,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._handle
         raise AttributeError(name)
 
+    def setup(self) -> None:
+        # ``request`` is the connection (connections.Conn), not a socket: its reads keep
+        # the bytes past this request for the next one, and obey the phase deadlines.
+        self._conn: Conn = self.request
+        self.connection = self._conn.sock
+        self.rfile = self._conn
+        self.wfile = Writer(self._conn.sock)
+
+    def handle(self) -> None:
+        # One request; the connection then waits for the next in the selector, not here.
+        self.close_connection = True
+        self.handle_one_request()
+
     def version_string(self) -> str:
         return "edge"
 
@@ -165,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         # JSON, and as a 4xx (the client sent something we cannot parse).
         status = code if 400 <= code < 500 else 400
         self.close_connection = True
+        self._conn.answered()
         self._write(json_response(status, {"error": {
             "code": "bad_request", "message": message or "malformed HTTP request",
             "hint": explain or "send a well-formed HTTP/1.1 request"}}))
@@ -173,6 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._body_done = False
+        self._conn.answered()
         try:
             resp = self._respond()
         except _Disconnected:
@@ -258,10 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
         if n > limit:
             raise ApiError(413, "too_large", f"the request body is {n} bytes, over the "
                            f"{limit}-byte limit", "send large payloads by reference")
+        self._conn.expect_body(self.server.api.limits.body)
         try:
             data = self.rfile.read(n)
-        except OSError as exc:
+        except OSError as exc:  # reset, or the body deadline passed
             raise _Disconnected() from exc
+        finally:
+            self._conn.answered()
         if len(data) < n:
             raise _Disconnected()
         self._body_done = True
@@ -296,7 +327,8 @@ class ApiServer:
 
     def __init__(self, verbs: Verbs, host: str, port: int, token: str | None = None,
                  max_body: int = MAX_BODY_BYTES, read_token: str | None = None,
-                 allowed_hosts: tuple[str, ...] = ()) -> None:
+                 allowed_hosts: tuple[str, ...] = (),
+                 limits: ConnLimits | None = None) -> None:
         self.verbs = verbs
         self.host = host
         self.requested_port = port
@@ -304,6 +336,7 @@ class ApiServer:
         self.read_token = (read_token or None) if self.token else None
         self.max_body = max_body
         self.hosts = HostRules(host, allowed_hosts)
+        self.limits = limits or ConnLimits()
         self.doc = ApiDoc(ROUTES)  # the spec and the workflow inputs, built on first use
         self._bound_port: int | None = None
         self._server: _HttpServer | None = None
@@ -312,6 +345,11 @@ class ApiServer:
     @property
     def port(self) -> int:
         return self.requested_port if self._bound_port is None else self._bound_port
+
+    @property
+    def connections(self) -> tuple[int, int]:
+        """(open connections, request worker threads); (0, 0) when stopped."""
+        return (0, 0) if self._server is None else self._server.conns.counts
 
     @property
     def url(self) -> str:
@@ -331,6 +369,7 @@ class ApiServer:
                 "another process may use that port; choose another with --listen HOST:PORT",
                 code="listen_failed") from None
         server.api = self
+        server.conns = Connections(self.limits, server.serve_conn)
         self._server = server
         self._bound_port = int(server.server_address[1])
         # The poll interval is how long stop() waits for the serving loop to see the
@@ -338,7 +377,7 @@ class ApiServer:
         # node with HTTP cost ~0.2 s; 20 idle selects a second cost nothing measurable.
         self._thread = threading.Thread(target=server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
-                                        name="edge-http", daemon=True)
+                                        name="edge-http-accept", daemon=True)
         self._thread.start()
         log.info("HTTP API on %s", self.url)
         if self.token is None and not is_loopback(self.host):
@@ -353,6 +392,7 @@ class ApiServer:
         if server is None:
             return
         server.shutdown()
+        server.conns.close()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)

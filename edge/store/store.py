@@ -29,10 +29,8 @@ Invariants:
 
 from __future__ import annotations
 
-import queue
 import shutil
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -48,6 +46,7 @@ from edge.errors import (
 from edge.store import integrity, migrations
 from edge.store.connection import connect, connect_readonly, make_private, private_copy
 from edge.store.faults import classify
+from edge.store.pool import ReaderPool
 from edge.store.rows import (
     DAMAGED_HINT,
     WORKFLOW_COLUMNS,
@@ -86,9 +85,8 @@ class Store:
         self.autocheckpoint = autocheckpoint  # False: replicated, only Litestream checkpoints
         self._writer = GroupCommitWriter(writer_conn) if writer_conn is not None else None
         self._writer_conn = writer_conn
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all_readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self.readers = ReaderPool(lambda: connect_readonly(path) if readonly
+                                  else connect(path, autocheckpoint=autocheckpoint))
         self.write_fault: WriteFailed | None = None
         self._on_write_error: Callable[[WriteFailed | None], None] | None = None
         self.damage: CorruptDatabase | None = None  # the first damage seen, for /readyz
@@ -152,10 +150,7 @@ class Store:
             except Exception as exc:  # noqa: BLE001 - a failed write only costs a check
                 if classify(exc, self.path) is None:
                     raise
-        with self._readers_lock:
-            for conn in self._all_readers:
-                conn.close()
-            self._all_readers.clear()
+        self.readers.close()
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
@@ -235,13 +230,7 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._readers.get_nowait()
-        except queue.Empty:
-            conn = (connect_readonly(self.path) if self.readonly
-                    else connect(self.path, autocheckpoint=self.autocheckpoint))
-            with self._readers_lock:
-                self._all_readers.append(conn)
+        conn = self.readers.take()
         ok = False
         try:
             yield conn
@@ -255,16 +244,10 @@ class Store:
             self._remember(exc)
             raise
         finally:
-            if ok:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._readers.put(conn)
-            else:
-                # Not pooled again: a cursor the error's traceback keeps open would pin
-                # this connection to an old snapshot, and every later read to stale data.
-                with self._readers_lock:
-                    self._all_readers.remove(conn)
-                conn.close()
+            if ok and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # A failed read's reader is not pooled again (pool.py says why).
+            self.readers.give(conn, reusable=ok)
 
     # ---- meta ------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Hostile clients against a real in-process node over raw loopback sockets: a burst of
-connects, request smuggling (desync) payloads, and a foreign Host, Origin or Content-Type.
+connects, request smuggling (desync) payloads, a foreign Host, Origin or Content-Type,
+slowloris, thousands of idle connections, oversized heads and bodies that never arrive.
 
 Each attack asserts the node's state through the API afterwards: a smuggled request
 that ran would have created a workflow.
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import resource
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 import edge
+from edge.api.connections import ConnLimits
 from edge.api.server import LISTEN_BACKLOG, ApiServer
 from edge.client import Client
 from edge.errors import NotFound
@@ -275,3 +281,219 @@ def test_allowed_host_option_and_variable(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("EDGE_ALLOWED_HOSTS", "ok.example,bad!name")
     code, _, err = run_cli(["run", "--app", "no_such_module:app"], capsys)
     assert code == 2 and "'bad!name'" in err and "Traceback" not in err, err
+
+
+# ---- what a slow or idle client may hold: threads, descriptors, time --------------------
+
+IDLE = 2000
+SLOWLORIS = 400
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _closed_by_peer(s: socket.socket, timeout: float) -> bytes | None:
+    """What the node sent before closing ``s`` within ``timeout`` s; None: still open."""
+    s.settimeout(timeout)
+    raw = b""
+    try:
+        while chunk := s.recv(65536):
+            raw += chunk
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return raw
+
+
+@pytest.fixture
+def short_server(node: edge.Node) -> Iterator[ApiServer]:
+    """A second API server on the module's node, with deadlines short enough to watch."""
+    server = ApiServer(node.verbs, "127.0.0.1", 0, limits=ConnLimits(
+        idle=1.0, head=1.0, body=1.0, workers=8, worker_idle=1.0,
+        max_connections=IDLE + 100)).start()
+    yield server
+    server.stop()
+
+
+def _latencies(port: int, wid: str, n: int) -> list[float]:
+    client = Client(f"http://127.0.0.1:{port}", timeout=30)
+    out = []
+    for _ in range(n):
+        t = time.monotonic()
+        assert client.get(wid)["id"] == wid
+        out.append(time.monotonic() - t)
+    return sorted(out)
+
+
+def test_idle_connections_hold_no_thread_and_are_closed(node: edge.Node,
+                                                         short_server: ApiServer) -> None:
+    # 2,000 idle keep-alive connections were 2,074 threads and +100 MB RSS.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * IDLE + 200  # both ends live in this process
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need} descriptors for {IDLE} "
+                    "loopback connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    port = short_server.port
+    threads, fds = threading.active_count(), _fds()
+    socks = []
+    try:
+        for _ in range(IDLE):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        # A few requests first: the workers that serve them are the only threads added.
+        wid = "idle-probe"
+        Client(f"http://127.0.0.1:{port}", timeout=30).start("greet", {"name": "i"}, id=wid)
+        assert _latencies(port, wid, 20)[-1] < 5.0
+        assert threading.active_count() <= threads + 8 + 2
+        # Each waits at most the idle timeout (1 s here), then is closed, answered nothing.
+        for s in socks:
+            assert _closed_by_peer(s, 30) == b""
+        wait_until(lambda: short_server.connections[0] == 0, 30, "connections closed")
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: _fds() <= fds + 2, 30, "descriptors back")
+    # The workers end once idle (1 s here): the threads are back where they were.
+    wait_until(lambda: threading.active_count() <= threads, 30, "threads back")
+    assert short_server.connections == (0, 0)
+
+
+def test_a_kept_alive_connection_is_closed_after_the_idle_timeout(
+        short_server: ApiServer) -> None:
+    port = short_server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answered = time.monotonic()
+        raw = _closed_by_peer(s, 10)
+    assert raw is not None and raw.startswith(b"HTTP/1.1 200 "), raw
+    assert b"Connection: close" not in raw  # kept alive, then closed once idle (1 s here)
+    assert 0.5 < time.monotonic() - answered < 5.0
+
+
+def test_slowloris_does_not_slow_a_well_behaved_client(node: edge.Node, port: int) -> None:
+    client = Client(f"http://127.0.0.1:{port}", timeout=30)
+    wid = "slowloris-probe"
+    client.start("greet", {"name": "s"}, id=wid)
+    quiet = _latencies(port, wid, 100)
+    threads = threading.active_count()
+    stop = threading.Event()
+    lorises = [socket.create_connection(("127.0.0.1", port), timeout=30)
+               for _ in range(SLOWLORIS)]
+
+    def trickle() -> None:
+        for s in lorises:
+            s.sendall(f"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+        while not stop.wait(0.2):
+            for s in lorises:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        loud = _latencies(port, wid, 100)
+        # Workflows keep finishing while the heads trickle.
+        started = [client.start("greet", {"name": f"l{i}"}).id for i in range(5)]
+        for w in started:
+            wait_until(lambda w=w: client.get(w)["status"] == "SUCCEEDED", 30, w)
+        assert threading.active_count() <= threads + ConnLimits().workers + 2  # none per head
+    finally:
+        stop.set()
+        t.join()
+        for s in lorises:
+            s.close()
+    p99 = [xs[int(len(xs) * 0.99) - 1] for xs in (quiet, loud)]
+    assert p99[1] <= max(10 * p99[0], 1.0), p99
+
+
+def test_a_head_that_trickles_past_its_deadline_is_408(short_server: ApiServer) -> None:
+    with socket.create_connection(("127.0.0.1", short_server.port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall(b"GET /v1/status HTTP/1.1\r\n")
+        for _ in range(40):  # a byte every 0.1 s: never idle, never done
+            try:
+                s.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.1)  # the attack's pace, not synchronisation
+        raw = _closed_by_peer(s, 10)
+    assert raw is not None and raw.startswith(b"HTTP/1.1 408 "), raw
+    assert b'"request_timeout"' in raw
+    assert time.monotonic() - started < 4.0
+
+
+@pytest.mark.parametrize("head", [
+    "X-Big: " + "a" * 100_000 + "\r\n",
+    "".join(f"X-H{i}: v\r\n" for i in range(1000)),
+    "X-Many: " + "b" * 1000 + "\r\n" + "".join(f"X-{i}: {'c' * 1000}\r\n" for i in range(99)),
+], ids=["a 100 KB header line", "1,000 headers", "100 headers of 1 KB"])
+def test_an_oversized_head_is_431_and_closed(port: int, head: str) -> None:
+    statuses, closed = _exchange(port, (f"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                        f"{head}\r\n").encode())
+    assert statuses == [431], statuses
+    assert closed
+
+
+def test_a_body_that_never_arrives_holds_nothing(short_server: ApiServer) -> None:
+    port = short_server.port
+    statuses, closed = _exchange(port, (
+        f"POST /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{").encode())
+    assert statuses == [413] and closed, statuses
+    # Under the limit but never sent: closed at the body deadline (1 s here), unanswered.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall((f"POST /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+                  .encode())
+        assert _closed_by_peer(s, 10) == b""
+        assert time.monotonic() - started < 5.0
+    wait_until(lambda: short_server.connections[0] == 0, 10, "connection closed")
+
+
+def test_past_the_connection_cap_a_newcomer_is_503(node: edge.Node) -> None:
+    server = ApiServer(node.verbs, "127.0.0.1", 0,
+                       limits=ConnLimits(max_connections=3)).start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                for _ in range(3)]
+        wait_until(lambda: server.connections[0] == 3, 10, "3 connections")
+        statuses, closed = _exchange(server.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+        assert statuses == [503] and closed
+        for s in held:
+            s.close()
+        wait_until(lambda: _ask(server.port, "GET", "/healthz", {})[0] == 200, 10, "served")
+    finally:
+        server.stop()
+
+
+def test_a_pipelined_head_split_across_packets_is_served(port: int) -> None:
+    one = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(one + one + one[:10])
+        raw = b""
+        while raw.count(b"HTTP/1.1 200") < 2:
+            raw += s.recv(65536)
+        s.sendall(one[10:] + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        while chunk := s.recv(65536):
+            raw += chunk
+    assert raw.count(b"HTTP/1.1 200") == 4, raw
+
+
+def test_connections_the_client_closes_first_leave_the_server_serving(
+        short_server: ApiServer) -> None:
+    # Their deadlines still fall due after they are gone: the selector must shrug.
+    port = short_server.port
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /v1/status HTTP/1.1\r\n")  # a head that closes unfinished
+    closed = time.monotonic()
+    wait_until(lambda: short_server.connections[0] == 0, 10, "connections closed")
+    deadline_passed = closed + 2 * short_server.limits.idle
+    wait_until(lambda: time.monotonic() > deadline_passed
+               and _ask(port, "GET", "/healthz", {})[0] == 200, 10, "served after")

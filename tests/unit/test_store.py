@@ -189,3 +189,35 @@ def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path):
     assert len(errors) == 1
     assert [op.seq for op in s.load_ops("w")] == [1, 2]
     s.close()
+
+
+def test_the_read_pool_shrinks_back_after_a_burst(tmp_path):
+    # 200 reads at once open 200 readers; afterwards at most `keep` stay open (the pool
+    # used to keep every reader it ever opened: 181 after 2,000 API connections).
+    s = Store.open(tmp_path / "e.db")
+    n = 200
+    inside = threading.Barrier(n + 1, timeout=60)
+    leave = threading.Event()
+
+    def read() -> None:
+        with s.read() as conn:
+            conn.execute("SELECT 1").fetchone()
+            inside.wait()
+            leave.wait(60)
+
+    threads = [threading.Thread(target=read) for _ in range(n)]
+    for t in threads:
+        t.start()
+    inside.wait()
+    assert s.readers.sizes == (0, n)
+    leave.set()
+    for t in threads:
+        t.join(60)
+    assert s.readers.sizes == (s.readers.keep, s.readers.keep)
+    assert s.get_workflow("nope") is None  # a pooled reader still serves
+    # A failed read's reader is dropped, not pooled.
+    with pytest.raises(sqlite3.OperationalError), s.read() as conn:
+        conn.execute("SELECT * FROM no_such_table")
+    assert s.readers.sizes == (s.readers.keep - 1, s.readers.keep - 1)
+    s.close()
+    assert s.readers.sizes == (0, 0)
